@@ -1,0 +1,83 @@
+"""Data sets: MNIST (IDX files or the Hub) through 🤗 datasets, held in memory as tensors."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (plain or .gz), the format MNIST ships in."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    payload = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if payload.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: expected {shape} values, found {payload.size} (truncated?)")
+    return payload.reshape(shape)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for candidate in (folder / f"{stem}.gz", folder / stem, folder / stem.replace("-idx", ".idx")):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{folder}: no {stem}[.gz] (MNIST IDX files expected)")
+
+
+def load_mnist_dataset(source: str | os.PathLike, split: str = "train"):
+    """MNIST as a 🤗 `datasets.Dataset` with columns `image` (28x28 uint8) and `label`.
+
+    `source` is a folder with the four IDX files, or a Hub dataset id (e.g. `ylecun/mnist`).
+    """
+    import datasets
+
+    if split not in MNIST_FILES:
+        raise ValueError(f"split must be one of {sorted(MNIST_FILES)}, got {split!r}")
+    features = datasets.Features({"image": datasets.Array2D((28, 28), "uint8"),
+                                  "label": datasets.ClassLabel(num_classes=10)})
+    if os.path.isdir(source):
+        images_file, labels_file = MNIST_FILES[split]
+        images, labels = read_idx(_find(Path(source), images_file)), read_idx(_find(Path(source), labels_file))
+        if len(images) != len(labels):
+            raise ValueError(f"{source}: {len(images)} images but {len(labels)} labels")
+        return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+    hub = datasets.load_dataset(str(source), split=split)
+    return hub.map(lambda row: {"image": np.asarray(row["image"], dtype=np.uint8)},
+                   features=features, desc="decoding MNIST")
+
+
+def load_mnist(source: str | os.PathLike, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST in memory: images float32 [N, 1, 28, 28] in [0, 1], labels int64 [N]."""
+    dataset = load_mnist_dataset(source, split).with_format("numpy")
+    images = torch.from_numpy(np.ascontiguousarray(dataset["image"]))
+    labels = torch.from_numpy(np.ascontiguousarray(dataset["label"])).long()
+    return images.unsqueeze(1).float().div_(255), labels
+
+
+def epoch_batch_indices(n: int, batch_size: int, step: int, seed: int, rank: int = 0,
+                        world_size: int = 1) -> torch.Tensor:
+    """Indices of the batch at `step` of an epoch-wise shuffle: a pure function of its arguments.
+
+    Each process takes its own slice of the global batch, so a resumed or
+    multi-process run sees the same examples as a single uninterrupted one.
+    """
+    global_batch = batch_size * world_size
+    steps_per_epoch = max(n // global_batch, 1)
+    epoch, offset = divmod(step, steps_per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+    start = offset * global_batch + rank * batch_size
+    return order[start:start + batch_size]

@@ -1,0 +1,135 @@
+"""PSNR, SSIM and Fréchet distance: the only place these metrics are computed."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import linalg
+
+_SSIM_RADIUS = 5  # skimage: int(truncate * sigma + 0.5) with truncate 3.5, sigma 1.5
+_SSIM_SIGMA = 1.5
+_SSIM_K1, _SSIM_K2 = 0.01, 0.03
+_FID_EPS = 1e-6
+
+
+def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma as MATLAB's rgb2ycbcr: RGB [N,3,H,W] in [0,1] -> Y [N,1,H,W]."""
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"rgb_to_y needs [N,3,H,W], got {list(x.shape)}")
+    weights = x.new_tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1)
+    return (16.0 + (x * weights).sum(1, keepdim=True)) / 255.0
+
+
+def _prepare(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    crop_border: int,
+    y_channel: bool,
+    data_range: float,
+    min_size: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate, crop the border, convert to float64 and optionally to luma."""
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred and target shapes differ: {list(pred.shape)} vs {list(target.shape)}"
+        )
+    if pred.dim() != 4:
+        raise ValueError(f"expected [N,C,H,W] tensors, got {list(pred.shape)}")
+    if crop_border < 0:
+        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+    height, width = pred.shape[-2] - 2 * crop_border, pred.shape[-1] - 2 * crop_border
+    if min(height, width) < min_size:
+        raise ValueError(
+            f"crop_border={crop_border} leaves {height}x{width} of {list(pred.shape[-2:])}; "
+            f"need at least {min_size}x{min_size}"
+        )
+    if y_channel and pred.shape[1] != 3:
+        raise ValueError(f"y_channel needs 3 RGB channels, got {pred.shape[1]}")
+    region = (
+        ...,
+        slice(crop_border, crop_border + height),
+        slice(crop_border, crop_border + width),
+    )
+    pred, target = pred[region].double(), target[region].double()
+    if y_channel:
+        pred = rgb_to_y(pred / data_range) * data_range
+        target = rgb_to_y(target / data_range) * data_range
+    return pred, target
+
+
+def psnr(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    crop_border: int = 0,
+    y_channel: bool = False,
+    data_range: float = 1.0,
+) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image, [N] float64 (inf for identical images)."""
+    pred, target = _prepare(pred, target, crop_border, y_channel, data_range)
+    mse = (pred - target).pow(2).mean(dim=(1, 2, 3))
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
+def _gaussian_blur(x: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian filter over [B,1,H,W], keeping only the fully covered (valid) region."""
+    coords = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, dtype=x.dtype, device=x.device)
+    taps = torch.exp(-(coords**2) / (2 * _SSIM_SIGMA**2))
+    taps = taps / taps.sum()
+    x = F.conv2d(x, taps.view(1, 1, -1, 1))
+    return F.conv2d(x, taps.view(1, 1, 1, -1))
+
+
+def ssim(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    crop_border: int = 0,
+    y_channel: bool = False,
+    data_range: float = 1.0,
+) -> torch.Tensor:
+    """Structural similarity per image, [N] float64, matching skimage's Gaussian-weighted SSIM.
+
+    Same as structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False): averaged over the valid region and channels.
+    """
+    window = 2 * _SSIM_RADIUS + 1
+    pred, target = _prepare(pred, target, crop_border, y_channel, data_range, min_size=window)
+    n, c, h, w = pred.shape
+    x, y = pred.reshape(n * c, 1, h, w), target.reshape(n * c, 1, h, w)
+    moments = _gaussian_blur(torch.cat([x, y, x * x, y * y, x * y]))
+    mu_x, mu_y, xx, yy, xy = moments.chunk(5)
+    var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
+    c1, c2 = (_SSIM_K1 * data_range) ** 2, (_SSIM_K2 * data_range) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
+    return ssim_map.reshape(n, -1).mean(1)
+
+
+def _as_features(feats: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
+    if isinstance(feats, torch.Tensor):
+        feats = feats.detach().cpu().double().numpy()
+    feats = np.asarray(feats, dtype=np.float64)
+    if feats.ndim != 2 or feats.shape[0] < 2:
+        raise ValueError(f"{name} must be [N,D] with N >= 2, got shape {feats.shape}")
+    if not np.isfinite(feats).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    return feats
+
+
+def frechet_distance(
+    feats_a: np.ndarray | torch.Tensor, feats_b: np.ndarray | torch.Tensor
+) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets [N,D] (the FID formula)."""
+    a, b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
+    covmean = linalg.sqrtm(cov_a @ cov_b)
+    if not np.isfinite(covmean).all():
+        # Singular covariances (fewer samples than dimensions) make sqrtm blow up.
+        offset = np.eye(len(cov_a)) * _FID_EPS
+        covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+    diff = a.mean(0) - b.mean(0)
+    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean).real)

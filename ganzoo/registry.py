@@ -1,0 +1,92 @@
+"""Short model names -> the bundled folder in this package or a Hub repo id; `ganzoo.load`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import hf_hub_download
+
+from ganzoo.hub import CONFIG_NAME, WEIGHTS_NAME, GanzooModel, ModelLoadError
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+MAX_CONFIG_BYTES = 1 << 20
+_REPO_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    task: str
+    repo_id: str
+    description: str
+
+    @property
+    def bundled_path(self) -> Path:
+        return PRETRAINED_DIR / self.name
+
+    @property
+    def is_bundled(self) -> bool:
+        return (self.bundled_path / WEIGHTS_NAME).is_file()
+
+
+MODELS: dict[str, ModelEntry] = {e.name: e for e in [
+    ModelEntry("mnist-dcgan", "digits", "ganzoo/mnist-dcgan",
+               "class-conditional DCGAN generator for 28x28 MNIST digits"),
+    ModelEntry("mnist-classifier", "digits", "ganzoo/mnist-classifier",
+               "small CNN that scores generated digits (accuracy, FID features)"),
+]}
+
+
+def list_models() -> list[ModelEntry]:
+    return list(MODELS.values())
+
+
+def resolve(name_or_path: str | os.PathLike) -> str:
+    """A short name, a local folder or a Hub repo id -> a folder path or repo id to load from."""
+    name = str(name_or_path)
+    if name in MODELS:
+        entry = MODELS[name]
+        return str(entry.bundled_path) if entry.is_bundled else entry.repo_id
+    if os.path.isdir(name):
+        return name
+    if os.path.exists(name) or name.startswith((".", "/", "~")) or not _REPO_ID.match(name):
+        raise ModelLoadError(f"{name!r} is neither a ganzoo model name ({', '.join(MODELS)}), "
+                             "a model folder, nor a Hub repo id")
+    return name
+
+
+def read_config(source: str, **download: Any) -> dict[str, Any]:
+    """config.json of a folder or repo, size-checked before it is parsed."""
+    path = os.path.join(source, CONFIG_NAME) if os.path.isdir(source) else \
+        hf_hub_download(repo_id=source, filename=CONFIG_NAME, **download)
+    if not os.path.isfile(path):
+        raise ModelLoadError(f"{source}: no {CONFIG_NAME}")
+    if os.path.getsize(path) > MAX_CONFIG_BYTES:
+        raise ModelLoadError(f"{source}: {CONFIG_NAME} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{source}: {CONFIG_NAME} is not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{source}: {CONFIG_NAME} must hold a JSON object")
+    return config
+
+
+def load(name_or_path: str | os.PathLike, device: str = "cpu", allow_pickle: bool = False,
+         **download: Any) -> GanzooModel:
+    """Load any ganzoo model by short name, folder or Hub repo id (the class comes from config.json)."""
+    from ganzoo.models import MODEL_CLASSES
+
+    source = resolve(name_or_path)
+    config = read_config(source, **download)
+    class_name = config.get("_class_name")
+    if class_name not in MODEL_CLASSES:
+        raise ModelLoadError(f"{source}: {CONFIG_NAME} names no ganzoo model class "
+                             f"(_class_name={class_name!r}; known: {sorted(MODEL_CLASSES)})")
+    return MODEL_CLASSES[class_name].from_pretrained(source, map_location=device, allow_pickle=allow_pickle,
+                                                     **download)

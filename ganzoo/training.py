@@ -1,0 +1,293 @@
+"""The one training loop every train script uses, built around a single `Accelerator`.
+
+A train script builds its models, optimisers and a `train_step(step, rng)`
+function, then calls `Trainer.fit`. The loop owns everything else: devices and
+mixed precision, gradient accumulation, atomic `save_state` checkpoints and
+`--resume`, the progress bar, periodic sample grids and evaluation, logging
+(TensorBoard + JSONL) and the final export with a model card.
+
+Randomness inside a step comes from `rng`, a generator seeded by (seed, step,
+process), so a resumed run draws exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from torch import nn
+from tqdm.auto import tqdm
+
+from ganzoo.hub import GanzooModel, save_with_card
+from ganzoo.imaging import make_grid_image
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+
+StepFn = Callable[[int, torch.Generator], dict[str, float]]
+
+
+def add_training_args(parser: argparse.ArgumentParser, *, max_steps: int, batch_size: int,
+                      checkpoint_every: int = 1000, sample_every: int = 500) -> argparse.ArgumentParser:
+    """The options every train script shares; script-specific ones are added by the script."""
+    group = parser.add_argument_group("training loop")
+    group.add_argument("--output-dir", type=Path, required=True, help="run folder: checkpoints, logs, samples, final/")
+    group.add_argument("--max-steps", type=int, default=max_steps, help="optimiser updates in total")
+    group.add_argument("--batch-size", type=int, default=batch_size, help="per process, per micro-batch")
+    group.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    group.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--checkpoint-every", type=int, default=checkpoint_every)
+    group.add_argument("--checkpoints-total-limit", type=int, default=2)
+    group.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    group.add_argument("--sample-every", type=int, default=sample_every)
+    group.add_argument("--log-every", type=int, default=50)
+    group.add_argument("--report-to", choices=["tensorboard", "none"], default="tensorboard")
+    group.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
+    return parser
+
+
+class TrainState:
+    """What the loop itself must carry across a resume (registered with `save_state`)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.train_seconds = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "train_seconds": self.train_seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
+
+
+class Trainer:
+    def __init__(self, args: argparse.Namespace, run_name: str) -> None:
+        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "checkpoint_every", "sample_every",
+                     "log_every"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+        self.args = args
+        self.output_dir = Path(args.output_dir)
+        report_to = args.report_to if args.report_to != "tensorboard" or _has_tensorboard() else "none"
+        self.accelerator = Accelerator(
+            mixed_precision=args.mixed_precision,
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            log_with=None if report_to == "none" else report_to,
+            project_config=ProjectConfiguration(project_dir=str(self.output_dir),
+                                                logging_dir=str(self.output_dir / "logs")),
+            cpu=args.cpu,
+        )
+        set_seed(args.seed, device_specific=True)
+        self.state = TrainState()
+        self.accelerator.register_for_checkpointing(self.state)
+        if self.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        if report_to != "none":
+            config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in vars(args).items()}
+            self.accelerator.init_trackers(run_name, config=config)
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def prepare(self, *objects: Any) -> Any:
+        return self.accelerator.prepare(*objects)
+
+    def rng(self, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+        """A generator seeded by (seed, step, process): the randomness of one step, reproducible on resume."""
+        seed = (self.args.seed * 1_000_003 + step) * 1_009 + self.accelerator.process_index
+        return torch.Generator(device=device).manual_seed(seed % (2**63))
+
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                 clip_params: Iterable[nn.Parameter] | None = None, max_grad_norm: float | None = None) -> None:
+        """Backward, optional clipping, and an optimiser step (skipped by Accelerate while accumulating)."""
+        self.accelerator.backward(loss)
+        if max_grad_norm is not None and clip_params is not None and self.accelerator.sync_gradients:
+            self.accelerator.clip_grad_norm_(clip_params, max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def fit(self, train_step: StepFn, models: Iterable[nn.Module],
+            sample_fn: Callable[[int], torch.Tensor] | None = None,
+            eval_fn: Callable[[int], dict[str, float]] | None = None, eval_every: int | None = None,
+            sample_nrow: int = 8) -> dict[str, float]:
+        """Run until `--max-steps`; returns the last evaluation (if any)."""
+        models = list(models)
+        if self.args.resume:
+            self.load_latest_checkpoint()
+        args, acc = self.args, self.accelerator
+        last_eval: dict[str, float] = {}
+        bar = tqdm(total=args.max_steps, initial=self.state.step, disable=not self.is_main, desc="train",
+                   dynamic_ncols=True)
+        while self.state.step < args.max_steps:
+            started = time.perf_counter()
+            for model in models:
+                model.train()
+            logs: dict[str, float] = {}
+            for micro in range(args.gradient_accumulation_steps):
+                with acc.accumulate(*models):
+                    micro_step = self.state.step * args.gradient_accumulation_steps + micro
+                    logs = train_step(micro_step, self.rng(micro_step))
+            self.state.step += 1
+            self.state.train_seconds += time.perf_counter() - started
+            step = self.state.step
+            bar.update(1)
+            if step % args.log_every == 0 or step == args.max_steps:
+                logs = {k: float(v) for k, v in logs.items()}
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:4]})
+                self.log(logs, step)
+            if sample_fn is not None and (step % args.sample_every == 0 or step == args.max_steps):
+                self.save_samples(sample_fn, step, sample_nrow)
+            if eval_fn is not None and eval_every and (step % eval_every == 0 or step == args.max_steps):
+                last_eval = self.evaluate(eval_fn, models, step)
+            if step % args.checkpoint_every == 0 or step == args.max_steps:
+                self.save_checkpoint()
+        bar.close()
+        acc.wait_for_everyone()
+        return last_eval
+
+    def evaluate(self, eval_fn: Callable[[int], dict[str, float]], models: list[nn.Module],
+                 step: int) -> dict[str, float]:
+        for model in models:
+            model.eval()
+        with torch.no_grad():
+            metrics = {f"eval/{k}": float(v) for k, v in eval_fn(step).items()}
+        self.log(metrics, step)
+        if self.is_main:
+            tqdm.write(f"step {step}: " + ", ".join(f"{k[5:]}={v:.4g}" for k, v in metrics.items()))
+        return {k[5:]: v for k, v in metrics.items()}
+
+    def log(self, values: dict[str, float], step: int) -> None:
+        self.accelerator.log(values, step=step)
+        if self.is_main:
+            with open(self.output_dir / "log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": step, "time": round(self.state.train_seconds, 2), **values}) + "\n")
+
+    def save_samples(self, sample_fn: Callable[[int], torch.Tensor], step: int, nrow: int) -> None:
+        with torch.no_grad():
+            images = sample_fn(step)
+        if self.is_main:
+            folder = self.output_dir / "samples"
+            folder.mkdir(exist_ok=True)
+            make_grid_image(images.float().cpu().clamp(0, 1), nrow=nrow).save(folder / f"step_{step:07d}.png")
+
+    # -- checkpoints --------------------------------------------------------------------------------
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first (a half-written `.tmp` folder is never listed)."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.checkpoint_dir.iterdir()
+                 if p.is_dir() and (m := CHECKPOINT_PATTERN.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def save_checkpoint(self) -> Path:
+        """`save_state` into a temporary folder, then rename: a kill never leaves a broken checkpoint."""
+        final = self.checkpoint_dir / f"checkpoint-{self.state.step}"
+        tmp = self.checkpoint_dir / f".tmp-checkpoint-{self.state.step}"
+        if self.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(tmp))
+        self.accelerator.wait_for_everyone()
+        if self.is_main:
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            for old in self.checkpoints()[:-self.args.checkpoints_total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        return final
+
+    def load_latest_checkpoint(self) -> None:
+        found = self.checkpoints()
+        if not found:
+            if self.is_main:
+                tqdm.write(f"--resume: no checkpoint in {self.checkpoint_dir}, starting from step 0")
+            return
+        self.accelerator.load_state(str(found[-1]))
+        if self.is_main:
+            tqdm.write(f"resumed from {found[-1]} (step {self.state.step})")
+
+    # -- export -------------------------------------------------------------------------------------
+
+    def export(self, model: nn.Module, name: str, card_template: str, **card_fields: Any) -> Path | None:
+        """Save `model` to `<output-dir>/<name>` with a model card rendered from `model_cards/<card_template>`."""
+        self.accelerator.wait_for_everyone()
+        if not self.is_main:
+            return None
+        unwrapped = self.accelerator.unwrap_model(model)
+        assert isinstance(unwrapped, GanzooModel)
+        unwrapped = unwrapped.float().cpu().eval()
+        return save_with_card(
+            unwrapped, self.output_dir / name, MODEL_CARDS_DIR / card_template,
+            model_name=name, hardware=self.hardware(), wall_time=_format_seconds(self.state.train_seconds),
+            steps=self.state.step, args={k: str(v) for k, v in sorted(vars(self.args).items())}, **card_fields)
+
+    def hardware(self) -> str:
+        acc = self.accelerator
+        if acc.device.type == "cuda":
+            what = torch.cuda.get_device_name(acc.device)
+        else:
+            what = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return f"{acc.num_processes} x {what}, mixed precision: {acc.mixed_precision}"
+
+    def end(self) -> None:
+        self.accelerator.end_training()
+
+
+def adversarial_step(trainer: Trainer, discriminator: nn.Module, d_optimizer: torch.optim.Optimizer,
+                     g_optimizer: torch.optim.Optimizer,
+                     d_loss_fn: Callable[[nn.Module], tuple[torch.Tensor, dict[str, float]]],
+                     g_loss_fn: Callable[[nn.Module], tuple[torch.Tensor, dict[str, float]]]) -> dict[str, float]:
+    """One discriminator update, then one generator update against the updated discriminator.
+
+    `d_loss_fn(D)` must only see detached fakes. `g_loss_fn(D)` gets the unwrapped
+    discriminator with its weights frozen, so the generator's backward neither
+    leaves gradients on D nor trips DistributedDataParallel's bookkeeping.
+    """
+    d_loss, d_logs = d_loss_fn(discriminator)
+    trainer.optimize(d_loss, d_optimizer)
+    frozen = trainer.accelerator.unwrap_model(discriminator)
+    frozen.requires_grad_(False)
+    try:
+        with trainer.accelerator.autocast():
+            g_loss, g_logs = g_loss_fn(frozen)
+        trainer.optimize(g_loss, g_optimizer)
+    finally:
+        frozen.requires_grad_(True)
+    return {**d_logs, **g_logs}
+
+
+def _has_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"

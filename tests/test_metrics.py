@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from skimage import data
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from ganzoo.metrics import frechet_distance, psnr, rgb_to_y, ssim
+
+CROP = 4
+
+
+def _y_numpy(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an HxWx3 float image in [0,1], written independently of ganzoo."""
+    return (16.0 + rgb[..., 0] * 65.481 + rgb[..., 1] * 128.553 + rgb[..., 2] * 24.966) / 255.0
+
+
+def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
+
+
+def _pairs() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    pairs = []
+    for name in ("astronaut", "chelsea", "coffee"):
+        clean = getattr(data, name)().astype(np.float64) / 255.0
+        noisy = np.clip(clean + rng.normal(0.0, 0.05, clean.shape), 0.0, 1.0)
+        blurred = ndimage.gaussian_filter(clean, sigma=(1.2, 1.2, 0))
+        pairs += [(f"{name}-noisy", noisy, clean), (f"{name}-blurred", blurred, clean)]
+    return pairs
+
+
+PAIRS = _pairs()
+
+
+@pytest.mark.parametrize("name,pred,target", PAIRS, ids=[p[0] for p in PAIRS])
+@pytest.mark.parametrize("y_channel", [False, True], ids=["rgb", "y"])
+def test_psnr_and_ssim_match_skimage(name, pred, target, y_channel):
+    ref_pred, ref_target = pred[CROP:-CROP, CROP:-CROP], target[CROP:-CROP, CROP:-CROP]
+    channel_axis = 2
+    if y_channel:
+        ref_pred, ref_target, channel_axis = _y_numpy(ref_pred), _y_numpy(ref_target), None
+    ref_psnr = peak_signal_noise_ratio(ref_target, ref_pred, data_range=1.0)
+    ref_ssim = structural_similarity(
+        ref_pred,
+        ref_target,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+        channel_axis=channel_axis,
+    )
+    kwargs = dict(crop_border=CROP, y_channel=y_channel)
+    assert psnr(_to_tensor(pred), _to_tensor(target), **kwargs).item() == pytest.approx(
+        ref_psnr, abs=1e-3
+    )
+    assert ssim(_to_tensor(pred), _to_tensor(target), **kwargs).item() == pytest.approx(
+        ref_ssim, abs=1e-4
+    )
+
+
+def test_metrics_are_per_image_and_respect_data_range():
+    _, pred, target = PAIRS[0]
+    batch_pred = torch.cat([_to_tensor(pred), _to_tensor(target)]).float()
+    batch_target = torch.cat([_to_tensor(target), _to_tensor(target)]).float()
+    values = psnr(batch_pred, batch_target)
+    assert values.shape == (2,) and values.dtype == torch.float64
+    assert torch.isfinite(values[0]) and values[1] == float("inf")
+    ssims = ssim(batch_pred, batch_target)
+    assert ssims[0] < 1 and ssims[1].item() == pytest.approx(1.0)
+    scaled = ssim(batch_pred * 255, batch_target * 255, y_channel=True, data_range=255.0)
+    assert torch.allclose(scaled, ssim(batch_pred, batch_target, y_channel=True), atol=1e-6)
+    assert psnr(batch_pred * 255, batch_target * 255, data_range=255.0)[0].item() == pytest.approx(
+        values[0].item()
+    )
+
+
+def test_rgb_to_y_endpoints():
+    black_white = torch.tensor([0.0, 1.0]).view(1, 1, 1, 2).expand(1, 3, 1, 2)
+    assert torch.allclose(rgb_to_y(black_white).flatten(), torch.tensor([16 / 255, 235 / 255]))
+
+
+@pytest.mark.parametrize(
+    "pred_shape,target_shape,kwargs,message",
+    [
+        ((1, 3, 16, 16), (1, 3, 16, 17), {}, "shapes differ"),
+        ((3, 16, 16), (3, 16, 16), {}, r"\[N,C,H,W\]"),
+        ((1, 3, 16, 16), (1, 3, 16, 16), {"crop_border": 8}, "crop_border"),
+        ((1, 1, 16, 16), (1, 1, 16, 16), {"y_channel": True}, "3 RGB channels"),
+    ],
+)
+def test_metric_inputs_are_validated(pred_shape, target_shape, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        psnr(torch.rand(pred_shape), torch.rand(target_shape), **kwargs)
+
+
+def test_ssim_needs_a_full_window():
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(torch.rand(1, 3, 20, 20), torch.rand(1, 3, 20, 20), crop_border=5)
+
+
+def test_frechet_distance_matches_eigenvalue_formula():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
+    b = rng.normal(0.5, 2.0, size=(300, 6))
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # tr sqrt(A B) = sum of square roots of the (real, non-negative) eigenvalues of A B
+    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvals(cov_a @ cov_b).real, 0, None)).sum()
+    mean_diff = a.mean(0) - b.mean(0)
+    expected = mean_diff @ mean_diff + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_sqrt
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(torch.from_numpy(a).float(), torch.from_numpy(b)) == pytest.approx(
+        expected, rel=1e-4
+    )
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_frechet_distance_with_singular_covariance_is_finite():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(5, 32)), rng.normal(size=(5, 32))
+    assert np.isfinite(frechet_distance(a, b))
+
+
+def test_frechet_distance_validates_shapes():
+    with pytest.raises(ValueError, match="dimensions differ"):
+        frechet_distance(np.zeros((4, 3)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"\[N,D\]"):
+        frechet_distance(np.zeros((1, 3)), np.zeros((4, 3)))
