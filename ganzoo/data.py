@@ -81,3 +81,47 @@ def epoch_batch_indices(n: int, batch_size: int, step: int, seed: int, rank: int
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
     start = offset * global_batch + rank * batch_size
     return order[start:start + batch_size]
+
+
+class ImageBank:
+    """Training images held in memory on the training device; batches of random crops are cut there,
+    so the data pipeline never waits on disk or on CPU decoding."""
+
+    def __init__(self, folders: list[str | os.PathLike], min_size: int, device: torch.device | str = "cpu",
+                 max_images: int | None = None) -> None:
+        from ganzoo.evaluate import list_images
+        from ganzoo.imaging import image_to_tensor, load_image
+
+        paths = [p for folder in folders for p in list_images(folder)][:max_images]
+        self.images: list[torch.Tensor] = []
+        for path in paths:
+            rgb, _, _ = image_to_tensor(load_image(path))
+            if min(rgb.shape[-2:]) >= min_size:
+                self.images.append(rgb[0].mul(255).round().to(torch.uint8).to(device))
+        if not self.images:
+            raise ValueError(f"no training images of at least {min_size}x{min_size} pixels in {folders}")
+        self.skipped = len(paths) - len(self.images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def random_crops(self, batch_size: int, size: int, rng: torch.Generator) -> torch.Tensor:
+        """[B, 3, size, size] float crops in [0, 1], each randomly flipped and rotated by a multiple of 90°."""
+        choice = torch.randint(len(self.images), (batch_size,), generator=rng).tolist()
+        fractions = torch.rand(batch_size, 2, generator=rng).tolist()
+        flips = torch.randint(0, 8, (batch_size,), generator=rng).tolist()
+        crops = []
+        for index, (fy, fx), flip in zip(choice, fractions, flips):
+            image = self.images[index]
+            top, left = int(fy * (image.shape[1] - size + 1)), int(fx * (image.shape[2] - size + 1))
+            crop = image[:, top:top + size, left:left + size]
+            crop = torch.rot90(crop, flip % 4, dims=(1, 2))
+            crops.append(crop.flip(2) if flip >= 4 else crop)
+        return torch.stack(crops).float().div_(255)
+
+
+def degrade_bicubic(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The SR training/benchmark degradation: MATLAB bicubic downscaling, quantised to 8 bits."""
+    from ganzoo.imaging import imresize, quantize
+
+    return quantize(imresize(hr, scale=1 / scale))

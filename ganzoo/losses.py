@@ -15,3 +15,109 @@ def d_bce_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Te
 def g_bce_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """Non-saturating generator loss: make the discriminator call fakes real."""
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+# -- perceptual (VGG) features ----------------------------------------------------------------------
+
+# Index of each named activation in torchvision's `vgg19().features`.
+VGG19_LAYERS = {"relu1_2": 3, "relu2_2": 8, "conv3_3": 14, "relu3_3": 15, "relu4_1": 20, "relu4_4": 26,
+                "relu5_4": 35}
+VGG19_IMAGENET_FILE = "vgg19-dcbb9e9d.pth"  # the file torchvision's VGG19_Weights.IMAGENET1K_V1 downloads
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+VGG_WEIGHT_CHOICES = ("imagenet", "random")
+
+
+class VGGWeightsError(RuntimeError):
+    """ImageNet VGG weights were asked for but are not on this machine."""
+
+
+def _imagenet_vgg_state_dict(path: str | None) -> dict[str, torch.Tensor]:
+    import os
+
+    if path is None:
+        path = os.path.join(torch.hub.get_dir(), "checkpoints", VGG19_IMAGENET_FILE)
+    if not os.path.isfile(path):
+        raise VGGWeightsError(
+            f"ImageNet VGG19 weights not found at {path}. ganzoo never downloads them silently: "
+            f"put torchvision's {VGG19_IMAGENET_FILE} in the torch hub cache "
+            f"(`python -c \"import torchvision; torchvision.models.vgg19(weights='IMAGENET1K_V1')\"` "
+            f"on a machine with internet, then copy {torch.hub.get_dir()}/checkpoints), pass an explicit path, "
+            "or choose the documented offline alternative (--vgg-weights random).")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class VGGFeatures(torch.nn.Module):
+    """Frozen VGG19 activations at named layers, for perceptual and style losses.
+
+    `weights="imagenet"` uses torchvision's ImageNet weights from the torch hub
+    cache or `weights_path` (an error if absent, never a silent fallback).
+    `weights="random"` is the offline alternative: a fixed, seeded random-weight
+    VGG19 (Kaiming init, as torchvision initialises it). Random conv features
+    still capture local image statistics (Ustyuzhaninov et al. 2017; He et al.
+    2016), and fixing the seed makes the loss reproducible. `describe()` gives the
+    one-line description that model cards must quote.
+    """
+
+    def __init__(self, layers: tuple[str, ...] = ("relu5_4",), weights: str = "imagenet",
+                 weights_path: str | None = None, seed: int = 0) -> None:
+        from torchvision.models import vgg19
+
+        super().__init__()
+        unknown = [name for name in layers if name not in VGG19_LAYERS]
+        if unknown:
+            raise ValueError(f"unknown VGG19 layers {unknown}; choose from {sorted(VGG19_LAYERS)}")
+        if weights not in VGG_WEIGHT_CHOICES:
+            raise ValueError(f"weights must be one of {VGG_WEIGHT_CHOICES}, got {weights!r}")
+        self.layers, self.weights, self.seed = tuple(layers), weights, seed
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = vgg19(weights=None)
+        if weights == "imagenet":
+            model.load_state_dict(_imagenet_vgg_state_dict(weights_path))
+        last = max(VGG19_LAYERS[name] for name in layers)
+        self.features = model.features[:last + 1].eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def describe(self) -> str:
+        names = ", ".join(self.layers)
+        if self.weights == "imagenet":
+            return f"VGG19 ({names}) with torchvision's ImageNet weights"
+        return f"VGG19 ({names}) with fixed random weights (Kaiming init, seed {self.seed}); no ImageNet weights"
+
+    def train(self, mode: bool = True) -> VGGFeatures:
+        return super().train(False)  # always frozen, BN-free, eval
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Activations at each requested layer for images in [0, 1]."""
+        wanted = {VGG19_LAYERS[name]: name for name in self.layers}
+        h, out = (images - self.mean) / self.std, {}
+        for index, layer in enumerate(self.features):
+            h = layer(h)
+            if index in wanted:
+                out[wanted[index]] = h
+        return out
+
+
+class PerceptualLoss(torch.nn.Module):
+    """MSE between VGG activations of output and target, each layer normalised by the target's
+    mean squared activation so that ImageNet and random features give losses of similar size."""
+
+    def __init__(self, features: VGGFeatures) -> None:
+        super().__init__()
+        self.features = features
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        out_feats = self.features(output)
+        with torch.no_grad():
+            target_feats = self.features(target)
+        return sum(F.mse_loss(out_feats[k], target_feats[k]) / target_feats[k].pow(2).mean().clamp_min(1e-8)
+                   for k in out_feats)
+
+
+def feature_matching_loss(fake_features: list[torch.Tensor], real_features: list[torch.Tensor]) -> torch.Tensor:
+    """L1 between discriminator activations of fake and real images (pix2pixHD's feature matching)."""
+    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_features, real_features)) / len(fake_features)

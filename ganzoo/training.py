@@ -55,6 +55,8 @@ def add_training_args(parser: argparse.ArgumentParser, *, max_steps: int, batch_
     group.add_argument("--log-every", type=int, default=50)
     group.add_argument("--report-to", choices=["tensorboard", "none"], default="tensorboard")
     group.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
+    group.add_argument("--time-limit", type=float, default=None,
+                       help="stop (with a checkpoint and export) after this many minutes of training")
     return parser
 
 
@@ -129,13 +131,14 @@ class Trainer:
             sample_nrow: int = 8) -> dict[str, float]:
         """Run until `--max-steps`; returns the last evaluation (if any)."""
         models = list(models)
+        self._started = time.perf_counter()
         if self.args.resume:
             self.load_latest_checkpoint()
         args, acc = self.args, self.accelerator
         last_eval: dict[str, float] = {}
         bar = tqdm(total=args.max_steps, initial=self.state.step, disable=not self.is_main, desc="train",
                    dynamic_ncols=True)
-        while self.state.step < args.max_steps:
+        while self.state.step < args.max_steps and not self._out_of_time():
             started = time.perf_counter()
             for model in models:
                 model.train()
@@ -147,20 +150,25 @@ class Trainer:
             self.state.step += 1
             self.state.train_seconds += time.perf_counter() - started
             step = self.state.step
+            last = step == args.max_steps or self._out_of_time()
             bar.update(1)
-            if step % args.log_every == 0 or step == args.max_steps:
+            if step % args.log_every == 0 or last:
                 logs = {k: float(v) for k, v in logs.items()}
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:4]})
                 self.log(logs, step)
-            if sample_fn is not None and (step % args.sample_every == 0 or step == args.max_steps):
+            if sample_fn is not None and (step % args.sample_every == 0 or last):
                 self.save_samples(sample_fn, step, sample_nrow)
-            if eval_fn is not None and eval_every and (step % eval_every == 0 or step == args.max_steps):
+            if eval_fn is not None and eval_every and (step % eval_every == 0 or last):
                 last_eval = self.evaluate(eval_fn, models, step)
-            if step % args.checkpoint_every == 0 or step == args.max_steps:
+            if step % args.checkpoint_every == 0 or last:
                 self.save_checkpoint()
         bar.close()
         acc.wait_for_everyone()
         return last_eval
+
+    def _out_of_time(self) -> bool:
+        limit = self.args.time_limit
+        return limit is not None and time.perf_counter() - self._started > 60 * limit
 
     def evaluate(self, eval_fn: Callable[[int], dict[str, float]], models: list[nn.Module],
                  step: int) -> dict[str, float]:
@@ -239,10 +247,12 @@ class Trainer:
         unwrapped = self.accelerator.unwrap_model(model)
         assert isinstance(unwrapped, GanzooModel)
         unwrapped = unwrapped.float().cpu().eval()
-        return save_with_card(
-            unwrapped, self.output_dir / name, MODEL_CARDS_DIR / card_template,
-            model_name=name, hardware=self.hardware(), wall_time=_format_seconds(self.state.train_seconds),
-            steps=self.state.step, args={k: str(v) for k, v in sorted(vars(self.args).items())}, **card_fields)
+        record = dict(model_name=name, hardware=self.hardware(), wall_time=_format_seconds(self.state.train_seconds),
+                      steps=self.state.step, args={k: str(v) for k, v in sorted(vars(self.args).items())},
+                      **card_fields)
+        # kept beside the export so `train_scripts/bundle_model.py` can re-render the card with benchmark results
+        (self.output_dir / f"{name}.run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        return save_with_card(unwrapped, self.output_dir / name, MODEL_CARDS_DIR / card_template, **record)
 
     def hardware(self) -> str:
         acc = self.accelerator

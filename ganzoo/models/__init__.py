@@ -1,7 +1,11 @@
 """Model classes of every family, by name (the `_class_name` in each config.json)."""
 
 from ganzoo.models.digits import DigitClassifier, DigitDiscriminator, DigitGenerator
+from ganzoo.models.srgan import SRGANDiscriminator, SRResNet
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (DigitGenerator, DigitDiscriminator, DigitClassifier)}
+MODEL_CLASSES = {cls.__name__: cls for cls in (
+    DigitGenerator, DigitDiscriminator, DigitClassifier,
+    SRResNet, SRGANDiscriminator,
+)}
 
-__all__ = ["MODEL_CLASSES", "DigitClassifier", "DigitDiscriminator", "DigitGenerator"]
+__all__ = ["MODEL_CLASSES", *MODEL_CLASSES]
