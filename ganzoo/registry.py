@@ -15,7 +15,7 @@ from ganzoo.hub import CONFIG_NAME, WEIGHTS_NAME, GanzooModel, ModelLoadError
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 MAX_CONFIG_BYTES = 1 << 20
-_REPO_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # org/name: a bare word is a (mistyped) short name
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,10 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
                "class-conditional DCGAN generator for 28x28 MNIST digits"),
     ModelEntry("mnist-classifier", "digits", "ganzoo/mnist-classifier",
                "small CNN that scores generated digits (accuracy, FID features)"),
+    ModelEntry("srresnet-x4", "super-resolution", "ganzoo/srresnet-x4",
+               "SRResNet x4 trained with MSE: the highest PSNR, smooth textures"),
+    ModelEntry("srgan-x4", "super-resolution", "ganzoo/srgan-x4",
+               "SRGAN x4: SRResNet fine-tuned with a perceptual + adversarial loss, sharper textures"),
 ]}
 
 

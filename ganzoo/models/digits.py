@@ -30,9 +30,12 @@ class DigitGenerator(GanzooModel, **hub_kwargs(pipeline_tag="unconditional-image
         self.label_embedding = nn.Embedding(num_classes, latent_dim)
         self.project = nn.Sequential(
             nn.Linear(2 * latent_dim, 4 * c * 7 * 7, bias=False), nn.BatchNorm1d(4 * c * 7 * 7), nn.ReLU(True))
+        # nearest upsampling + conv instead of transposed conv: no checkerboard artefacts
         self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * c), nn.ReLU(True),  # 14x14
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(True),  # 28x28
+            nn.Upsample(scale_factor=2), nn.Conv2d(4 * c, 2 * c, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(2 * c), nn.ReLU(True),  # 14x14
+            nn.Upsample(scale_factor=2), nn.Conv2d(2 * c, c, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c), nn.ReLU(True),  # 28x28
             nn.Conv2d(c, 1, 3, 1, 1), nn.Tanh())
         self._base_channels = c
 
@@ -73,13 +76,16 @@ class DigitDiscriminator(GanzooModel, **hub_kwargs(pipeline_tag="image-classific
             sn(nn.Conv2d(2 * c, 4 * c, 3, 2, 1)), nn.LeakyReLU(0.2, True),  # 4x4
             nn.Flatten())
         feature_dim = 4 * c * 16
-        self.real_head = sn(nn.Linear(feature_dim, 1))
+        self.real_head = sn(nn.Linear(feature_dim + 1, 1))
         self.class_projection = sn(nn.Embedding(num_classes, feature_dim))
         self.class_head = nn.Linear(feature_dim, num_classes)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(images * 2 - 1)
-        real_logit = self.real_head(h).squeeze(1) + (self.class_projection(labels) * h).sum(1)
+        # minibatch standard deviation (Karras et al. 2018): lets D see a batch without variety
+        spread = h.std(0, unbiased=False).mean().expand(h.shape[0], 1) if h.shape[0] > 1 else h.new_zeros(1, 1)
+        real_logit = (self.real_head(torch.cat([h, spread], 1)).squeeze(1)
+                      + (self.class_projection(labels) * h).sum(1))
         return real_logit, self.class_head(h)
 
 

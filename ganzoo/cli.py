@@ -1,0 +1,246 @@
+"""`ganzoo ...`: command-line access to the zoo, thin over pipelines, evaluate and the registry.
+
+Each subcommand is one function registered with `@command(name, help, *arguments)`;
+it returns the exit code. Errors a user can cause end as one `error: ...` line
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+import ganzoo
+from ganzoo import evaluate, pipelines, registry
+from ganzoo.hub import GanzooModel, ModelLoadError
+from ganzoo.models.digits import DigitClassifier, DigitGenerator
+
+BICUBIC = "bicubic"
+DEFAULT_SR_MODEL = "srgan-x4" if "srgan-x4" in registry.MODELS else BICUBIC
+# ImageError, ModelLoadError and validation errors are ValueErrors; missing files and Hub failures are OSErrors.
+USER_ERRORS = (ValueError, OSError, torch.OutOfMemoryError)
+GROUPS = {"evaluate": "measure a model on a benchmark data set"}
+
+Argument = tuple[tuple[str, ...], dict[str, Any]]
+Handler = Callable[[argparse.Namespace], int]
+_COMMANDS: list[tuple[str, str, tuple[Argument, ...], Handler]] = []
+
+
+def arg(*flags: str, **options: Any) -> Argument:
+    """One `add_argument` call, kept for `command`."""
+    return flags, options
+
+
+def command(name: str, summary: str, *arguments: Argument) -> Callable[[Handler], Handler]:
+    """Register a subcommand; a name with a space ("evaluate sr") goes under the group named first."""
+    def register(handler: Handler) -> Handler:
+        _COMMANDS.append((name, summary, arguments, handler))
+        return handler
+    return register
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+DEVICE = arg("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
+JSON = arg("--json", action="store_true", help="print one JSON object instead of a table")
+TILE = arg("--tile", type=positive_int, help=f"process large images in tiles of this many pixels "
+           f"(more than {2 * pipelines.TILE_OVERLAP}; saves memory, same result)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganzoo", description="A small zoo of image GANs.")
+    parser.add_argument("--version", action="version", version=f"ganzoo {ganzoo.__version__}")
+    groups = {"": parser.add_subparsers(dest="command", required=True, metavar="COMMAND")}
+    for name, help_text, arguments, handler in _COMMANDS:
+        group, _, leaf = name.rpartition(" ")
+        if group not in groups:
+            group_parser = groups[""].add_parser(group, help=GROUPS[group], description=GROUPS[group])
+            groups[group] = group_parser.add_subparsers(dest="subcommand", required=True, metavar="WHAT")
+        sub = groups[group].add_parser(leaf, help=help_text, description=help_text)
+        for flags, options in arguments:
+            sub.add_argument(*flags, **options)
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def load_model(name: str, device: torch.device, expected: type[GanzooModel] | None = None) -> GanzooModel:
+    """`ganzoo.load` with Hub failures named after the model and an optional class check."""
+    try:
+        model = ganzoo.load(name, device=str(device))
+    except OSError as err:
+        raise ModelLoadError(f"cannot load model {name!r}: {err}") from None
+    if expected is not None and not isinstance(model, expected):
+        raise ModelLoadError(f"{name!r} is a {type(model).__name__}, not a {expected.__name__}")
+    return model
+
+
+def load_sr_model(name: str, device: torch.device) -> GanzooModel | None:
+    """None for bicubic, else the loaded super-resolution model."""
+    if name == BICUBIC:
+        return None
+    model = load_model(name, device)
+    pipelines.sr_scale(model)
+    return model
+
+
+def check_tile(tile: int | None) -> None:
+    if tile is not None and tile <= 2 * pipelines.TILE_OVERLAP:
+        raise ValueError(f"--tile must be more than {2 * pipelines.TILE_OVERLAP} "
+                         f"(tiles overlap by {pipelines.TILE_OVERLAP} pixels on each side), got {tile}")
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [list(map(str, header))] + [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
+                                        for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+@command("models", "list the models ganzoo knows by name", JSON)
+def models(args: argparse.Namespace) -> int:
+    entries = registry.list_models()
+    if args.json:
+        print_json([{"name": e.name, "task": e.task, "repo_id": e.repo_id, "bundled": e.is_bundled,
+                     "description": e.description} for e in entries])
+    else:
+        print_table(["name", "task", "source", "description"],
+                    [[e.name, e.task, "bundled" if e.is_bundled else e.repo_id, e.description] for e in entries])
+    return 0
+
+
+@command("sample", "draw a grid of generated digits (the same seed gives the same PNG)",
+         arg("-o", "--output", type=Path, required=True, help="image file to write, e.g. grid.png"),
+         arg("--model", default="mnist-dcgan", help="digit generator: name, folder or Hub repo id"),
+         arg("--n", type=positive_int, default=64, help="how many digits"),
+         arg("--seed", type=int, default=0),
+         arg("--digit", type=int, help="only this digit (0-9); default: 0-9 in turn"),
+         arg("--nrow", type=positive_int, default=8, help="digits per row"),
+         DEVICE)
+def sample(args: argparse.Namespace) -> int:
+    device = pipelines.pick_device(args.device)
+    generator = load_model(args.model, device, DigitGenerator)
+    grid = pipelines.sample_digits_grid(generator, n=args.n, seed=args.seed, digit=args.digit, nrow=args.nrow)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(args.output)
+    return 0
+
+
+@command("upscale", "upscale images (files or folders) into an output folder as PNG",
+         arg("inputs", nargs="+", metavar="IN", help="image files or folders of images"),
+         arg("-o", "--output", type=Path, required=True, help="output folder (created if missing)"),
+         arg("--model", default=DEFAULT_SR_MODEL, help=f"{BICUBIC}, a model name, folder or Hub repo id "
+             f"(default: {DEFAULT_SR_MODEL})"),
+         arg("--scale", type=positive_int, default=4, help="factor for bicubic (a model uses its own)"),
+         TILE, DEVICE)
+def upscale(args: argparse.Namespace) -> int:
+    check_tile(args.tile)
+    files = pipelines.expand_inputs(args.inputs)
+    if not files:
+        raise ValueError(f"no images in {', '.join(args.inputs)} ({', '.join(sorted(pipelines.IMAGE_SUFFIXES))})")
+    device = pipelines.pick_device(args.device)
+    model = load_sr_model(args.model, device)
+    args.output.mkdir(parents=True, exist_ok=True)
+    written: dict[Path, Path] = {}
+    failed = 0
+    for path in tqdm(files, desc="upscale", unit="image"):
+        try:
+            target = output_path(path, args.output, written)
+            pipelines.upscale(path, model, scale=args.scale, tile=args.tile, device=device).save(target)
+            written[target] = path
+        except USER_ERRORS as err:
+            failed += 1
+            message = str(err)
+            # imaging's errors already start with the file name
+            tqdm.write(f"error: {message if message.startswith(str(path)) else f'{path}: {message}'}",
+                       file=sys.stderr)
+    return 1 if failed else 0
+
+
+def output_path(path: Path, folder: Path, written: dict[Path, Path]) -> Path:
+    """`folder/<stem>.png`, refusing to overwrite the input or another input's result."""
+    target = folder / f"{path.stem}.png"
+    if target in written:
+        raise ValueError(f"output {target} was already written for {written[target]}")
+    if target.exists() and path.exists() and target.samefile(path):
+        raise ValueError(f"output {target} would overwrite the input")
+    return target
+
+
+@command("evaluate sr", "PSNR/SSIM (Y and RGB) on a folder of HR images, with the standard bicubic degradation",
+         arg("--model", default=DEFAULT_SR_MODEL, help=f"{BICUBIC}, a model name, folder or Hub repo id"),
+         arg("--data", type=Path, required=True, help="folder of high-resolution images, e.g. Set5"),
+         arg("--scale", type=positive_int, help="upscaling factor (default: the model's; 4 for bicubic)"),
+         TILE, JSON, DEVICE)
+def evaluate_sr(args: argparse.Namespace) -> int:
+    check_tile(args.tile)
+    device = pipelines.pick_device(args.device)
+    model = load_sr_model(args.model, device)
+    if model is None:
+        scale = args.scale or 4
+        upscaler = evaluate.bicubic_upscaler(scale)
+    else:
+        scale = pipelines.sr_scale(model)
+        if args.scale not in (None, scale):
+            raise ValueError(f"{args.model} upscales x{scale}, not x{args.scale}")
+        upscaler = pipelines.sr_upscaler(model, tile=args.tile, device=device)
+    result = evaluate.evaluate_sr(upscaler, args.data, scale)
+    if args.json:
+        print_json({**result, "model": args.model, "data": str(args.data), "scale": scale})
+        return 0
+    keys = ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"]
+    rows = [[row["image"], *(row[k] for k in keys)] for row in result["images"]]
+    print_table(["image", *keys], [*rows, [f"mean ({result['n']})", *(result[k] for k in keys)]])
+    return 0
+
+
+@command("evaluate digits", "digit FID and class accuracy of a generator against MNIST test",
+         arg("--model", default="mnist-dcgan", help="digit generator: name, folder or Hub repo id"),
+         arg("--data", type=Path, required=True, help="folder with the four MNIST IDX files"),
+         arg("--classifier", default="mnist-classifier", help="the classifier that scores the digits"),
+         arg("--samples-per-class", type=positive_int, default=1000),
+         arg("--seed", type=int, default=0),
+         JSON, DEVICE)
+def evaluate_digits(args: argparse.Namespace) -> int:
+    device = pipelines.pick_device(args.device)
+    generator = load_model(args.model, device, DigitGenerator)
+    classifier = load_model(args.classifier, device, DigitClassifier)
+    result = evaluate.evaluate_digits(generator, classifier, args.data, args.samples_per_class, args.seed)
+    if args.json:
+        print_json({**result, "model": args.model, "classifier": args.classifier, "data": str(args.data)})
+        return 0
+    per_class = result.pop("class_accuracy_per_class")
+    print_table(["metric", "value"], [[key, value] for key, value in result.items()])
+    print_table(["class", "accuracy"], list(enumerate(per_class)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

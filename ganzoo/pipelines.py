@@ -1,0 +1,185 @@
+"""Image in -> image out, one function per task; the CLI and every app tab call these.
+
+Conversion (decoding, alpha, 16-bit grey), the device, tiling and the
+inference context live here and in `imaging`, nowhere else.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from ganzoo import imaging
+from ganzoo.evaluate import IMAGE_SUFFIXES
+from ganzoo.models.digits import latent_noise
+
+__all__ = [
+    "IMAGE_SUFFIXES", "TILE_OVERLAP", "digit_labels", "expand_inputs", "interpolate_digits", "pick_device",
+    "run_image_to_image", "sample_digits", "sample_digits_grid", "slerp", "sr_scale", "sr_upscaler", "upscale",
+]
+
+TILE_OVERLAP = 16
+MAX_DIGITS = 1024
+TensorFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The given device, or CUDA when available and the CPU otherwise; ValueError for an unusable one."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {str(device)!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use cpu")
+    return device
+
+
+def _check_whole(name: str, value: object, low: int, high: int | None = None) -> None:
+    """ValueError unless `value` is a whole number (not a bool) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or \
+            (high is not None and value > high):
+        bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be a whole number {bounds}, got {value!r}")
+
+
+# -- digits -----------------------------------------------------------------------------------------
+
+def digit_labels(digit: int | None, n: int, seed: int) -> torch.Tensor:
+    """`n` copies of `digit`, or the classes 0..9 in turn when `digit` is None.
+
+    `seed` does not change the labels; it is part of the signature so that
+    random classes per seed can be added without changing callers.
+    """
+    _check_whole("the number of digits", n, 1, MAX_DIGITS)
+    if digit is None:
+        return torch.arange(n) % 10
+    _check_whole("digit", digit, 0, 9)
+    return torch.full((n,), int(digit), dtype=torch.long)
+
+
+def sample_digits(generator: nn.Module, n: int = 64, seed: int = 0, digit: int | None = None) -> torch.Tensor:
+    """[n,1,28,28] digits in [0,1] on the CPU; the same seed gives identical images."""
+    labels = digit_labels(digit, n, seed)
+    generator.eval()
+    return generator.sample(labels, seed=seed).float().clamp(0.0, 1.0).cpu()
+
+
+def sample_digits_grid(generator: nn.Module, n: int = 64, seed: int = 0, digit: int | None = None,
+                       nrow: int = 8) -> Image.Image:
+    _check_whole("nrow", nrow, 1)
+    return imaging.make_grid_image(sample_digits(generator, n, seed, digit), nrow=nrow)
+
+
+def interpolate_digits(generator: nn.Module, seed_a: int, seed_b: int, digit: int, steps: int = 10) -> Image.Image:
+    """One row of `steps` digits walking the latent sphere from the noise of `seed_a` to that of `seed_b`."""
+    if digit is None:
+        raise ValueError("interpolation needs one digit from 0 to 9")
+    _check_whole("steps", steps, 2, MAX_DIGITS)
+    labels = digit_labels(digit, steps, seed_a)
+    z_a, z_b = (latent_noise(1, generator.latent_dim, seed) for seed in (seed_a, seed_b))
+    z = slerp(z_a, z_b, torch.linspace(0.0, 1.0, steps))
+    generator.eval()
+    device = next(generator.parameters()).device
+    with torch.no_grad():
+        images = generator(z.to(device), labels.to(device))
+    return imaging.make_grid_image(images, nrow=steps)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between [1,D] vectors at each weight in `t` -> [len(t), D]."""
+    a64, b64, t64 = a.double(), b.double(), t.double()[:, None]
+    cos = (a64 / a64.norm() * (b64 / b64.norm())).sum().clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    if omega.sin().abs() < 1e-6:  # (anti)parallel: the great circle is undefined, fall back to a line
+        return ((1 - t64) * a64 + t64 * b64).to(a.dtype)
+    mixed = (torch.sin((1 - t64) * omega) * a64 + torch.sin(t64 * omega) * b64) / omega.sin()
+    return mixed.to(a.dtype)
+
+
+# -- image to image ---------------------------------------------------------------------------------
+
+def run_image_to_image(image: imaging.ImageSource, fn: TensorFn, scale: int = 1, tile: int | None = None,
+                       overlap: int = TILE_OVERLAP, max_pixels: int = imaging.MAX_PIXELS,
+                       device: torch.device | None = None) -> Image.Image:
+    """Decode `image`, run `fn` (RGB [1,3,H,W] in [0,1] -> [1,3,sH,sW]) on the device, re-attach alpha.
+
+    With `tile`, large images go through `imaging.tiled_apply`; 16-bit grey
+    input gives 16-bit grey output.
+    """
+    rgb, alpha, bit_depth = imaging.image_to_tensor(imaging.load_image(image, max_pixels))
+    with torch.inference_mode():
+        out = _apply(fn, rgb.to(pick_device(device)), scale, tile, overlap)
+    if alpha is not None and scale != 1:
+        alpha = imaging.imresize(alpha, size=tuple(out.shape[-2:]))
+    return imaging.tensor_to_image(out, alpha, bit_depth)
+
+
+def _apply(fn: TensorFn, x: torch.Tensor, scale: int, tile: int | None, overlap: int) -> torch.Tensor:
+    """fn(x), tiled when `tile` is set, with the output size checked."""
+    y = fn(x) if tile is None else imaging.tiled_apply(fn, x, tile, overlap, scale)
+    expected = [x.shape[0], x.shape[2] * scale, x.shape[3] * scale]
+    if y.dim() != 4 or [y.shape[0], y.shape[2], y.shape[3]] != expected:
+        raise ValueError(f"the model turned an input of shape {list(x.shape)} into {list(y.shape)}; "
+                         f"expected {expected[0]} images of {expected[1]}x{expected[2]} (scale {scale})")
+    return y
+
+
+def sr_scale(model: nn.Module) -> int:
+    """The upscaling factor of a super-resolution model (its `scale` attribute)."""
+    scale = getattr(model, "scale", None)
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        raise ValueError(f"{type(model).__name__} is not a super-resolution model (it has no integer `scale`)")
+    return int(scale)
+
+
+def _sr_function(model: nn.Module | None, scale: int, device: torch.device) -> tuple[TensorFn, int]:
+    """The per-tensor upscaling function and its factor: MATLAB bicubic, or the model on `device`."""
+    if model is None:
+        _check_whole("scale", scale, 1)
+        return (lambda lr: imaging.imresize(lr, scale=scale).clamp(0.0, 1.0)), scale
+    scale = sr_scale(model)
+    model.to(device).eval()
+    return (lambda lr: model(lr).clamp(0.0, 1.0)), scale
+
+
+def upscale(image: imaging.ImageSource, model: nn.Module | None = None, scale: int = 4, tile: int | None = None,
+            device: torch.device | None = None, max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
+    """Upscale with an SR model (its own `scale` wins) or, without one, MATLAB bicubic by `scale`."""
+    device = pick_device(device)
+    fn, scale = _sr_function(model, scale, device)
+    return run_image_to_image(image, fn, scale=scale, tile=tile, max_pixels=max_pixels, device=device)
+
+
+def sr_upscaler(model: nn.Module | None, scale: int = 4, tile: int | None = None, overlap: int = TILE_OVERLAP,
+                device: torch.device | None = None) -> TensorFn:
+    """A tensor-level `upscale` ([N,3,h,w] -> [N,3,sh,sw] on the input's device), e.g. for `evaluate_sr`."""
+    device = pick_device(device)
+    fn, scale = _sr_function(model, scale, device)
+
+    def upscaler(lr: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return _apply(fn, lr.to(device), scale, tile, overlap).to(lr.device)
+    return upscaler
+
+
+def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:
+    """Files as given, folders replaced by their image files (sorted).
+
+    A path that does not exist is kept, so that processing it reports the
+    missing file next to the other per-file errors instead of stopping the run.
+    """
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(path)
+    return files

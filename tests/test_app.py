@@ -1,0 +1,214 @@
+"""The Gradio app (space/app.py): its API through gradio_client, and the page in headless Chromium.
+
+One server per module: `python space/app.py` in a subprocess (the same entry point as
+`make demo`), on a free loopback port, with a tiny untrained digits generator.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urljoin
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganzoo
+from ganzoo import pipelines
+from ganzoo.models import DigitGenerator
+
+REPO = Path(__file__).resolve().parents[1]
+APP_FILE = REPO / "space" / "app.py"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+START_TIMEOUT_S = 90
+
+
+def load_app_module():
+    spec = importlib.util.spec_from_file_location("ganzoo_space_app", APP_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pixels(image: Image.Image | str | Path) -> np.ndarray:
+    image = image if isinstance(image, Image.Image) else Image.open(image)
+    return np.asarray(image.convert("L"), dtype=np.int16)
+
+
+def assert_same_image(actual: Image.Image | str | Path, expected: Image.Image) -> None:
+    a, e = pixels(actual), pixels(expected)
+    assert a.shape == e.shape, f"image is {a.shape[::-1]} pixels, expected {e.shape[::-1]}"
+    # <= 1 grey level: float reductions may differ across processes/thread counts before rounding
+    assert np.abs(a - e).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-mnist-dcgan")
+    DigitGenerator(base_channels=4).eval().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tiny_model_dir):
+    return ganzoo.load(str(tiny_model_dir))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    """URL of `python space/app.py` running with the tiny generator; stopped after the module."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("app") / "server.log"
+    env = {**os.environ, "GANZOO_DIGITS_MODEL": str(tiny_model_dir), "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")  # the client and browser talk to loopback
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(APP_FILE)], cwd=REPO, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"space/app.py exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"space/app.py did not answer on {url} within {START_TIMEOUT_S}s:\n"
+                            f"{log_path.read_text()}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory):
+    from gradio_client import Client
+
+    return Client(server, verbose=False, analytics_enabled=False,
+                  download_files=str(tmp_path_factory.mktemp("client-downloads")))
+
+
+# --- the app object, in process (no server) ----------------------------------------------------
+
+def test_build_app_has_named_endpoints_and_bounded_queue():
+    app = load_app_module().build_app()
+    names = {fn.api_name for fn in app.fns.values()}
+    assert {"sample_digits", "interpolate_digits"} <= names
+    assert app._queue.max_size is not None  # a flood gets "Queue is full" instead of waiting forever
+
+
+def test_bad_inputs_are_clear_errors():
+    import gradio as gr
+
+    load_app_module()
+    from tabs import digits
+
+    for call, message in [
+        (lambda: digits.sample_digits("11", 4, 0), "Digit must be"),
+        (lambda: digits.sample_digits("7", 0, 0), "Count must be from 1 to 64"),
+        (lambda: digits.sample_digits("7", 65, 0), "Count must be from 1 to 64"),
+        (lambda: digits.sample_digits("7", 2.5, 0), "Count must be a whole number"),
+        (lambda: digits.sample_digits("7", 4, None), "Seed is missing"),
+        (lambda: digits.sample_digits("7", 4, -1), "Seed must be from 0"),
+        (lambda: digits.interpolate_digits("random (0-9)", 1, 2, 10), "Digit must be 0-9"),
+        (lambda: digits.interpolate_digits("3", 1, 2, 1), "Steps must be from 2"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
+            call()
+    assert digits.parse_digit("random (0-9)") is None and digits.parse_digit(7) == 7
+
+
+# --- through the HTTP API -----------------------------------------------------------------------
+
+def test_sample_digits_api(client, tiny_generator):
+    path = client.predict("7", 16, 42, api_name="/sample_digits")
+    expected = pipelines.sample_digits_grid(tiny_generator, n=16, seed=42, digit=7, nrow=8)
+    with Image.open(path) as image:
+        assert image.width >= 8 * 28 and image.height >= 2 * 28
+        assert_same_image(image, expected)
+    again = client.predict("7", 16, 42, api_name="/sample_digits")
+    assert np.array_equal(pixels(path), pixels(again)), "the same seed gave a different grid"
+    other = client.predict("7", 16, 43, api_name="/sample_digits")
+    assert not np.array_equal(pixels(path), pixels(other)), "the seed is ignored"
+
+
+def test_interpolate_digits_api(client, tiny_generator):
+    path = client.predict("3", 1, 2, 6, api_name="/interpolate_digits")
+    expected = pipelines.interpolate_digits(tiny_generator, seed_a=1, seed_b=2, digit=3, steps=6)
+    with Image.open(path) as image:
+        assert image.width >= 6 * 28 and image.height >= 28
+        assert_same_image(image, expected)
+    again = client.predict("3", 1, 2, 6, api_name="/interpolate_digits")
+    assert np.array_equal(pixels(path), pixels(again)), "the same seeds gave a different strip"
+
+
+def test_bad_input_over_the_api_is_an_error(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="11"):
+        client.predict("11", 4, 0, api_name="/sample_digits")
+
+
+# --- in a real browser --------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_generate_in_browser(server, tiny_generator, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium chromium-driver)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(server)
+            page.locator("#digits-digit input").click()
+            page.get_by_role("option", name="4", exact=True).click()
+            count = page.locator("#digits-count input[type=number]")
+            count.fill("10")
+            count.press("Enter")
+            page.locator("#digits-generate").click()
+            output = page.locator("#digits-grid img")
+            output.wait_for(state="visible")
+            response = page.request.get(urljoin(server, output.get_attribute("src")))
+            assert response.ok, response.status
+            shown = Image.open(io.BytesIO(response.body()))
+            page.locator("#interp-run").click()
+            page.locator("#interp-strip img").wait_for(state="visible")
+            page.screenshot(path=str(tmp_path / "digits.png"), full_page=True)
+        finally:
+            browser.close()
+    expected = pipelines.sample_digits_grid(tiny_generator, n=10, seed=0, digit=4, nrow=8)
+    assert_same_image(shown, expected)  # right size, and the chosen digit and count reached the model

@@ -1,0 +1,62 @@
+"""Benchmark a trained run's export and bundle it as `ganzoo/pretrained/<name>` with its model card.
+
+    python train_scripts/bundle_model.py --export runs/srresnet-x4/final --name srresnet-x4 \
+        --card srresnet-x4.md --sr-bench Set5=../shared/data/sr/bench/Set5 --sr-bench Set14=../shared/data/sr/bench/Set14
+    python train_scripts/bundle_model.py --export runs/mnist-dcgan/final --name mnist-dcgan \
+        --card mnist-dcgan.md --digits-data ../shared/data/mnist --classifier mnist-classifier
+
+The card is re-rendered from the run record (`<export>.run.json`, written by the
+training loop) plus the benchmark numbers measured here, with the same functions
+as `ganzoo evaluate`. The bundled folder holds exactly what `push_to_hub` uploads.
+"""
+
+import argparse
+import json
+import platform
+import shutil
+from pathlib import Path
+
+import torch
+
+import ganzoo
+from ganzoo.evaluate import evaluate_digits, evaluate_sr
+from ganzoo.hub import save_with_card
+from ganzoo.pipelines import sr_upscaler
+from ganzoo.registry import PRETRAINED_DIR
+from ganzoo.training import MODEL_CARDS_DIR
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--export", type=Path, required=True, help="a run's export folder, e.g. runs/x/final")
+    parser.add_argument("--name", required=True, help="bundled short name, e.g. srresnet-x4")
+    parser.add_argument("--card", required=True, help="template file in model_cards/")
+    parser.add_argument("--sr-bench", action="append", default=[], metavar="NAME=DIR")
+    parser.add_argument("--digits-data", default=None, help="MNIST folder for the digit scores")
+    parser.add_argument("--classifier", default="mnist-classifier")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="extra card fields")
+    args = parser.parse_args(argv)
+
+    record = json.loads(Path(f"{args.export}.run.json").read_text())
+    model = ganzoo.load(args.export)
+    benchmarks = {}
+    for item in args.sr_bench:
+        name, folder = item.split("=", 1)
+        scores = evaluate_sr(sr_upscaler(model, model.scale), folder, model.scale)
+        benchmarks[name] = {**scores, "command": f"ganzoo evaluate sr --model {args.name} --data {folder} --json"}
+        print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})
+    if args.digits_data:
+        scores = evaluate_digits(model, ganzoo.load(args.classifier), args.digits_data)
+        record["metrics"] = scores
+        print({k: v for k, v in scores.items() if isinstance(v, float)})
+    record.update({k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)})
+    record["model_name"] = args.name
+    record["eval_hardware"] = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    out = PRETRAINED_DIR / args.name
+    shutil.rmtree(out, ignore_errors=True)
+    save_with_card(model, out, MODEL_CARDS_DIR / args.card, benchmarks=benchmarks, **record)
+    print(f"bundled {out}: {sorted(p.name for p in out.iterdir())}")
+
+
+if __name__ == "__main__":
+    main()
