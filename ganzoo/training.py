@@ -80,6 +80,8 @@ class Trainer:
                      "log_every"):
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+        if args.time_limit is not None and args.time_limit <= 0:
+            raise ValueError(f"--time-limit must be positive (minutes), got {args.time_limit}")
         self.args = args
         self.output_dir = Path(args.output_dir)
         report_to = args.report_to if args.report_to != "tensorboard" or _has_tensorboard() else "none"
@@ -138,7 +140,8 @@ class Trainer:
         last_eval: dict[str, float] = {}
         bar = tqdm(total=args.max_steps, initial=self.state.step, disable=not self.is_main, desc="train",
                    dynamic_ncols=True)
-        while self.state.step < args.max_steps and not self._out_of_time():
+        last = self.state.step >= args.max_steps
+        while not last:
             started = time.perf_counter()
             for model in models:
                 model.train()
@@ -150,7 +153,7 @@ class Trainer:
             self.state.step += 1
             self.state.train_seconds += time.perf_counter() - started
             step = self.state.step
-            last = step == args.max_steps or self._out_of_time()
+            last = step >= args.max_steps or self._out_of_time()
             bar.update(1)
             if step % args.log_every == 0 or last:
                 logs = {k: float(v) for k, v in logs.items()}
@@ -167,8 +170,12 @@ class Trainer:
         return last_eval
 
     def _out_of_time(self) -> bool:
+        """Whether `--time-limit` has passed, agreed by all processes so none waits on the others."""
         limit = self.args.time_limit
-        return limit is not None and time.perf_counter() - self._started > 60 * limit
+        if limit is None:
+            return False
+        late = torch.tensor(float(time.perf_counter() - self._started > 60 * limit), device=self.device)
+        return bool(self.accelerator.reduce(late, "max").item())
 
     def evaluate(self, eval_fn: Callable[[int], dict[str, float]], models: list[nn.Module],
                  step: int) -> dict[str, float]:
