@@ -1,0 +1,59 @@
+"""The README's super-resolution figure: bicubic / SRResNet / SRGAN / HR crops, x4, with Y-PSNR.
+
+    python train_scripts/make_sr_figure.py --data ../shared/data/sr/bench -o docs/sr_results.png
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+import ganzoo
+from ganzoo.data import degrade_bicubic
+from ganzoo.imaging import image_to_tensor, imresize, load_image, mod_crop, quantize, tensor_to_image
+from ganzoo.metrics import psnr
+
+# (image, top, left, size) of each HR crop: regions with texture and edges
+CROPS = [("Set5/butterfly.png", 60, 60, 120), ("Set5/baby.png", 150, 200, 160),
+         ("Set14/zebra.png", 100, 200, 140), ("Set14/comic.png", 40, 40, 120)]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder holding Set5/ and Set14/")
+    parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("--cell", type=int, default=192, help="pixel size of each shown crop")
+    args = parser.parse_args(argv)
+
+    models = {"SRResNet": ganzoo.load("srresnet-x4"), "SRGAN": ganzoo.load("srgan-x4")}
+    columns = ["Bicubic", *models, "HR"]
+    rows = []
+    for name, top, left, size in CROPS:
+        hr = mod_crop(image_to_tensor(load_image(args.data / name))[0], 4)
+        lr = degrade_bicubic(hr, 4)
+        with torch.inference_mode():
+            outputs = {"Bicubic": imresize(lr, scale=4), **{k: m(lr) for k, m in models.items()}, "HR": hr}
+        row = []
+        for label, out in outputs.items():
+            out = quantize(out)
+            score = "" if label == "HR" else f" {psnr(out, hr, crop_border=4, y_channel=True).item():.2f} dB"
+            crop = out[..., top:top + size, left:left + size]
+            row.append((tensor_to_image(crop).resize((args.cell, args.cell), Image.NEAREST), f"{label}{score}"))
+        rows.append(row)
+    pad, label_h = 4, 18
+    sheet = Image.new("RGB", (len(columns) * (args.cell + pad) + pad, len(rows) * (args.cell + label_h + pad) + pad),
+                      "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, row in enumerate(rows):
+        for c, (tile, caption) in enumerate(row):
+            x, y = pad + c * (args.cell + pad), pad + r * (args.cell + label_h + pad)
+            sheet.paste(tile, (x, y + label_h))
+            draw.text((x + 2, y + 3), caption, fill="black")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.output, optimize=True)
+    print(f"wrote {args.output} ({sheet.size[0]}x{sheet.size[1]}); PSNR is Y, crop 4, on the whole image")
+
+
+if __name__ == "__main__":
+    main()
