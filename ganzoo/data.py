@@ -9,6 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganzoo.imaging import degrade_bicubic, image_to_tensor, list_images, load_image
+
+__all__ = ["ImageBank", "degrade_bicubic", "epoch_batch_indices", "load_mnist", "load_mnist_dataset", "read_idx"]
+
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -89,9 +93,6 @@ class ImageBank:
 
     def __init__(self, folders: list[str | os.PathLike], min_size: int, device: torch.device | str = "cpu",
                  max_images: int | None = None) -> None:
-        from ganzoo.evaluate import list_images
-        from ganzoo.imaging import image_to_tensor, load_image
-
         paths = [p for folder in folders for p in list_images(folder)][:max_images]
         self.images: list[torch.Tensor] = []
         for path in paths:
@@ -119,9 +120,3 @@ class ImageBank:
             crops.append(crop.flip(2) if flip >= 4 else crop)
         return torch.stack(crops).float().div_(255)
 
-
-def degrade_bicubic(hr: torch.Tensor, scale: int) -> torch.Tensor:
-    """The SR training/benchmark degradation: MATLAB bicubic downscaling, quantised to 8 bits."""
-    from ganzoo.imaging import imresize, quantize
-
-    return quantize(imresize(hr, scale=1 / scale))

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ganzoo.imaging import ImageError, image_to_tensor, imresize, load_image, mod_crop, quantize
+from ganzoo.imaging import (
+    degrade_bicubic,
+    image_to_tensor,
+    imresize,
+    list_images,
+    load_image,
+    mod_crop,
+    quantize,
+)
 from ganzoo.metrics import frechet_distance, psnr, ssim
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
-
 
 # -- digits -----------------------------------------------------------------------------------------
 
@@ -67,7 +61,7 @@ def evaluate_digits(generator: torch.nn.Module, classifier: torch.nn.Module, dat
         "class_accuracy": correct.mean().item(),
         "class_accuracy_per_class": per_class,
         "classifier_test_accuracy": (test_pred == test_labels).double().mean().item(),
-        "n": float(n),
+        "n": n,
     }
 
 
@@ -87,12 +81,8 @@ def evaluate_sr(upscale: Upscaler, data_dir: str | os.PathLike, scale: int,
     then PSNR/SSIM on Y (BT.601) and on RGB, each with a `scale`-pixel border crop."""
     rows = []
     for path in tqdm(list_images(data_dir), desc="evaluate", disable=not progress):
-        try:
-            hr, _, _ = image_to_tensor(load_image(path))
-        except ImageError as err:
-            raise ImageError(f"{path}: {err}") from None
-        hr = mod_crop(hr, scale)
-        lr = quantize(imresize(hr, scale=1 / scale))
+        hr = mod_crop(image_to_tensor(load_image(path))[0], scale)
+        lr = degrade_bicubic(hr, scale)
         sr = quantize(upscale(lr).to(hr.device, hr.dtype))
         if sr.shape != hr.shape:
             raise ValueError(f"{path.name}: upscaled to {tuple(sr.shape)}, expected {tuple(hr.shape)}")

@@ -8,6 +8,7 @@ import os
 import struct
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 import numpy as np
@@ -355,3 +356,22 @@ def _checked_call(
 def make_grid_image(images: torch.Tensor, nrow: int) -> Image.Image:
     """Tile [N,C,H,W] images in [0,1] into one PIL image, `nrow` images per row."""
     return tensor_to_image(make_grid(images.detach().float().clamp(0.0, 1.0), nrow=nrow))
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files of a folder, sorted by name (an error if there are none)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def degrade_bicubic(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The SR training and benchmark degradation: MATLAB bicubic downscaling, quantised to 8 bits."""
+    return quantize(imresize(hr, scale=1 / scale))

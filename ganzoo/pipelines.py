@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 from ganzoo import imaging
-from ganzoo.evaluate import IMAGE_SUFFIXES
+from ganzoo.imaging import IMAGE_SUFFIXES
 from ganzoo.models.digits import latent_noise
 
 __all__ = [

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
 from ganzoo.hub import CONFIG_NAME, WEIGHTS_NAME, GanzooModel, ModelLoadError
 
@@ -87,7 +88,12 @@ def load(name_or_path: str | os.PathLike, device: str = "cpu", allow_pickle: boo
     from ganzoo.models import MODEL_CLASSES
 
     source = resolve(name_or_path)
-    config = read_config(source, **download)
+    try:
+        config = read_config(source, **download)
+    except (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
+        hint = " (its weights are not bundled in this install)" if str(name_or_path) in MODELS else ""
+        raise ModelLoadError(f"{name_or_path}{hint}: could not fetch {source} from the Hugging Face Hub "
+                             f"and it is not in the local cache: {type(err).__name__}") from err
     class_name = config.get("_class_name")
     if class_name not in MODEL_CLASSES:
         raise ModelLoadError(f"{source}: {CONFIG_NAME} names no ganzoo model class "

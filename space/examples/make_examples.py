@@ -11,9 +11,9 @@ from skimage import data
 
 HERE = Path(__file__).resolve().parent
 CROPS = {  # name: (image, (top, left, height, width))
-    "chelsea_96.png": (data.chelsea, (60, 150, 96, 96)),     # the cat's eyes and whiskers
-    "astronaut_128.png": (data.astronaut, (40, 150, 128, 128)),  # face and helmet
-    "coffee_112.png": (data.coffee, (60, 200, 112, 112)),    # cup rim and saucer
+    "chelsea_96.png": (data.chelsea, (60, 150, 96, 96)),     # an eye and fur
+    "astronaut_128.png": (data.astronaut, (40, 150, 128, 128)),  # a face
+    "coffee_112.png": (data.coffee, (60, 200, 112, 112)),    # crema and the cup rim
 }
 
 for name, (load, (top, left, height, width)) in CROPS.items():
