@@ -1,9 +1,4 @@
-"""Train the class-conditional DCGAN on MNIST.
-
-The discriminator sees the class through a projection and also classifies real
-digits; the generator is rewarded when that classifier recognises the class it
-was asked for (the classifier is trained on real digits only, so the generator
-cannot teach it its own private shapes).
+"""Train the class-conditional DCGAN on MNIST (the class is a one-hot input to both networks).
 
     accelerate launch train_scripts/train_mnist_gan.py --data-dir ../shared/data/mnist \
         --output-dir runs/mnist-dcgan --classifier runs/mnist-classifier/final
@@ -12,7 +7,6 @@ cannot teach it its own private shapes).
 import argparse
 
 import torch
-import torch.nn.functional as F
 
 from ganzoo import load
 from ganzoo.data import epoch_batch_indices, load_mnist
@@ -28,7 +22,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--latent-dim", type=int, default=100)
     parser.add_argument("--base-channels", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--class-loss-weight", type=float, default=1.0, help="weight of the class losses")
     parser.add_argument("--classifier", default=None,
                         help="trained DigitClassifier (name, folder or repo) to score samples during training")
     parser.add_argument("--eval-every", type=int, default=2000)
@@ -58,16 +51,13 @@ def main(argv=None) -> None:
         fake = generator(z, fake_labels)
 
         def d_loss(disc):
-            real_logit, real_class = disc(real, real_labels)
-            fake_logit, _ = disc(fake.detach(), fake_labels)
-            adv = d_bce_loss(real_logit, fake_logit)
-            cls = F.cross_entropy(real_class, real_labels)
-            return adv + args.class_loss_weight * cls, {"d_adv": adv.item(), "d_class": cls.item()}
+            logits = disc(torch.cat([real, fake.detach()]), torch.cat([real_labels, fake_labels]))
+            loss = d_bce_loss(*logits.chunk(2))
+            return loss, {"d_loss": loss.item()}
 
         def g_loss(disc):
-            fake_logit, fake_class = disc(fake, fake_labels)
-            adv, cls = g_bce_loss(fake_logit), F.cross_entropy(fake_class, fake_labels)
-            return adv + args.class_loss_weight * cls, {"g_adv": adv.item(), "g_class": cls.item()}
+            loss = g_bce_loss(disc(fake, fake_labels))
+            return loss, {"g_loss": loss.item()}
 
         return adversarial_step(trainer, discriminator, d_opt, g_opt, d_loss, g_loss)
 

@@ -7,6 +7,7 @@ GAN works in internally stays inside these modules.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganzoo.hub import GanzooModel, check_range, hub_kwargs
@@ -27,9 +28,8 @@ class DigitGenerator(GanzooModel, **hub_kwargs(pipeline_tag="unconditional-image
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
         c = base_channels
-        self.label_embedding = nn.Embedding(num_classes, latent_dim)
         self.project = nn.Sequential(
-            nn.Linear(2 * latent_dim, 4 * c * 7 * 7, bias=False), nn.BatchNorm1d(4 * c * 7 * 7), nn.ReLU(True))
+            nn.Linear(latent_dim + num_classes, 4 * c * 7 * 7, bias=False), nn.BatchNorm1d(4 * c * 7 * 7), nn.ReLU(True))
         # nearest upsampling + conv instead of transposed conv: no checkerboard artefacts
         self.upsample = nn.Sequential(
             nn.Upsample(scale_factor=2), nn.Conv2d(4 * c, 2 * c, 3, 1, 1, bias=False),
@@ -40,7 +40,7 @@ class DigitGenerator(GanzooModel, **hub_kwargs(pipeline_tag="unconditional-image
         self._base_channels = c
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = self.project(torch.cat([z, self.label_embedding(labels)], dim=1))
+        h = self.project(torch.cat([z, F.one_hot(labels, self.num_classes).to(z.dtype)], dim=1))
         h = h.view(z.shape[0], 4 * self._base_channels, 7, 7)
         return (self.upsample(h) + 1) / 2
 
@@ -59,8 +59,9 @@ def latent_noise(n: int, latent_dim: int, seed: int) -> torch.Tensor:
 
 class DigitDiscriminator(GanzooModel, **hub_kwargs(pipeline_tag="image-classification",
                                                    tags=["mnist", "dcgan", "discriminator"])):
-    """DCGAN discriminator with spectral norm, a class projection (Miyato & Koyama 2018) and an
-    auxiliary classifier head: (image, class) -> (real logit, class logits)."""
+    """Conditional DCGAN discriminator with spectral norm: (image, class) -> real logit.
+
+    The class enters as one-hot planes stacked on the image (the classic cGAN recipe)."""
 
     family = "digits"
 
@@ -68,25 +69,19 @@ class DigitDiscriminator(GanzooModel, **hub_kwargs(pipeline_tag="image-classific
         check_range("num_classes", num_classes, 1, 1000)
         check_range("base_channels", base_channels, 1, 1024)
         super().__init__()
+        self.num_classes = num_classes
         c = base_channels
         sn = nn.utils.parametrizations.spectral_norm
-        self.features = nn.Sequential(
-            sn(nn.Conv2d(1, c, 4, 2, 1)), nn.LeakyReLU(0.2, True),  # 14x14
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(1 + num_classes, c, 4, 2, 1)), nn.LeakyReLU(0.2, True),  # 14x14
             sn(nn.Conv2d(c, 2 * c, 4, 2, 1)), nn.LeakyReLU(0.2, True),  # 7x7
             sn(nn.Conv2d(2 * c, 4 * c, 3, 2, 1)), nn.LeakyReLU(0.2, True),  # 4x4
-            nn.Flatten())
-        feature_dim = 4 * c * 16
-        self.real_head = sn(nn.Linear(feature_dim + 1, 1))
-        self.class_projection = sn(nn.Embedding(num_classes, feature_dim))
-        self.class_head = nn.Linear(feature_dim, num_classes)
+            nn.Flatten(), sn(nn.Linear(4 * c * 16, 1)))
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(images * 2 - 1)
-        # minibatch standard deviation (Karras et al. 2018): lets D see a batch without variety
-        spread = h.std(0, unbiased=False).mean().expand(h.shape[0], 1) if h.shape[0] > 1 else h.new_zeros(1, 1)
-        real_logit = (self.real_head(torch.cat([h, spread], 1)).squeeze(1)
-                      + (self.class_projection(labels) * h).sum(1))
-        return real_logit, self.class_head(h)
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        planes = F.one_hot(labels, self.num_classes).to(images.dtype)[:, :, None, None]
+        planes = planes.expand(-1, -1, *images.shape[-2:])
+        return self.net(torch.cat([images * 2 - 1, planes], dim=1)).squeeze(1)
 
 
 class DigitClassifier(GanzooModel, **hub_kwargs(pipeline_tag="image-classification",
