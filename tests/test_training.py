@@ -125,7 +125,7 @@ def test_gan_smoke_run(fake_mnist, tmp_path, run_script, tiny_classifier):
     assert list((out / "samples").glob("*.png"))
     logs = log_lines(out)
     assert logs and all(line["step"] <= 2 for line in logs)
-    assert any("g_adv" in line and "d_adv" in line for line in logs)
+    assert any("g_loss" in line and "d_loss" in line for line in logs)
     assert any("eval/class_accuracy" in line and "eval/fid" in line for line in logs)
     card = (out / "final" / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: ganzoo" in card
@@ -281,9 +281,9 @@ def test_accelerate_launch_two_cpu_processes(fake_mnist, tmp_path, tiny_classifi
     # both processes saved their RNG state into the one checkpoint
     assert {p.name for p in (out / "checkpoints" / "checkpoint-2").glob("random_states_*.pkl")} == {
         "random_states_0.pkl", "random_states_1.pkl"}
-    assert [line["step"] for line in log_lines(out) if "g_adv" in line] == [2]
+    assert [line["step"] for line in log_lines(out) if "g_loss" in line] == [2]
 
     launch("--max-steps", "3", "--resume")
     assert checkpoint_names(out) == ["checkpoint-2", "checkpoint-3"]
-    assert [line["step"] for line in log_lines(out) if "g_adv" in line] == [2, 3]
+    assert [line["step"] for line in log_lines(out) if "g_loss" in line] == [2, 3]
     assert isinstance(ganzoo.load(out / "final"), DigitGenerator)

@@ -72,7 +72,7 @@ def main(argv=None) -> None:
     def evaluate(step: int) -> dict[str, float]:
         scores = evaluate_digits(acc.unwrap_model(generator), classifier, args.data_dir,
                                  samples_per_class=args.eval_samples_per_class, seed=args.seed)
-        return {k: v for k, v in scores.items() if isinstance(v, float)}
+        return {k: v for k, v in scores.items() if isinstance(v, (int, float))}
 
     metrics = trainer.fit(train_step, [generator, discriminator], sample_fn=sample,
                           eval_fn=evaluate if classifier is not None else None, eval_every=args.eval_every)
