@@ -45,7 +45,7 @@ def load_model(name: str) -> Any:
     """Load once per model name (a failed load is not cached, so it is retried on the next request)."""
     try:
         return ganzoo.load(name, device=str(pipelines.pick_device()))
-    except Exception as err:  # noqa: BLE001 - any load failure becomes one clear message in the UI
+    except Exception as err:  # any load failure becomes one clear message in the UI
         raise gr.Error(f"Could not load the super-resolution model {name!r}: {err}") from err
 
 
@@ -88,11 +88,12 @@ def upscale_image(image: Image.Image | None, method: str) -> tuple[Image.Image, 
     return _upscale(image, None, MAX_PIXELS, scale=scale), upscaled
 
 
-def measure(image: Image.Image | None, progress: gr.Progress = gr.Progress()) -> tuple[list, list[list]]:
+def measure(image: Image.Image | None,
+            progress: gr.Progress = gr.Progress()) -> tuple[list, list[list]]:  # noqa: B008 - the Gradio idiom
     """Shrink the image x4 (mod-crop, MATLAB bicubic, 8-bit), upscale it back with every method and
     score each against the original: PSNR and SSIM on the Y channel with a 4-pixel border crop.
 
-    Returns the gallery (original, then one image per method, captioned with its scores) and the
+    Returns the gallery (original, then one image per method, captioned with its PSNR) and the
     table rows [method, PSNR Y, SSIM Y].
     """
     image = check_image(image, MAX_MEASURE_PIXELS, "measuring")
@@ -105,9 +106,9 @@ def measure(image: Image.Image | None, progress: gr.Progress = gr.Progress()) ->
     if min(height, width) < MIN_MEASURE_SIDE:
         raise gr.Error(f"The image is {image.width}x{image.height}; measuring needs at least "
                        f"{MIN_MEASURE_SIDE}x{MIN_MEASURE_SIDE} pixels.")
-    low_res = imaging.tensor_to_image(imaging.quantize(imaging.imresize(hr, scale=1 / SCALE)))
+    low_res = imaging.tensor_to_image(imaging.degrade_bicubic(hr, SCALE))  # as in training and evaluate_sr
     gallery: list[tuple[Image.Image, str]] = [
-        (imaging.tensor_to_image(hr), f"Original {width}x{height} (input: {low_res.width}x{low_res.height})")]
+        (imaging.tensor_to_image(hr), f"Original {width}x{height}")]
     rows = []
     for i, method in enumerate(METHODS):
         progress(i / len(METHODS), desc=method)
@@ -119,7 +120,7 @@ def measure(image: Image.Image | None, progress: gr.Progress = gr.Progress()) ->
         psnr = metrics.psnr(sr, hr, crop_border=SCALE, y_channel=True).item()
         ssim = metrics.ssim(sr, hr, crop_border=SCALE, y_channel=True).item()
         rows.append([method, round(psnr, 2) if math.isfinite(psnr) else "inf", round(ssim, 4)])
-        gallery.append((upscaled, f"{method}: {psnr:.2f} dB, SSIM {ssim:.4f}"))
+        gallery.append((upscaled, f"{method}: {psnr:.2f} dB"))
     return gallery, rows
 
 
@@ -157,7 +158,7 @@ def build() -> None:
         "scoring lower.")
     with gr.Row():
         gallery = gr.Gallery(label="Original and upscaled", format="png", columns=4, height=360,
-                             object_fit="contain", interactive=False, elem_id="measure-gallery", scale=3)
+                             object_fit="contain", interactive=False, elem_id="measure-gallery", scale=2)
         table = gr.Dataframe(headers=TABLE_HEADERS, datatype=["str", "number", "number"], label="Scores",
                              interactive=False, elem_id="measure-table", scale=1)
     run_measure.click(measure, image, [gallery, table], api_name="measure")

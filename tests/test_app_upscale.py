@@ -1,0 +1,234 @@
+"""The app's Upscale tab (space/tabs/upscale.py): in process, through gradio_client, and in headless Chromium.
+
+One server per module, `python space/app.py` as in test_app.py, with tiny untrained SRResNets
+(1 block, 8 channels) standing in for srgan-x4 and srresnet-x4 so every call takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urljoin
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_app import (
+    APP_FILE,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    START_TIMEOUT_S,
+    free_port,
+    load_app_module,
+)
+
+import ganzoo
+from ganzoo import pipelines
+from ganzoo.models.srgan import SRResNet
+
+EXAMPLE = REPO / "space" / "examples" / "chelsea_96.png"
+
+
+@pytest.fixture(scope="module")
+def tiny_sr_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Two different tiny x4 SRResNets saved with save_pretrained: {"srgan": folder, "srresnet": folder}."""
+    dirs = {}
+    for seed, name in enumerate(("srgan", "srresnet")):
+        torch.manual_seed(seed)
+        dirs[name] = tmp_path_factory.mktemp(f"tiny-{name}")
+        SRResNet(scale=4, num_blocks=1, channels=8).eval().save_pretrained(dirs[name])
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def sr_env(tiny_sr_dirs) -> dict[str, str]:
+    return {"GANZOO_SRGAN_MODEL": str(tiny_sr_dirs["srgan"]), "GANZOO_SRRESNET_MODEL": str(tiny_sr_dirs["srresnet"])}
+
+
+@pytest.fixture
+def upscale_tab(sr_env, monkeypatch):
+    """The tab module in this process, pointed at the tiny models."""
+    for key, value in sr_env.items():
+        monkeypatch.setenv(key, value)
+    load_app_module()
+    from tabs import upscale
+
+    return upscale
+
+
+@pytest.fixture(scope="module")
+def server(sr_env, tmp_path_factory):
+    """URL of `python space/app.py` running with the tiny SR models; stopped after the module."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("app-upscale") / "server.log"
+    env = {**os.environ, **sr_env, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(APP_FILE)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"space/app.py exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"space/app.py did not answer on {url} within {START_TIMEOUT_S}s:\n{log_path.read_text()}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory):
+    from gradio_client import Client
+
+    return Client(server, verbose=False, analytics_enabled=False,
+                  download_files=str(tmp_path_factory.mktemp("client-downloads")))
+
+
+def rgb_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, len(mode)), dtype=np.uint8), mode)
+
+
+def max_diff(a: Image.Image, b: Image.Image) -> int:
+    assert a.size == b.size and a.mode == b.mode, (a.size, a.mode, b.size, b.mode)
+    return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())
+
+
+# --- in process ---------------------------------------------------------------------------------
+
+def test_app_has_upscale_endpoints_and_examples():
+    app = load_app_module().build_app()
+    assert {"upscale", "measure"} <= {fn.api_name for fn in app.fns.values()}
+    from tabs import upscale
+
+    for name, _ in upscale.EXAMPLES:
+        path = upscale.EXAMPLES_DIR / name
+        assert path.stat().st_size < 60_000, f"{name} is too large for the repo"
+        assert Image.open(path).size[0] * Image.open(path).size[1] <= upscale.MAX_PIXELS
+
+
+def test_bad_inputs_are_clear_errors(upscale_tab):
+    import gradio as gr
+
+    for call, message in [
+        (lambda: upscale_tab.upscale_image(None, upscale_tab.SRGAN), "No image"),
+        (lambda: upscale_tab.measure(None), "No image"),
+        (lambda: upscale_tab.upscale_image(rgb_image(600, 500), upscale_tab.SRGAN),
+         r"600x500 = 300,000 pixels.*at most 262,144 pixels \(512x512\)"),
+        (lambda: upscale_tab.measure(rgb_image(1100, 1000)), r"at most 1,048,576 pixels \(1024x1024\)"),
+        (lambda: upscale_tab.measure(rgb_image(30, 64)), "at least 32x32"),
+        (lambda: upscale_tab.upscale_image(rgb_image(8, 8), "Lanczos"), "Method must be one of"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
+            call()
+
+
+def test_alpha_and_slider_pair(upscale_tab, sr_env):
+    image = rgb_image(12, 10, mode="RGBA")
+    before, after = upscale_tab.upscale_image(image, upscale_tab.SRRESNET)
+    assert after.mode == "RGBA" and after.size == (48, 40)
+    assert before.size == after.size and before.mode == "RGBA"
+    expected = pipelines.upscale(image, ganzoo.load(sr_env["GANZOO_SRRESNET_MODEL"]))
+    assert max_diff(after, expected) <= 1
+    assert max_diff(before, pipelines.upscale(image, None)) == 0  # the input, MATLAB-bicubic to the output size
+
+
+# --- through the HTTP API -----------------------------------------------------------------------
+
+def test_upscale_api(client, sr_env, tmp_path):
+    from gradio_client import handle_file
+
+    path = tmp_path / "small.png"
+    image = rgb_image(20, 16, seed=3)
+    image.save(path)
+    before_path, after_path = client.predict(handle_file(str(path)), "SRGAN x4", api_name="/upscale")
+    with Image.open(before_path) as before, Image.open(after_path) as after:
+        assert after.size == (80, 64) and before.size == (80, 64)
+        expected = pipelines.upscale(image, ganzoo.load(sr_env["GANZOO_SRGAN_MODEL"]))
+        assert max_diff(after.convert("RGB"), expected) <= 1  # the SRGAN setting reached the SRGAN model
+
+
+def test_measure_api(client, tmp_path):
+    from gradio_client import handle_file
+
+    gallery, table = client.predict(handle_file(str(EXAMPLE)), api_name="/measure")
+    assert table["headers"] == ["Method", "PSNR Y (dB)", "SSIM Y"]
+    rows = {row[0]: row[1:] for row in table["data"]}
+    assert set(rows) == {"SRGAN x4", "SRResNet x4", "Bicubic x4"}
+    for method, (psnr, ssim) in rows.items():
+        assert math.isfinite(float(psnr)) and 0 < float(ssim) <= 1, (method, psnr, ssim)
+    assert float(rows["Bicubic x4"][0]) > 20  # a 96x96 photo, shrunk and re-enlarged: a sane PSNR
+    assert len(gallery) == 4
+    for item in gallery:
+        with Image.open(item["image"]) as shown:
+            assert shown.size == (96, 96)
+    assert "dB" in gallery[3]["caption"] and gallery[3]["caption"].startswith("Bicubic x4")
+
+
+def test_over_limit_image_is_an_error_over_the_api(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (600, 500), "grey").save(path)
+    with pytest.raises(AppError, match="262,144"):
+        client.predict(handle_file(str(path)), "Bicubic x4", api_name="/upscale")
+
+
+# --- in a real browser --------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_upscale_in_browser(server, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium chromium-driver)")
+    from playwright.sync_api import sync_playwright
+
+    path = tmp_path / "upload.png"
+    rgb_image(24, 20, seed=5).save(path)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(server)
+            page.get_by_role("tab", name="Upscale x4").click()
+            page.locator("#upscale-input input[type=file]").set_input_files(str(path))
+            page.locator("#upscale-input img").first.wait_for(state="visible")  # upload finished
+            page.locator("#upscale-method").get_by_label("Bicubic x4").check()
+            page.locator("#upscale-run").click()
+            images = page.locator("#upscale-slider img")
+            images.nth(1).wait_for(state="visible")
+            sizes = []
+            for i in range(2):
+                response = page.request.get(urljoin(server, images.nth(i).get_attribute("src")))
+                assert response.ok, response.status
+                sizes.append(Image.open(io.BytesIO(response.body())).size)
+            page.screenshot(path=str(tmp_path / "upscale.png"), full_page=True)
+        finally:
+            browser.close()
+    assert sizes == [(96, 80), (96, 80)]
