@@ -242,5 +242,71 @@ def evaluate_digits(args: argparse.Namespace) -> int:
     return 0
 
 
+def thread_list(text: str) -> list[int] | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        return [positive_int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, none or thread counts like 1,4; got {text!r}") from None
+
+
+@command("benchmark", "time every inference path (eager, channels-last, compile, ONNX Runtime, autocast, "
+         "CUDA graphs) against the fp32 NCHW baseline",
+         arg("--model", default="srresnet-x4", help="SR model name, folder or Hub repo id (default: srresnet-x4)"),
+         arg("--size", type=positive_int, default=256, help="input height and width in pixels (default: 256)"),
+         arg("--batch", type=positive_int, default=1, help="images per call (default: 1)"),
+         arg("--repeats", type=positive_int, default=10, help="timed calls per path (default: 10)"),
+         arg("--warmup", type=int, default=2, help="untimed calls per path first (default: 2)"),
+         arg("--threads", type=positive_int, help="CPU threads for torch and ONNX Runtime (default: torch's)"),
+         arg("--thread-sweep", type=thread_list, default="auto", metavar="LIST",
+             help="CPU only: extra channels-last paths at these thread counts, e.g. 1,8; "
+                  "auto (1 and all CPUs, the default) or none"),
+         arg("--no-compile", dest="compile", action="store_false", help="skip the torch.compile paths"),
+         arg("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX Runtime path"),
+         arg("--tiled", type=positive_int, metavar="TILE",
+             help="also time the default path untiled and in tiles of TILE pixels on a large input"),
+         arg("--tiled-size", type=positive_int, metavar="PIXELS",
+             help="input size for --tiled (default: the larger of --size and 2 x TILE)"),
+         JSON, DEVICE)
+def benchmark_command(args: argparse.Namespace) -> int:
+    from ganzoo import benchmark
+
+    if args.warmup < 0:
+        raise ValueError(f"--warmup must be at least 0, got {args.warmup}")
+    device = pipelines.pick_device(args.device)
+    model = load_sr_model(args.model, device)
+    if model is None:
+        raise ValueError("benchmark needs a model, not bicubic")
+    result = benchmark.run_benchmark(
+        model, size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+        device=device, compile=args.compile, onnx=args.onnx, thread_sweep=args.thread_sweep, tiled=args.tiled,
+        tiled_size=args.tiled_size, model_name=args.model)
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{result['model']}: {result['batch']}x3x{result['size']}x{result['size']} on {result['device']} "
+          f"({result['device_name']}), {result['threads']} threads, torch {result['torch_version']}, "
+          f"{result['flops'] / 1e9:.3g} GFLOP per call")
+    print_table(*benchmark.table_rows(result))
+    print(f"fastest path within {result['tolerance']:g} of the baseline: {result['fastest_matching']}")
+    return 0
+
+
+@command("export-onnx", "export a model to ONNX (dynamic batch, height and width) for ONNX Runtime",
+         arg("--model", default="srresnet-x4", help="model name, folder or Hub repo id (default: srresnet-x4)"),
+         arg("-o", "--output", type=Path, required=True, help="file to write, e.g. model.onnx"),
+         arg("--opset", type=positive_int, help="ONNX opset (default: 17)"))
+def export_onnx_command(args: argparse.Namespace) -> int:
+    from ganzoo import export
+
+    model = load_sr_model(args.model, torch.device("cpu"))
+    if model is None:
+        raise ValueError("bicubic is not a model to export")
+    path = export.export_onnx(model, args.output, opset=args.opset or export.DEFAULT_OPSET)
+    print(path)
+    return 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

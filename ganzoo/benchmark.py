@@ -1,0 +1,462 @@
+"""Time every inference path of an image-to-image model on one machine: `ganzoo benchmark`.
+
+Each path runs the same fixed input `warmup` times untimed and `repeats`
+times timed (synchronising CUDA around each call), then once more to measure
+memory. Its output is compared with the naive baseline's (fp32, NCHW, eager,
+`torch.no_grad`); a path that cannot run here (no compiler for
+`torch.compile`, no ONNX Runtime, ...) is reported as "unavailable: <reason>".
+
+Memory: on the CPU, the rise of the process RSS (sampled every millisecond in
+a thread) during the one extra call, above its level before that call; on
+CUDA, `torch.cuda.max_memory_allocated` from the start of the path's setup
+(so compile workspaces and CUDA-graph pools count) above the level before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gc
+import os
+import resource
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ganzoo import pipelines
+
+__all__ = ["TOLERANCE", "PathSpec", "count_flops", "default_paths", "peak_tflops", "run_benchmark", "table_rows"]
+
+TOLERANCE = 1e-3  # max abs difference from the baseline for a path to count as matching
+BASELINE = "baseline"
+DEFAULT = "default (pipelines)"
+
+# Dense peak TFLOP/s per precision; the first name contained in the device name wins.
+PEAK_TFLOPS: list[tuple[str, dict[str, float]]] = [
+    ("H200", {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9}),
+    ("H100 PCIe", {"bf16": 756.5, "fp16": 756.5, "tf32": 378.0, "fp32": 51.2}),
+    ("H100 NVL", {"bf16": 835.5, "fp16": 835.5, "tf32": 417.8, "fp32": 60.0}),
+    ("H100", {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9}),  # SXM
+    ("A100", {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5}),
+]
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """One way of running the model."""
+
+    name: str
+    grad_mode: str = "inference_mode"  # or "no_grad"
+    channels_last: bool = False
+    autocast: torch.dtype | None = None
+    compile: bool = False
+    cuda_graph: bool = False
+    threads: int | None = None  # CPU intra-op threads for this path only
+    onnx: bool = False
+    pipeline: bool = False  # the function `pipelines.upscale` uses (clamped output)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def default_paths(device: torch.device, compile: bool = True, onnx: bool = True,
+                  thread_sweep: list[int] | None = None) -> list[PathSpec]:
+    """The baseline and every optimised path that makes sense on `device`."""
+    paths = [PathSpec(BASELINE, grad_mode="no_grad"), PathSpec("inference_mode"),
+             PathSpec("channels_last", channels_last=True), PathSpec(DEFAULT, pipeline=True)]
+    if device.type == "cuda":
+        paths += [PathSpec("bf16 autocast + channels_last", channels_last=True, autocast=torch.bfloat16),
+                  PathSpec("fp16 autocast + channels_last", channels_last=True, autocast=torch.float16)]
+        if compile:
+            paths += [PathSpec("torch.compile + channels_last", channels_last=True, compile=True),
+                      PathSpec("torch.compile + bf16 + channels_last", channels_last=True, compile=True,
+                               autocast=torch.bfloat16)]
+        paths += [PathSpec("cuda graph + channels_last", channels_last=True, cuda_graph=True),
+                  PathSpec("cuda graph + bf16 + channels_last", channels_last=True, cuda_graph=True,
+                           autocast=torch.bfloat16)]
+    else:
+        if compile:
+            paths += [PathSpec("torch.compile", compile=True),
+                      PathSpec("torch.compile + channels_last", channels_last=True, compile=True)]
+        paths += [PathSpec(f"channels_last, {n} thread{'s' if n > 1 else ''}", channels_last=True, threads=n)
+                  for n in thread_sweep or []]
+    if onnx:
+        paths.append(PathSpec("onnxruntime", onnx=True))
+    return paths
+
+
+def auto_thread_sweep(threads: int) -> list[int]:
+    """1 and all usable CPUs, without the count every other path already uses."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return sorted({1, cpus} - {threads})
+
+
+def count_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass on `x` (FlopCounterMode: convolutions and matmuls, 2 per MAC),
+    counted on the meta device so nothing is computed; falls back to a real pass."""
+    for target in ("meta", None):
+        try:
+            m = copy.deepcopy(model).to(target) if target else model
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                m(x.to(target) if target else x)
+            return int(counter.get_total_flops())
+        except Exception:  # some ops have no meta kernel: count on the real device
+            if target is None:
+                raise
+    raise AssertionError("unreachable")
+
+
+def peak_tflops(device: torch.device) -> dict[str, float] | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peaks for key, peaks in PEAK_TFLOPS if key in name), None)
+
+
+# -- measuring ------------------------------------------------------------------------------------------
+
+def _rss() -> int:
+    try:
+        import psutil
+        return psutil.Process().memory_info().rss
+    except ImportError:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class _PeakRSS:
+    """Peak process RSS while the block runs, sampled in a thread."""
+
+    def __init__(self, interval: float = 0.001) -> None:
+        self.interval, self.start, self.peak = interval, 0, 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, _rss())
+
+    def __enter__(self) -> None:
+        self.start = self.peak = _rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def delta_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+@contextlib.contextmanager
+def _num_threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reason(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"unavailable: {type(err).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
+# -- building one path ------------------------------------------------------------------------------------
+
+def _build(spec: PathSpec, model: nn.Module, x: torch.Tensor, device: torch.device,
+           workdir: str, threads: int) -> Callable[[], torch.Tensor]:
+    """A no-argument function that runs the model on `x` the way `spec` says and returns the output."""
+    if spec.onnx:
+        from ganzoo.export import export_onnx, onnx_session, run_onnx
+
+        path = export_onnx(model, os.path.join(workdir, "model.onnx"))
+        if device.type == "cuda":
+            import onnxruntime as ort
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise RuntimeError("onnxruntime has no CUDAExecutionProvider")
+            session = onnx_session(path, providers=["CUDAExecutionProvider"])
+        else:
+            session = onnx_session(path, threads=threads)
+        x_cpu = x.cpu()  # on CUDA this includes the copies to and from the device
+        return lambda: run_onnx(session, x_cpu)
+    if spec.pipeline:
+        fn, _ = pipelines._sr_function(copy.deepcopy(model), 1, device)
+
+        def run_default() -> torch.Tensor:
+            with torch.inference_mode():
+                return fn(x)
+        return run_default
+
+    m = copy.deepcopy(model)
+    if spec.channels_last:
+        m = m.to(memory_format=torch.channels_last)
+    forward = torch.compile(m, dynamic=False) if spec.compile else m
+    grad_mode = torch.inference_mode if spec.grad_mode == "inference_mode" else torch.no_grad
+    memory_format = torch.channels_last if spec.channels_last else torch.contiguous_format
+
+    def run() -> torch.Tensor:
+        # CUDA graphs must not reuse autocast's cast-weight cache across capture and replay.
+        with grad_mode(), torch.autocast(device.type, dtype=spec.autocast or torch.float32,
+                                         enabled=spec.autocast is not None, cache_enabled=not spec.cuda_graph):
+            return forward(x.contiguous(memory_format=memory_format))
+
+    if not spec.cuda_graph:
+        return run
+    if device.type != "cuda":
+        raise RuntimeError("CUDA graphs need a CUDA device")
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            run()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = run()  # `x` is fixed, so it is its own static input
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return static_out
+    return replay
+
+
+def _measure(spec: PathSpec, build: Callable[[], Callable[[], torch.Tensor]], device: torch.device,
+             repeats: int, warmup: int) -> tuple[dict[str, Any], torch.Tensor | None]:
+    """Timings and memory of the function `build` returns, and its output (None when it could not run)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        gpu_before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    row: dict[str, Any] = {"name": spec.name, "status": "ok"}
+    with _num_threads(spec.threads):
+        try:
+            start = time.perf_counter()
+            call = build()
+            for _ in range(max(warmup, 1)):
+                out = call()
+            _sync(device)
+            row["setup_s"] = time.perf_counter() - start
+        except Exception as err:  # any failure makes the path unavailable, not the run
+            if spec.name == BASELINE:
+                raise
+            row["status"] = _reason(err)
+            return row, None
+        times = []
+        for _ in range(repeats):
+            _sync(device)
+            start = time.perf_counter()
+            out = call()
+            _sync(device)
+            times.append(time.perf_counter() - start)
+        if device.type == "cuda":
+            call()
+            _sync(device)
+            row["peak_mem_mb"] = (torch.cuda.max_memory_allocated(device) - gpu_before) / 2**20
+        else:
+            rss = _PeakRSS()
+            with rss:
+                call()
+            row["peak_mem_mb"] = rss.delta_mb
+    row["times_s"] = times
+    return row, out.detach().float().cpu().clone()
+
+
+def _settings(spec: PathSpec, device: torch.device, threads: int) -> dict[str, Any]:
+    settings: dict[str, Any] = {"grad_mode": spec.grad_mode, "channels_last": spec.channels_last,
+                                "precision": _precision(spec, device), "compile": spec.compile,
+                                "cuda_graph": spec.cuda_graph}
+    if device.type == "cpu":
+        settings["threads"] = spec.threads or threads
+    if spec.onnx:
+        settings = {"runtime": "onnxruntime", "graph_optimization": "ORT_ENABLE_ALL",
+                    "provider": "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider",
+                    "precision": "fp32", **({"threads": threads} if device.type == "cpu" else {})}
+    if spec.pipeline:
+        settings = {"grad_mode": "inference_mode", "memory_format": str(pipelines._memory_format(device)),
+                    "precision": _precision(spec, device), "output": "clamped to [0, 1]"}
+    return settings
+
+
+def _precision(spec: PathSpec, device: torch.device) -> str:
+    if spec.autocast is not None:
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}[spec.autocast]
+    return "tf32" if device.type == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
+
+
+def _summarise(row: dict[str, Any], out: torch.Tensor, reference: torch.Tensor, flops: int, batch: int,
+               base_ips: float | None, peaks: dict[str, float] | None) -> None:
+    times = np.asarray(row.pop("times_s"))
+    p10, p25, median, p75, p90 = np.percentile(times, [10, 25, 50, 75, 90])
+    row["latency_ms"] = {"median": median * 1e3, "p10": p10 * 1e3, "p90": p90 * 1e3,
+                         "iqr": (p75 - p25) * 1e3, "min": times.min() * 1e3}
+    row["images_per_s"] = batch / median
+    row["output_mpix_per_s"] = out.shape[0] * out.shape[-2] * out.shape[-1] / median / 1e6
+    row["ratio"] = row["images_per_s"] / base_ips if base_ips else 1.0
+    row["max_abs_diff"] = float((out - reference).abs().max()) if out.shape == reference.shape else float("inf")
+    row["matches"] = row["max_abs_diff"] <= TOLERANCE
+    row["tflop_per_s"] = flops / median / 1e12
+    precision = row["settings"].get("precision")
+    if peaks and precision in peaks:
+        row["mfu"] = row["tflop_per_s"] / peaks[precision]
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+
+def run_benchmark(model: nn.Module, size: int = 256, batch: int = 1, repeats: int = 10, warmup: int = 2,
+                  threads: int | None = None, device: str | torch.device | None = None, compile: bool = True,
+                  onnx: bool = True, thread_sweep: list[int] | str | None = "auto", tiled: int | None = None,
+                  tiled_size: int | None = None, model_name: str | None = None) -> dict[str, Any]:
+    """Benchmark every path on a [batch,3,size,size] input in [0,1]; a JSON-ready dict.
+
+    `threads` sets torch's (and ONNX Runtime's) CPU threads for the whole run;
+    `thread_sweep` ("auto", a list, or None) adds channels-last paths at other
+    thread counts on the CPU. With `tiled`, the default pipeline path is also
+    timed untiled and in tiles of that size on a `tiled_size` input.
+    """
+    for name, value, low in (("size", size, 1), ("batch", batch, 1), ("repeats", repeats, 1),
+                             ("warmup", warmup, 0)):
+        pipelines._check_whole(name, value, low)
+    device = pipelines.pick_device(device)
+    if threads is not None:
+        pipelines._check_whole("threads", threads, 1)
+    if tiled is not None and tiled <= 2 * pipelines.TILE_OVERLAP:
+        raise ValueError(f"the tile must be more than {2 * pipelines.TILE_OVERLAP} pixels "
+                         f"(overlap {pipelines.TILE_OVERLAP} per side), got {tiled}")
+    with _num_threads(threads):
+        return _run(model, size, batch, repeats, warmup, torch.get_num_threads(), device, compile, onnx,
+                    thread_sweep, tiled, tiled_size, model_name)
+
+
+def _run(model: nn.Module, size: int, batch: int, repeats: int, warmup: int, threads: int, device: torch.device,
+         compile: bool, onnx: bool, thread_sweep: list[int] | str | None, tiled: int | None,
+         tiled_size: int | None, model_name: str | None) -> dict[str, Any]:
+    if thread_sweep == "auto":
+        thread_sweep = auto_thread_sweep(threads)
+    model = copy.deepcopy(model).to(device).eval()
+    x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    flops = count_flops(model, x)
+    peaks = peak_tflops(device)
+    result: dict[str, Any] = {
+        "model": model_name or type(model).__name__, "size": size, "batch": batch, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "threads": threads, "torch_version": torch.__version__, "onnxruntime_version": _ort_version(),
+        "flops": flops, "repeats": repeats, "warmup": warmup, "tolerance": TOLERANCE,
+        "memory": "cuda max_memory_allocated" if device.type == "cuda" else "process RSS rise, sampled",
+        "paths": [],
+    }
+    if device.type == "cuda":
+        result["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
+        if peaks:
+            result["peak_tflops"] = peaks
+    specs = default_paths(device, compile=compile, onnx=onnx, thread_sweep=thread_sweep or [])
+    reference, base_ips = None, None
+    with tempfile.TemporaryDirectory(prefix="ganzoo-bench-") as workdir:
+        for spec in specs:
+            row, out = _measure(spec, lambda spec=spec: _build(spec, model, x, device, workdir, threads), device,
+                                repeats, warmup)
+            row["settings"] = _settings(spec, device, threads)
+            if out is not None:
+                if reference is None:
+                    reference = out
+                _summarise(row, out, reference.clamp(0, 1) if spec.pipeline else reference, flops, batch,
+                           base_ips, peaks)
+                base_ips = base_ips or row["images_per_s"]
+            result["paths"].append(row)
+            if spec.compile:
+                torch._dynamo.reset()
+    matching = [r for r in result["paths"] if r["status"] == "ok" and r["matches"]]
+    result["fastest_matching"] = max(matching, key=lambda r: r["images_per_s"])["name"]
+    if tiled is not None:
+        result["tiling"] = benchmark_tiling(model, tiled, tiled_size or max(size, 2 * tiled), batch, device,
+                                            repeats, warmup)
+    return result
+
+
+def benchmark_tiling(model: nn.Module, tile: int, size: int, batch: int, device: torch.device, repeats: int,
+                     warmup: int) -> dict[str, Any]:
+    """The default pipeline path untiled and tiled (`pipelines.TILE_OVERLAP` overlap) on a size x size input."""
+    overlap = pipelines.TILE_OVERLAP
+    if tile <= 2 * overlap:
+        raise ValueError(f"the tile must be more than {2 * overlap} pixels (overlap {overlap} per side), got {tile}")
+    model = copy.deepcopy(model).to(device).eval()
+    scale = pipelines.sr_scale(model)
+    x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
+    fn, _ = pipelines._sr_function(model, scale, device)
+    flops = count_flops(model, x)
+    rows, outputs = [], []
+    for name, tile_size in ((f"untiled {size}x{size}", None), (f"tiled {tile} (overlap {overlap})", tile)):
+        def call(tile_size: int | None = tile_size) -> torch.Tensor:
+            with torch.inference_mode():
+                return pipelines._apply(fn, x, scale, tile_size, overlap)
+        row, out = _measure(PathSpec(name), lambda call=call: call, device, repeats, warmup)
+        if out is None:
+            raise RuntimeError(f"{name}: {row['status']}")
+        row["settings"] = {"tile": tile_size, "overlap": overlap, "input": f"{batch}x3x{size}x{size}"}
+        outputs.append(out)
+        _summarise(row, out, outputs[0], flops, batch, rows[0]["images_per_s"] if rows else None, None)
+        rows.append(row)
+    return {"tile": tile, "overlap": overlap, "size": size, "flops_untiled": flops, "paths": rows}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def _ort_version() -> str | None:
+    try:
+        import onnxruntime
+        return onnxruntime.__version__
+    except ImportError:
+        return None
+
+
+def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the readable table (`ganzoo benchmark` without --json)."""
+    header = ["path", "median ms", "p10-p90 ms", "img/s", "out MP/s", "TFLOP/s", "peak MB", "x base",
+              "max |diff|"]
+    if any("mfu" in row for row in result["paths"]):
+        header.append("MFU")
+    rows = []
+    for row in result["paths"] + result.get("tiling", {}).get("paths", []):
+        if row["status"] != "ok":
+            rows.append([row["name"], row["status"]] + [""] * (len(header) - 2))
+            continue
+        lat = row["latency_ms"]
+        cells = [row["name"], f"{lat['median']:.2f}", f"{lat['p10']:.2f}-{lat['p90']:.2f}",
+                 f"{row['images_per_s']:.3g}", f"{row['output_mpix_per_s']:.3g}", f"{row['tflop_per_s']:.3g}",
+                 f"{row['peak_mem_mb']:.1f}", f"{row['ratio']:.2f}",
+                 f"{row['max_abs_diff']:.1e}" + ("" if row["matches"] else " !")]
+        if len(header) > len(cells):
+            cells.append(f"{100 * row['mfu']:.1f}%" if "mfu" in row else "")
+        rows.append(cells)
+    return header, rows

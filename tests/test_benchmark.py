@@ -1,0 +1,92 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganzoo import benchmark, pipelines
+from ganzoo.cli import main
+from ganzoo.models.srgan import SRResNet
+
+LATENCY_KEYS = {"median", "p10", "p90", "iqr", "min"}
+PATH_KEYS = {"name", "status", "settings", "setup_s", "latency_ms", "images_per_s", "output_mpix_per_s",
+             "peak_mem_mb", "ratio", "max_abs_diff", "matches", "tflop_per_s"}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-srresnet")
+    SRResNet(scale=4, num_blocks=1, channels=8).save_pretrained(folder)
+    return folder
+
+
+def test_benchmark_json_has_every_cpu_path(tiny_dir, capsys):
+    threads = torch.get_num_threads()
+    code = main(["benchmark", "--model", str(tiny_dir), "--size", "16", "--repeats", "2", "--warmup", "1",
+                 "--no-compile", "--threads", "1", "--thread-sweep", "1", "--json", "--device", "cpu"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and torch.get_num_threads() == threads  # the thread setting does not leak
+    assert {"model", "size", "batch", "device", "threads", "torch_version", "flops", "paths"} <= set(result)
+    assert result["size"] == 16 and result["batch"] == 1 and result["device"] == "cpu"
+    assert result["flops"] > 0 and result["torch_version"] == torch.__version__
+    paths = {row["name"]: row for row in result["paths"]}
+    needed = {"baseline", "inference_mode", "channels_last", "default (pipelines)", "onnxruntime",
+              "channels_last, 1 thread"}
+    assert needed <= set(paths) and not any("compile" in name for name in paths)
+    for name in needed:
+        row = paths[name]
+        assert row["status"] == "ok" and PATH_KEYS <= set(row) and set(row["latency_ms"]) == LATENCY_KEYS
+        assert row["max_abs_diff"] < 1e-4 and row["matches"] and row["ratio"] > 0 and row["images_per_s"] > 0
+    assert paths["baseline"]["ratio"] == 1.0 and paths["baseline"]["max_abs_diff"] == 0.0
+    assert paths["channels_last, 1 thread"]["settings"]["threads"] == 1
+    assert result["fastest_matching"] in paths
+
+
+def test_benchmark_table(tiny_dir, capsys):
+    code = main(["benchmark", "--model", str(tiny_dir), "--size", "8", "--repeats", "1", "--warmup", "0",
+                 "--no-compile", "--no-onnx", "--threads", "1", "--thread-sweep", "none", "--tiled", "40",
+                 "--tiled-size", "48", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "baseline" in out and "channels_last" in out and "onnxruntime" not in out
+    assert "tiled 40 (overlap 16)" in out and "fastest path within 0.001" in out
+
+
+def test_a_failing_path_is_reported_not_raised(monkeypatch):
+    def broken(model, **kwargs):
+        raise RuntimeError("no compiler here\nmore detail")
+    monkeypatch.setattr(torch, "compile", broken)
+    model = SRResNet(scale=2, num_blocks=1, channels=4)
+    result = benchmark.run_benchmark(model, size=8, repeats=1, warmup=0, onnx=False, thread_sweep=None,
+                                     threads=1, device="cpu")
+    compiled = [row for row in result["paths"] if "compile" in row["name"]]
+    assert compiled and all(row["status"] == "unavailable: RuntimeError: no compiler here" for row in compiled)
+    assert result["fastest_matching"] != compiled[0]["name"]
+
+
+def test_tiling_is_compared_with_the_untiled_default_path():
+    model = SRResNet(scale=2, num_blocks=1, channels=4)
+    tiling = benchmark.benchmark_tiling(model, tile=40, size=56, batch=1, device=torch.device("cpu"),
+                                        repeats=1, warmup=0)
+    untiled, tiled = tiling["paths"]
+    assert untiled["ratio"] == 1.0 and untiled["max_abs_diff"] == 0.0 and tiled["ratio"] > 0
+    assert tiled["max_abs_diff"] < 1e-5  # a receptive field of 10 pixels lies inside the overlap of 16
+
+
+def test_bad_arguments_are_one_error_line(tiny_dir, capsys):
+    assert main(["benchmark", "--model", str(tiny_dir), "--size", "8", "--tiled", "32", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.startswith("error: the tile must be more than 32")
+
+
+def test_default_pipeline_path_matches_the_baseline():
+    torch.manual_seed(0)
+    model, lr = SRResNet(scale=2, num_blocks=2, channels=8).eval(), torch.rand(1, 3, 20, 17)
+    with torch.no_grad():
+        expected = model(lr).clamp(0, 1)
+    got = pipelines.sr_upscaler(model, device=torch.device("cpu"))(lr)
+    assert got.is_contiguous() and (got - expected).abs().max() < 1e-5
+
+
+def test_peak_tflops_only_for_known_gpus():
+    assert benchmark.peak_tflops(torch.device("cpu")) is None
