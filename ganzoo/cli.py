@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from tqdm import tqdm
 
 import ganzoo
@@ -90,6 +91,8 @@ def load_model(name: str, device: torch.device, expected: type[GanzooModel] | No
         model = ganzoo.load(name, device=str(device))
     except OSError as err:
         raise ModelLoadError(f"cannot load model {name!r}: {err}") from None
+    except (SafetensorError, RecursionError) as err:  # garbage weights; a config nested too deeply to parse
+        raise ModelLoadError(f"cannot load model {name!r}: {type(err).__name__}: {err}") from None
     if expected is not None and not isinstance(model, expected):
         raise ModelLoadError(f"{name!r} is a {type(model).__name__}, not a {expected.__name__}")
     return model

@@ -12,11 +12,13 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import pickle
 import types
 import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
+import safetensors
 import safetensors.torch
 import torch
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, hf_hub_download
@@ -150,10 +152,14 @@ class GanzooModel(nn.Module, PyTorchModelHubMixin, library_name="ganzoo", licens
                         local_files_only=local_files_only, token=token)
         model_file, is_pickle = _find_weights(model_id, allow_pickle, download)
         model = cls(**model_kwargs)
-        if is_pickle:
-            state_dict = torch.load(model_file, map_location="cpu", weights_only=True)
-        else:
-            state_dict = safetensors.torch.load_file(model_file, device="cpu")
+        try:
+            if is_pickle:
+                state_dict = torch.load(model_file, map_location="cpu", weights_only=True)
+            else:
+                state_dict = safetensors.torch.load_file(model_file, device="cpu")
+        except (safetensors.SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError) as err:
+            raise ModelLoadError(f"{model_id}: cannot read weights file {os.path.basename(model_file)} "
+                                 f"(corrupt or not a weights file: {err})") from None
         load_state_dict_strict(model, state_dict, source=model_id)
         return model.to(map_location).eval()
 

@@ -63,13 +63,21 @@ def _open(fp: IO[bytes], name: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(Image.open(fp), name, max_pixels)
+            img = Image.open(fp)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{name}: too many pixels, refused as a decompression bomb ({e})") from e
     except UnidentifiedImageError as e:
         raise ImageError(
             f"{name}: not an image (cannot identify the format; the file is empty or unsupported)"
         ) from e
+    except _DECODE_ERRORS as e:  # the header itself is damaged (e.g. a JPEG cut inside its markers)
+        raise ImageError(f"{name}: truncated or corrupt image data ({e})") from e
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _decode(img, name, max_pixels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: too many pixels, refused as a decompression bomb ({e})") from e
 
 
 def _decode(img: Image.Image, name: str, max_pixels: int) -> Image.Image:

@@ -79,6 +79,8 @@ class VGGFeatures(torch.nn.Module):
             model.load_state_dict(_imagenet_vgg_state_dict(weights_path))
         last = max(VGG19_LAYERS[name] for name in layers)
         self.features = model.features[:last + 1].eval().requires_grad_(False)
+        for relu in (m for m in self.features if isinstance(m, torch.nn.ReLU)):
+            relu.inplace = False  # an in-place ReLU would overwrite a returned conv output (conv3_3)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

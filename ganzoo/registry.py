@@ -75,7 +75,7 @@ def read_config(source: str, **download: Any) -> dict[str, Any]:
         raise ModelLoadError(f"{source}: {CONFIG_NAME} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise ModelLoadError(f"{source}: {CONFIG_NAME} is not valid JSON ({err})") from None
     if not isinstance(config, dict):
         raise ModelLoadError(f"{source}: {CONFIG_NAME} must hold a JSON object")

@@ -230,7 +230,9 @@ class Trainer:
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             for old in self.checkpoints()[:-self.args.checkpoints_total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
+                doomed = old.with_name(f".tmp-delete-{old.name}")  # never half-deleted under its real name
+                os.replace(old, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
         self.accelerator.wait_for_everyone()
         return final
 

@@ -144,11 +144,11 @@ def test_uncached_repo_id_fails_offline_without_hanging(tmp_path):
 
 def test_cached_repo_is_loaded_strictly(generator_folder, tmp_path):
     tensors = safetensors.torch.load_file(generator_folder / "model.safetensors")
-    tensors.pop("label_embedding.weight")
+    tensors.pop("project.0.weight")
     safetensors.torch.save_file(tensors, generator_folder / "model.safetensors")
     cache = tmp_path / "hf-cache"
     populate_hf_cache(cache, "some-org/partial", generator_folder)
-    with pytest.raises(ModelLoadError, match="label_embedding.weight"):
+    with pytest.raises(ModelLoadError, match="project.0.weight"):
         ganzoo.load("some-org/partial", cache_dir=cache)
 
 

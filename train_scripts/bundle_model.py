@@ -1,7 +1,7 @@
 """Benchmark a trained run's export and bundle it as `ganzoo/pretrained/<name>` with its model card.
 
     python train_scripts/bundle_model.py --export runs/srresnet-x4/final --name srresnet-x4 \
-        --card srresnet-x4.md --sr-bench Set5=../shared/data/sr/bench/Set5 --sr-bench Set14=../shared/data/sr/bench/Set14
+        --card super-resolution.md --sr-bench Set5=../shared/data/sr/bench/Set5 --sr-bench Set14=../shared/data/sr/bench/Set14
     python train_scripts/bundle_model.py --export runs/mnist-dcgan/final --name mnist-dcgan \
         --card mnist-dcgan.md --digits-data ../shared/data/mnist --classifier mnist-classifier
 

@@ -85,9 +85,9 @@ def main(argv=None) -> None:
     sample, validate = sr_callbacks(trainer, args, generator, bank)
     metrics = trainer.fit(train_step, [generator, discriminator], sample_fn=sample, eval_fn=validate,
                           eval_every=args.eval_every, sample_nrow=4)
-    trainer.export(generator, "final", "srgan-x4.md", metrics=metrics, train_dirs=args.train_dirs,
+    trainer.export(generator, "final", "super-resolution.md", metrics=metrics, train_dirs=args.train_dirs,
                    images=len(bank), content_loss=content_description, init_from=args.init_from)
-    trainer.export(discriminator, "discriminator", "srgan-x4.md", metrics=metrics, train_dirs=args.train_dirs,
+    trainer.export(discriminator, "discriminator", "super-resolution.md", metrics=metrics, train_dirs=args.train_dirs,
                    images=len(bank), content_loss=content_description, init_from=args.init_from)
     trainer.end()
 

@@ -75,6 +75,18 @@ def _upscale(image: Image.Image, model: Any, limit: int, scale: int = SCALE) -> 
         raise gr.Error(f"Could not upscale the image: {err}") from err
 
 
+class ImageInput(gr.Image):
+    """gr.Image whose decoding failures reach the user as a clear message, not Gradio's generic one."""
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception as err:  # Pillow's errors are many types; each becomes one readable line
+            reason = str(err).split("/tmp/")[0].strip() or type(err).__name__
+            raise gr.Error(f"Cannot read this image ({type(err).__name__}: {reason}). "
+                           "Upload a PNG, JPEG, WebP, BMP or TIFF file.") from None
+
+
 def upscale_image(image: Image.Image | None, method: str) -> tuple[Image.Image, Image.Image]:
     """(the input enlarged with bicubic to the output size, the input upscaled with `method`).
 
@@ -135,7 +147,7 @@ def build() -> None:
         "upscaled PNG.")
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="Low-resolution image", type="pil", image_mode=None, sources=["upload", "clipboard"],
+            image = ImageInput(label="Low-resolution image", type="pil", image_mode=None, sources=["upload", "clipboard"],
                              elem_id="upscale-input", height=320)
             method = gr.Radio(METHODS, value=SRGAN, label="Method", elem_id="upscale-method")
             with gr.Row():
