@@ -329,8 +329,12 @@ def _spans(length: int, tile: int, overlap: int, scale: int) -> list[tuple[slice
     if length <= tile:
         whole = slice(0, length * scale)
         return [(slice(0, length), whole, whole)]
+    count = 1 + math.ceil((length - tile) / (tile - 2 * overlap))
+    # The smallest equal tiles that still cover the axis with `count` windows: less
+    # recomputed overlap than full-size tiles clamped at the border (e.g. 512 px in
+    # tiles of at most 256: three of 192 rather than three of 256).
+    tile = math.ceil((length + 2 * overlap * (count - 1)) / count)
     step = tile - 2 * overlap
-    count = 1 + math.ceil((length - tile) / step)
     # Cores partition the axis; each lies at least `overlap` pixels inside its
     # window except where the window touches the image border.
     bounds = [0] + [i * step + overlap for i in range(1, count)] + [length]
