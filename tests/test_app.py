@@ -9,18 +9,13 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urljoin
 
 import numpy as np
 import pytest
 import torch
+from app_server import app_server
 from PIL import Image
 
 import ganzoo
@@ -67,48 +62,12 @@ def tiny_generator(tiny_model_dir):
     return ganzoo.load(str(tiny_model_dir))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, tmp_path_factory):
     """URL of `python space/app.py` running with the tiny generator; stopped after the module."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("app") / "server.log"
-    env = {**os.environ, "GANZOO_DIGITS_MODEL": str(tiny_model_dir), "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")  # the client and browser talk to loopback
-    url = f"http://127.0.0.1:{port}/"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(APP_FILE)], cwd=REPO, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"space/app.py exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"space/app.py did not answer on {url} within {START_TIMEOUT_S}s:\n"
-                            f"{log_path.read_text()}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with app_server({"GANZOO_DIGITS_MODEL": str(tiny_model_dir)}, log_path) as running:
+        yield running.url
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from app_server import free_port
 import safetensors.torch
 import torch
 from conftest import REPO_ROOT, TRAIN_SCRIPTS, reset_accelerate_state
@@ -218,12 +218,6 @@ def test_bad_loop_arguments_are_refused(fake_mnist, tmp_path, run_script):
 
 
 # -- several processes ---------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def kill_process_tree(pid: int) -> None:
     """End a process we started and every process it started, each by its id."""

@@ -78,6 +78,9 @@ def _upscale(image: Image.Image, model: Any, limit: int, scale: int = SCALE) -> 
 class ImageInput(gr.Image):
     """gr.Image whose decoding failures reach the user as a clear message, not Gradio's generic one."""
 
+    def get_block_name(self) -> str:
+        return "image"  # render with gr.Image's own front end
+
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
