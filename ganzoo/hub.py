@@ -16,7 +16,7 @@ import pickle
 import types
 import typing
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import safetensors
 import safetensors.torch
@@ -50,9 +50,12 @@ def hub_kwargs(*, pipeline_tag: str, tags: list[str]) -> dict[str, Any]:
     )
 
 
-def check_range(name: str, value: Any, low: float, high: float) -> None:
+def check_range(name: str, value: Any, low: float, high: float, integer: bool = True) -> None:
     """Raise a clear error for a config value outside [low, high] (called before allocating)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ModelLoadError(f"config value {name}={value!r} must be {'an integer' if integer else 'a number'}")
+    if not low <= value <= high:
         raise ModelLoadError(f"config value {name}={value!r} is outside the allowed range [{low}, {high}]")
 
 
@@ -87,9 +90,6 @@ def _matches(value: Any, annotation: Any) -> bool:
 
 class GanzooModel(nn.Module, PyTorchModelHubMixin, library_name="ganzoo", license="mit", repo_url=REPO_URL):
     """Base class: `nn.Module` + Hub mixin with strict, safetensors-only loading."""
-
-    #: the folder name under `ganzoo/model_cards`-rendered cards use for this family
-    family: ClassVar[str] = "ganzoo"
 
     @classmethod
     def config_parameters(cls) -> dict[str, inspect.Parameter]:

@@ -19,8 +19,6 @@ class DigitGenerator(GanzooModel, **hub_kwargs(pipeline_tag="unconditional-image
                                                tags=["mnist", "dcgan", "conditional"])):
     """DCGAN generator for 28x28 digits: (noise, class) -> image in [0, 1]."""
 
-    family = "digits"
-
     def __init__(self, latent_dim: int = 100, num_classes: int = 10, base_channels: int = 64) -> None:
         check_range("latent_dim", latent_dim, 1, 4096)
         check_range("num_classes", num_classes, 1, 1000)
@@ -63,8 +61,6 @@ class DigitDiscriminator(GanzooModel, **hub_kwargs(pipeline_tag="image-classific
 
     The class enters as one-hot planes stacked on the image (the classic cGAN recipe)."""
 
-    family = "digits"
-
     def __init__(self, num_classes: int = 10, base_channels: int = 64) -> None:
         check_range("num_classes", num_classes, 1, 1000)
         check_range("base_channels", base_channels, 1, 1024)
@@ -87,8 +83,6 @@ class DigitDiscriminator(GanzooModel, **hub_kwargs(pipeline_tag="image-classific
 class DigitClassifier(GanzooModel, **hub_kwargs(pipeline_tag="image-classification",
                                                 tags=["mnist", "classifier"])):
     """Small CNN for 28x28 digits; its penultimate features are the space the digit FID is measured in."""
-
-    family = "digits"
 
     def __init__(self, num_classes: int = 10, base_channels: int = 32, feature_dim: int = 128) -> None:
         check_range("num_classes", num_classes, 1, 1000)

@@ -30,8 +30,6 @@ class SRResNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image",
     Takes a low-resolution RGB image in [0, 1] and returns it `scale` times larger.
     """
 
-    family = "sr"
-
     def __init__(self, scale: int = 4, num_blocks: int = 16, channels: int = 64) -> None:
         check_choice("scale", scale, (2, 4, 8))
         check_range("num_blocks", num_blocks, 1, 64)
@@ -55,8 +53,6 @@ class SRResNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image",
 class SRGANDiscriminator(GanzooModel, **hub_kwargs(pipeline_tag="image-classification",
                                                    tags=["super-resolution", "srgan", "discriminator"])):
     """Eight 3x3 conv layers (LeakyReLU, BN), then a dense head; adaptive pooling accepts any crop size."""
-
-    family = "sr"
 
     def __init__(self, channels: int = 64) -> None:
         check_range("channels", channels, 1, 512)
