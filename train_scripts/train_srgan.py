@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 import ganzoo
-from ganzoo.data import ImageBank, degrade_bicubic
+from ganzoo.data import ImageBank
 from ganzoo.losses import PerceptualLoss, VGGFeatures, d_bce_loss, feature_matching_loss, g_bce_loss
 from ganzoo.models import SRGANDiscriminator, SRResNet
 from ganzoo.training import Trainer, add_training_args, adversarial_step
-from train_srresnet import add_sr_data_args, sr_callbacks
+from train_srresnet import add_sr_data_args, sr_batches, sr_callbacks
 
 CONTENT_LAYERS = {"vgg54": "relu5_4", "vgg22": "relu2_2"}
 
@@ -57,10 +57,10 @@ def main(argv=None) -> None:
     g_opt = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.9, 0.999))
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=(0.9, 0.999))
     generator, discriminator, g_opt, d_opt = trainer.prepare(generator, discriminator, g_opt, d_opt)
+    next_batch = sr_batches(args, bank)
 
     def train_step(step: int, rng: torch.Generator) -> dict[str, float]:
-        hr = bank.random_crops(args.batch_size, args.crop_size, rng)
-        lr = degrade_bicubic(hr, args.scale)
+        hr, lr = next_batch(rng)
         sr = generator(lr).float()
 
         def d_loss(disc):

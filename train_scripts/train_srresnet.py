@@ -21,6 +21,9 @@ def add_sr_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=int, default=4, choices=[2, 4, 8])
     parser.add_argument("--crop-size", type=int, default=96, help="HR crop size (the paper's 96)")
     parser.add_argument("--eval-every", type=int, default=2000)
+    parser.add_argument("--synthetic-data", action="store_true",
+                        help="reuse one in-memory batch every step: times the model alone, to compare with the "
+                             "real pipeline and show the data is not the bottleneck")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,6 +35,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-4)
     add_training_args(parser, max_steps=100_000, batch_size=16, checkpoint_every=2000, sample_every=2000)
     return parser.parse_args(argv)
+
+
+def sr_batches(args: argparse.Namespace, bank: ImageBank):
+    """A step's (HR crops, bicubic LR): fresh each step, or with --synthetic-data one fixed pair."""
+    def fresh(rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        hr = bank.random_crops(args.batch_size, args.crop_size, rng)
+        return hr, degrade_bicubic(hr, args.scale)
+
+    if args.synthetic_data:
+        fixed = fresh(torch.Generator().manual_seed(0))
+        return lambda rng: fixed
+    return fresh
 
 
 def sr_callbacks(trainer: Trainer, args: argparse.Namespace, generator: torch.nn.Module, bank: ImageBank):
@@ -64,10 +79,10 @@ def main(argv=None) -> None:
     model, optimizer = trainer.prepare(model, optimizer)
     trainer.accelerator.register_for_checkpointing(scheduler)  # stepped by hand: once per optimiser update
     pixel_loss = F.mse_loss if args.pixel_loss == "mse" else F.l1_loss
+    next_batch = sr_batches(args, bank)
 
     def train_step(step: int, rng: torch.Generator) -> dict[str, float]:
-        hr = bank.random_crops(args.batch_size, args.crop_size, rng)
-        lr = degrade_bicubic(hr, args.scale)
+        hr, lr = next_batch(rng)
         loss = pixel_loss(model(lr).float(), hr)
         trainer.optimize(loss, optimizer)
         if trainer.accelerator.sync_gradients:
