@@ -393,3 +393,20 @@ def test_bundled_srresnet_beats_bicubic(tmp_path, capsys):
     bicubic = evaluate_json(capsys, "--model", "bicubic", "--data", str(folder))
     assert model["n"] == bicubic["n"] == 2
     assert model["psnr_y"] > bicubic["psnr_y"], (model["psnr_y"], bicubic["psnr_y"])
+
+
+def test_synthetic_data_reuses_one_batch_and_real_data_does_not(image_folder, monkeypatch):
+    import argparse
+
+    from conftest import TRAIN_SCRIPTS
+
+    monkeypatch.syspath_prepend(str(TRAIN_SCRIPTS))
+    from train_srresnet import sr_batches
+
+    bank = ImageBank([image_folder], min_size=32)
+    args = argparse.Namespace(batch_size=2, crop_size=32, scale=4, synthetic_data=True)
+    synthetic = sr_batches(args, bank)
+    first, second = synthetic(torch.Generator().manual_seed(1)), synthetic(torch.Generator().manual_seed(2))
+    assert first[0] is second[0] and first[1].shape == (2, 3, 8, 8)
+    real = sr_batches(argparse.Namespace(**{**vars(args), "synthetic_data": False}), bank)
+    assert not torch.equal(real(torch.Generator().manual_seed(1))[0], real(torch.Generator().manual_seed(2))[0])
