@@ -20,6 +20,7 @@ except ImportError:  # a checkout without `pip install -e .`: use the package be
     sys.path.insert(0, str(HERE.parent))
 
 import gradio as gr  # noqa: E402
+from gradio import processing_utils  # noqa: E402
 
 from ganzoo.hub import REPO_URL  # noqa: E402
 from ganzoo.registry import list_models  # noqa: E402
@@ -30,6 +31,24 @@ TABS = [digits, upscale]
 
 CONCURRENCY_LIMIT = 2  # events of one kind running at once (2 CPU cores on a free Space)
 QUEUE_MAX_SIZE = 32  # beyond this, new requests get Gradio's "Queue is full" error at once
+
+
+def save_pil_to_cache_once(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """Gradio's own version rewrites a content-addressed cache file on every identical result, so a
+    user still downloading the earlier copy can get a cut-off file (gradio#7155, #8878). The content
+    cannot differ, so write it once, by rename."""
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = (folder / f"{name}.{format}").resolve()
+    if not path.exists():
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    return str(path)
+
+
+processing_utils.save_pil_to_cache = save_pil_to_cache_once
 
 
 def intro_markdown() -> str:

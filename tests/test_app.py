@@ -171,3 +171,18 @@ def test_generate_in_browser(server, tiny_generator, tmp_path):
             browser.close()
     expected = pipelines.sample_digits_grid(tiny_generator, n=10, seed=0, digit=4, nrow=8)
     assert_same_image(shown, expected)  # right size, and the chosen digit and count reached the model
+
+
+def test_identical_results_are_cached_once_never_rewritten(tmp_path):
+    """Gradio's cache rewrote identical outputs in place, cutting off concurrent downloads."""
+    from gradio import processing_utils
+
+    app = load_app_module()
+    assert processing_utils.save_pil_to_cache is app.save_pil_to_cache_once
+    image = Image.new("RGB", (8, 8), (10, 200, 30))
+    first = Path(app.save_pil_to_cache_once(image, str(tmp_path), format="png"))
+    stamp = first.stat().st_mtime_ns
+    second = Path(app.save_pil_to_cache_once(image, str(tmp_path), format="png"))
+    assert second == first and first.stat().st_mtime_ns == stamp
+    assert_same_image(first, image)
+    assert not list(tmp_path.rglob("*.partial"))
