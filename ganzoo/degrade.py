@@ -1,0 +1,284 @@
+"""Blur synthesis for deblurring: random camera-shake kernels, recorded kernels, blur and noise.
+
+The trajectory kernels follow the method of Boracchi & Foi (2012) as used by
+DeblurGAN (Kupyn et al. 2018, Algorithm 1): a camera path whose velocity keeps
+its direction (inertia), is jittered by Gaussian shake, jumps on rare impulsive
+shakes and is pulled back towards the start (deterministic drift), rasterised
+with bilinear splatting.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+__all__ = [
+    "BlurSynthesizer",
+    "add_noise",
+    "blur",
+    "center_kernel",
+    "load_kernels",
+    "random_trajectory",
+    "random_trajectory_kernel",
+    "rasterize_trajectory",
+]
+
+PAD_MODES = ("reflect", "replicate", "circular")
+
+
+def _uniform(rng: torch.Generator | None, low: float = 0.0, high: float = 1.0) -> float:
+    device = rng.device if rng is not None else "cpu"
+    return low + (high - low) * float(torch.rand((), generator=rng, device=device))
+
+
+def random_trajectory(
+    length: float,
+    steps: int = 2000,
+    rng: torch.Generator | None = None,
+    impulse_prob: float = 0.2,
+    shake: float = 10.0,
+    drift: float = 0.7,
+    anxiety: float = 0.005,
+) -> torch.Tensor:
+    """A random camera path of `steps` points [steps, 2] (x, y), total arc length `length`.
+
+    Per trajectory the strengths are drawn uniformly from [0, given value]:
+    `impulse_prob` (chance per step, times `anxiety`, of an abrupt turn),
+    `shake` (Gaussian jitter of the velocity) and `drift` (pull back to the start).
+    """
+    device = rng.device if rng is not None else "cpu"
+    impulse_p = impulse_prob * _uniform(rng)
+    shake_s = shake * _uniform(rng)
+    drift_s = drift * _uniform(rng)
+    angle = _uniform(rng, 0.0, 2 * math.pi)
+    # All random numbers are drawn up front so the loop runs on plain floats.
+    jitter = torch.randn(steps, 2, generator=rng, device=device).double().cpu().tolist()
+    coins = torch.rand(steps, generator=rng, device=device).double().cpu().tolist()
+    turns = torch.rand(steps, generator=rng, device=device).double().cpu().tolist()
+
+    step = length / max(steps - 1, 1)
+    v = complex(math.cos(angle), math.sin(angle)) * step
+    x = 0j
+    path = [x]
+    for t in range(steps - 1):
+        dv = 0j
+        if coins[t] < impulse_p * anxiety:
+            # Impulsive shake: the camera jerks back, roughly reversing its motion.
+            dv = 2 * v * complex(math.cos(math.pi + turns[t] - 0.5), math.sin(math.pi + turns[t] - 0.5))
+        gauss = complex(jitter[t][0], jitter[t][1])
+        dv += anxiety * (shake_s * gauss - drift_s * x) * step
+        v += dv
+        speed = abs(v)
+        # Constant speed keeps the arc length fixed; only the direction evolves.
+        v = v / speed * step if speed > 0 else complex(math.cos(angle), math.sin(angle)) * step
+        x += v
+        path.append(x)
+    return torch.tensor([[p.real, p.imag] for p in path], dtype=torch.float64)
+
+
+def rasterize_trajectory(points: torch.Tensor, size: int) -> torch.Tensor:
+    """Splat points [M, 2] (x, y) bilinearly onto a [size, size] grid, centred and summing to 1.
+
+    The points are shifted so their mean lies on the grid centre; bilinear
+    splatting preserves the mean, so the kernel's centre of mass is exactly
+    the centre. A path too wide for the grid is scaled down to fit.
+    """
+    pts = points.double() - points.double().mean(0)
+    radius = (size - 1) / 2 - 1.0  # keep the +1 bilinear neighbour on the grid
+    extent = float(pts.abs().max())
+    if extent > radius:
+        pts = pts * (radius / extent)
+    pts = pts + (size - 1) / 2
+    base = pts.floor()
+    frac = pts - base
+    ix, iy = base[:, 0].long(), base[:, 1].long()
+    fx, fy = frac[:, 0], frac[:, 1]
+    kernel = torch.zeros(size * size, dtype=torch.float64)
+    for dy, dx, w in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)),
+                      (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+        kernel.index_add_(0, (iy + dy) * size + (ix + dx), w)
+    kernel = kernel.view(size, size)
+    return (kernel / kernel.sum()).float()
+
+
+def random_trajectory_kernel(
+    size: int = 31,
+    rng: torch.Generator | None = None,
+    max_length: float = 40.0,
+    min_length_fraction: float = 0.1,
+    steps: int = 2000,
+) -> torch.Tensor:
+    """A camera-shake blur kernel [size, size] float32: non-negative, centred, sum 1.
+
+    The path length is drawn uniformly from [min_length_fraction, 1] * max_length
+    (a random exposure); paths wider than the kernel are scaled to fit.
+    """
+    if size < 3:
+        raise ValueError(f"kernel size must be at least 3, got {size}")
+    length = max_length * _uniform(rng, min_length_fraction, 1.0)
+    return rasterize_trajectory(random_trajectory(length, steps, rng), size)
+
+
+def _natural_key(path: Path) -> list:
+    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", path.name)]
+
+
+def _normalised(array: np.ndarray, source: str) -> torch.Tensor:
+    if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
+        raise ValueError(f"{source}: a kernel must be a 2-D array, got shape {array.shape}")
+    kernel = torch.from_numpy(np.asarray(array, dtype=np.float64))
+    if not torch.isfinite(kernel).all() or (kernel < 0).any() or kernel.sum() <= 0:
+        raise ValueError(f"{source}: a kernel must be finite, non-negative and not all zero")
+    return (kernel / kernel.sum()).float()
+
+
+def _read_npz(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in sorted(data.files, key=lambda k: _natural_key(Path(k)))}
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{path}: cannot read kernels ({e})") from e
+    if not arrays:
+        raise ValueError(f"{path}: no kernels in the archive")
+    return {f"{path.stem}/{key}": _normalised(a, f"{path}[{key}]") for key, a in arrays.items()}
+
+
+def _read_png(path: Path) -> torch.Tensor:
+    try:
+        with Image.open(path) as img:
+            array = np.asarray(img.convert("F") if img.mode != "L" else img, dtype=np.float64)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ValueError(f"{path}: cannot read kernel image ({e})") from e
+    return _normalised(array, str(path))
+
+
+def _same_kernel(a: torch.Tensor, b: torch.Tensor) -> bool:
+    # A PNG holds the kernel quantised to 8 bits of its peak.
+    return a.shape == b.shape and bool(((a / a.max() - b / b.max()).abs().max()) <= 1.5 / 255)
+
+
+def load_kernels(folder: str | os.PathLike, skip_png_copies: bool = True) -> list[torch.Tensor]:
+    """Recorded blur kernels from every .npz (all arrays) and .png in `folder`, each float32 summing to 1.
+
+    Archives come first, then images, each in natural name order. With
+    `skip_png_copies` a PNG that is an 8-bit rendering of a kernel already read
+    from an archive (e.g. `levin09_k3.png` of `levin09_kernels_from_mat.npz`)
+    is not added twice. Any unreadable or invalid file raises ValueError.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder of blur kernels")
+    kernels: list[torch.Tensor] = []
+    for path in sorted(folder.glob("*.npz"), key=_natural_key):
+        kernels.extend(_read_npz(path).values())
+    from_archives = list(kernels)
+    for path in sorted(folder.glob("*.png"), key=_natural_key):
+        kernel = _read_png(path)
+        if skip_png_copies and any(_same_kernel(kernel, k) for k in from_archives):
+            continue
+        kernels.append(kernel)
+    if not kernels:
+        raise ValueError(f"{folder}: no .npz or .png kernels found")
+    return kernels
+
+
+def center_kernel(kernel: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad or crop a [k, k'] kernel to [size, size] about its centre, renormalised to sum 1."""
+    out = torch.zeros(size, size, dtype=kernel.dtype, device=kernel.device)
+    h, w = kernel.shape
+    src_y, dst_y = max((h - size) // 2, 0), max((size - h) // 2, 0)
+    src_x, dst_x = max((w - size) // 2, 0), max((size - w) // 2, 0)
+    ch, cw = min(h, size), min(w, size)
+    out[dst_y:dst_y + ch, dst_x:dst_x + cw] = kernel[src_y:src_y + ch, src_x:src_x + cw]
+    total = out.sum()
+    if total <= 0:
+        raise ValueError(f"cropping a {h}x{w} kernel to {size}x{size} leaves nothing")
+    return out / total
+
+
+def blur(images: torch.Tensor, kernels: torch.Tensor, padding: str = "reflect") -> torch.Tensor:
+    """Convolve images [N,C,H,W] with per-image kernels [N,k,k] (or one [k,k]); same size out.
+
+    True convolution (the kernel is flipped), as scipy.signal.convolve2d(mode='same')
+    and the Levin et al. benchmark; one grouped conv2d for the whole batch.
+    """
+    if padding not in PAD_MODES:
+        raise ValueError(f"padding must be one of {PAD_MODES}, got {padding!r}")
+    if images.dim() != 4:
+        raise ValueError(f"images must be [N,C,H,W], got {list(images.shape)}")
+    n, c, h, w = images.shape
+    if kernels.dim() == 2:
+        kernels = kernels.expand(n, -1, -1)
+    if kernels.dim() != 3 or kernels.shape[0] != n:
+        raise ValueError(f"kernels must be [k,k] or [{n},k,k], got {list(kernels.shape)}")
+    kh, kw = kernels.shape[-2:]
+    if padding == "reflect" and (kh // 2 >= h or kw // 2 >= w):
+        raise ValueError(f"a {kh}x{kw} kernel is too large for 'reflect' padding of {h}x{w} images")
+    weight = kernels.to(images).flip(-2, -1).repeat_interleave(c, dim=0).unsqueeze(1)
+    # Left/top pads of k//2 and right/bottom of (k-1)//2 match scipy's 'same' for even k too.
+    padded = F.pad(images.reshape(1, n * c, h, w), (kw // 2, (kw - 1) // 2, kh // 2, (kh - 1) // 2),
+                   mode=padding)
+    return F.conv2d(padded, weight, groups=n * c).view(n, c, h, w)
+
+
+def add_noise(images: torch.Tensor, sigma: float | torch.Tensor, rng: torch.Generator | None = None
+              ) -> torch.Tensor:
+    """Add Gaussian noise of std `sigma` (a float or one per image [N]) and clamp to [0, 1].
+
+    The noise is drawn on the generator's device, so a seed gives the same noise on CPU and GPU.
+    """
+    device = rng.device if rng is not None else "cpu"
+    noise = torch.randn(images.shape, generator=rng, device=device, dtype=torch.float32)
+    sigma = torch.as_tensor(sigma, dtype=images.dtype, device=images.device)
+    if sigma.dim() == 1:
+        sigma = sigma.view(-1, *([1] * (images.dim() - 1)))
+    return (images + sigma * noise.to(images)).clamp(0.0, 1.0)
+
+
+class BlurSynthesizer:
+    """Make (blurred, kernel) pairs from sharp images: trajectory or recorded kernels, blur, noise."""
+
+    def __init__(
+        self,
+        kernels: list[torch.Tensor] | None = None,
+        recorded_fraction: float = 0.5,
+        kernel_size: int = 31,
+        noise_sigma: tuple[float, float] = (0.0, 0.01),
+    ) -> None:
+        if not 0.0 <= recorded_fraction <= 1.0:
+            raise ValueError(f"recorded_fraction must lie in [0, 1], got {recorded_fraction}")
+        if recorded_fraction > 0 and kernels is not None and len(kernels) == 0:
+            raise ValueError("recorded_fraction > 0 needs at least one recorded kernel")
+        low, high = noise_sigma
+        if not 0.0 <= low <= high:
+            raise ValueError(f"noise_sigma must be (low, high) with 0 <= low <= high, got {noise_sigma}")
+        self.recorded = list(kernels or [])
+        self.recorded_fraction = recorded_fraction if self.recorded else 0.0
+        largest = max([kernel_size, *(max(k.shape) for k in self.recorded)])
+        # An odd common size keeps every kernel's centre on a pixel.
+        self.size = largest + 1 - largest % 2
+        self.kernel_size = kernel_size
+        self.noise_sigma = (float(low), float(high))
+        self._recorded = [center_kernel(k.float(), self.size) for k in self.recorded]
+
+    def sample_kernel(self, rng: torch.Generator) -> torch.Tensor:
+        """One kernel [size, size]: a recorded one with probability recorded_fraction, else a trajectory."""
+        if _uniform(rng) < self.recorded_fraction:
+            index = int(torch.randint(len(self._recorded), (), generator=rng, device=rng.device))
+            return self._recorded[index]
+        return center_kernel(random_trajectory_kernel(self.kernel_size, rng), self.size)
+
+    def __call__(self, sharp: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Blur and noise a batch [N,C,H,W]; returns (blurred [N,C,H,W], kernels [N,size,size])."""
+        kernels = torch.stack([self.sample_kernel(rng) for _ in range(sharp.shape[0])])
+        low, high = self.noise_sigma
+        sigma = torch.tensor([_uniform(rng, low, high) for _ in range(sharp.shape[0])])
+        blurred = blur(sharp, kernels.to(sharp.device))
+        return add_noise(blurred, sigma.to(sharp.device), rng), kernels.to(sharp.device)

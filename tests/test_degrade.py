@@ -1,0 +1,147 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.signal import convolve2d
+from skimage.data import camera
+
+from ganzoo.degrade import (
+    BlurSynthesizer,
+    add_noise,
+    blur,
+    center_kernel,
+    load_kernels,
+    random_trajectory_kernel,
+)
+
+KERNEL_DIR = Path(__file__).resolve().parents[2] / "shared/data/blur/kernels"
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def centre_of_mass(k: torch.Tensor) -> tuple[float, float]:
+    y, x = torch.meshgrid(torch.arange(k.shape[0]).float(), torch.arange(k.shape[1]).float(), indexing="ij")
+    return float((k * y).sum()), float((k * x).sum())
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("size", [31, 21])
+def test_trajectory_kernel_is_a_centred_psf(seed, size):
+    k = random_trajectory_kernel(size, gen(seed))
+    assert k.shape == (size, size) and k.dtype == torch.float32
+    assert (k >= 0).all()
+    assert abs(float(k.sum()) - 1) < 1e-5
+    cy, cx = centre_of_mass(k)
+    assert abs(cy - (size - 1) / 2) < 1 and abs(cx - (size - 1) / 2) < 1
+
+
+def test_trajectory_kernel_deterministic_and_seed_dependent():
+    assert torch.equal(random_trajectory_kernel(31, gen(3)), random_trajectory_kernel(31, gen(3)))
+    assert not torch.equal(random_trajectory_kernel(31, gen(3)), random_trajectory_kernel(31, gen(4)))
+
+
+def test_blur_of_delta_reproduces_kernel():
+    k = random_trajectory_kernel(15, gen(0))
+    img = torch.zeros(1, 1, 41, 41)
+    img[0, 0, 20, 20] = 1
+    out = blur(img, k)[0, 0]
+    # True convolution puts the kernel itself (not its mirror) around the impulse.
+    torch.testing.assert_close(out[13:28, 13:28], k, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("ksize", [9, 8])
+def test_blur_matches_scipy_in_interior(ksize):
+    rng = np.random.default_rng(0)
+    img = rng.random((37, 44))
+    k = rng.random((ksize, ksize))
+    k /= k.sum()
+    ours = blur(torch.from_numpy(img)[None, None].float(), torch.from_numpy(k).float())[0, 0].numpy()
+    ref = convolve2d(img, k, mode="same", boundary="symm")
+    m = ksize
+    np.testing.assert_allclose(ours[m:-m, m:-m], ref[m:-m, m:-m], atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate", "circular"])
+def test_blur_batch_of_different_kernels_odd_sizes(padding):
+    imgs = torch.rand(3, 2, 23, 17, generator=gen(1))
+    ks = torch.stack([random_trajectory_kernel(11, gen(s)) for s in range(3)])
+    out = blur(imgs, ks, padding=padding)
+    assert out.shape == imgs.shape
+    for i in range(3):
+        torch.testing.assert_close(out[i:i + 1], blur(imgs[i:i + 1], ks[i], padding=padding))
+    # Channels share the image's kernel; a constant image stays constant.
+    flat = blur(torch.full((3, 2, 23, 17), 0.3), ks, padding=padding)
+    torch.testing.assert_close(flat, torch.full_like(flat, 0.3))
+
+
+def test_blur_rejects_bad_shapes():
+    with pytest.raises(ValueError):
+        blur(torch.rand(2, 1, 9, 9), torch.rand(3, 3, 3))
+    with pytest.raises(ValueError):
+        blur(torch.rand(1, 1, 9, 9), torch.rand(3, 3), padding="zeros")
+
+
+def test_add_noise_clamps_and_is_deterministic():
+    img = torch.rand(2, 3, 8, 8, generator=gen(0))
+    a, b = add_noise(img, 0.5, gen(7)), add_noise(img, 0.5, gen(7))
+    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1
+    torch.testing.assert_close(add_noise(img, torch.tensor([0.0, 0.0]), gen(7)), img)
+
+
+def test_center_kernel_pads_and_crops_about_the_centre():
+    k = torch.zeros(5, 5)
+    k[2, 2] = 1
+    assert center_kernel(k, 9)[4, 4] == 1
+    assert center_kernel(center_kernel(k, 9), 3)[1, 1] == 1
+
+
+def high_freq_energy(x: torch.Tensor) -> float:
+    return float((x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean())
+
+
+def test_synthesizer_deterministic_and_blurs():
+    sharp = torch.from_numpy(camera()[100:196, 150:246].astype(np.float32) / 255)[None, None]
+    sharp = sharp.expand(4, 3, -1, -1).contiguous()
+    box = torch.ones(7, 7) / 49
+    synth = BlurSynthesizer(kernels=[box, torch.ones(1, 9) / 9], recorded_fraction=0.5, kernel_size=21)
+    blurred, kernels = synth(sharp, gen(5))
+    again, kernels2 = synth(sharp, gen(5))
+    assert torch.equal(blurred, again) and torch.equal(kernels, kernels2)
+    assert not torch.equal(blurred, synth(sharp, gen(6))[0])
+    assert blurred.shape == sharp.shape and kernels.shape == (4, 21, 21)
+    torch.testing.assert_close(kernels.sum((1, 2)), torch.ones(4))
+    for i in range(4):
+        assert high_freq_energy(blurred[i]) < 0.7 * high_freq_energy(sharp[i])
+
+
+def test_synthesizer_without_recorded_kernels():
+    blurred, kernels = BlurSynthesizer(kernel_size=15, noise_sigma=(0.0, 0.0))(torch.rand(2, 1, 20, 20), gen(0))
+    assert kernels.shape == (2, 15, 15) and blurred.shape == (2, 1, 20, 20)
+
+
+def test_load_kernels_rejects_unreadable(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="bad.png"):
+        load_kernels(tmp_path)
+
+
+def test_load_kernels_reads_npz_and_png(tmp_path):
+    np.savez(tmp_path / "ks.npz", a=np.ones((3, 3)), b=np.eye(5))
+    from PIL import Image
+    Image.fromarray((np.eye(7) * 255).astype(np.uint8)).save(tmp_path / "k.png")
+    ks = load_kernels(tmp_path)
+    assert [k.shape for k in ks] == [(3, 3), (5, 5), (7, 7)]
+    assert all(abs(float(k.sum()) - 1) < 1e-6 for k in ks)
+
+
+@pytest.mark.skipif(not KERNEL_DIR.is_dir(), reason="shared kernel data not present")
+def test_load_recorded_kernels():
+    ks = load_kernels(KERNEL_DIR)
+    # 8 Levin (npz; their PNGs are 8-bit copies) + 12 from kernels_12.npz + 2 large PNGs.
+    assert len(ks) == 22
+    assert all(k.dtype == torch.float32 and (k >= 0).all() and abs(float(k.sum()) - 1) < 1e-5 for k in ks)
+    assert sorted({tuple(k.shape) for k in ks[-2:]}) == [(67, 67), (70, 70)]
+    assert len(load_kernels(KERNEL_DIR, skip_png_copies=False)) == 30
