@@ -123,3 +123,30 @@ class PerceptualLoss(torch.nn.Module):
 def feature_matching_loss(fake_features: list[torch.Tensor], real_features: list[torch.Tensor]) -> torch.Tensor:
     """L1 between discriminator activations of fake and real images (pix2pixHD's feature matching)."""
     return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_features, real_features)) / len(fake_features)
+
+
+# -- WGAN-GP (Gulrajani et al. 2017) ----------------------------------------------------------------
+
+def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Mean of (||d critic / d x||_2 - 1)^2 at random per-sample interpolations of real and fake.
+
+    The gradient is taken with `create_graph=True`, so the penalty backpropagates into the critic.
+    For a critic that returns a score map, the gradient is that of the summed scores.
+    """
+    real, fake = real.detach(), fake.detach()  # the penalty trains the critic only
+    alpha = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    mixed = torch.lerp(fake, real, alpha).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    # The tiny epsilon keeps the norm differentiable where the gradient vanishes.
+    norm = grad.flatten(1).pow(2).sum(1).add(1e-12).sqrt()
+    return (norm - 1).pow(2).mean()
+
+
+def wgan_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Critic loss: push fake scores down and real scores up (add the gradient penalty separately)."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wgan_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Generator loss: raise the critic's score of the fakes."""
+    return -fake_scores.mean()

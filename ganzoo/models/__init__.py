@@ -1,11 +1,13 @@
 """Model classes of every family, by name (the `_class_name` in each config.json)."""
 
+from ganzoo.models.deblurgan import DeblurGANGenerator, PatchGANCritic
 from ganzoo.models.digits import DigitClassifier, DigitDiscriminator, DigitGenerator
 from ganzoo.models.srgan import SRGANDiscriminator, SRResNet
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (
     DigitGenerator, DigitDiscriminator, DigitClassifier,
     SRResNet, SRGANDiscriminator,
+    DeblurGANGenerator, PatchGANCritic,
 )}
 
 __all__ = ["MODEL_CLASSES", *MODEL_CLASSES]

@@ -1,0 +1,185 @@
+"""Deblurring: DeblurGANGenerator / PatchGANCritic (shapes, global skip, config checks, Hub round
+trips) and the WGAN-GP losses. Tiny configs only (8 channels, 1 block), CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import ganzoo
+from ganzoo.hub import ModelLoadError
+from ganzoo.losses import gradient_penalty, wgan_d_loss, wgan_g_loss
+from ganzoo.models import MODEL_CLASSES, DeblurGANGenerator, PatchGANCritic
+from ganzoo.models.deblurgan import MIN_SIZE
+
+TINY = {"channels": 8, "num_blocks": 1}
+
+
+def tiny_generator(seed: int = 0, **kwargs) -> DeblurGANGenerator:
+    torch.manual_seed(seed)
+    return DeblurGANGenerator(**{**TINY, **kwargs}).eval()
+
+
+def test_classes_are_registered():
+    assert MODEL_CLASSES["DeblurGANGenerator"] is DeblurGANGenerator
+    assert MODEL_CLASSES["PatchGANCritic"] is PatchGANCritic
+
+
+# -- generator --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("height, width", [(37, 51), (64, 64), (8, 8), (9, 13), (30, 8)])
+def test_generator_keeps_the_size_and_range(height, width):
+    model = tiny_generator()
+    blurred = torch.rand(2, 3, height, width)
+    with torch.no_grad():
+        sharp = model(blurred)
+    assert sharp.shape == blurred.shape
+    assert sharp.min() >= 0 and sharp.max() <= 1
+    assert not torch.equal(sharp, blurred)  # random weights: a non-zero residual
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (7, 64), (64, 4)])
+def test_generator_rejects_images_below_the_minimum(height, width):
+    with pytest.raises(ValueError, match=f"at least {MIN_SIZE}x{MIN_SIZE}"):
+        tiny_generator()(torch.rand(1, 3, height, width))
+
+
+def test_zero_residual_returns_the_input_exactly():
+    model = tiny_generator()
+    tail_conv = model.tail[-1]
+    with torch.no_grad():
+        tail_conv.weight.zero_()
+        tail_conv.bias.zero_()
+        blurred = torch.rand(2, 3, 37, 51)
+        assert torch.equal(model(blurred), blurred)
+
+
+def test_generator_trains_with_dropout_and_gradients_reach_the_input():
+    model = tiny_generator(dropout=0.5).train()
+    blurred = torch.rand(2, 3, 20, 24, requires_grad=True)
+    model(blurred).mean().backward()
+    assert blurred.grad is not None and blurred.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.parameters())
+
+
+# -- config checks ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls, kwargs, match", [
+    (DeblurGANGenerator, {"channels": 10**6}, "channels=1000000"),
+    (DeblurGANGenerator, {"channels": 2.5}, "channels=2.5"),
+    (DeblurGANGenerator, {"num_blocks": 0}, "num_blocks=0"),
+    (DeblurGANGenerator, {"dropout": 2.0}, "dropout=2.0"),
+    (DeblurGANGenerator, {"dropout": True}, "dropout=True"),
+    (PatchGANCritic, {"channels": 10**6}, "channels=1000000"),
+    (PatchGANCritic, {"num_layers": 0}, "num_layers=0"),
+    (PatchGANCritic, {"num_layers": 2.5}, "num_layers=2.5"),
+])
+def test_bad_config_fails_before_allocating(cls, kwargs, match, monkeypatch):
+    monkeypatch.setattr(torch.nn.Conv2d, "__init__", lambda *a, **k: pytest.fail("allocated"))
+    with pytest.raises(ModelLoadError, match=match):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize("config, match", [
+    ({"_class_name": "DeblurGANGenerator", "channels": 10**6}, "outside the allowed range"),
+    ({"_class_name": "DeblurGANGenerator", "channels": 2.5}, "wrong type"),
+    ({"_class_name": "DeblurGANGenerator", "num_blocks": 0}, "outside the allowed range"),
+    ({"_class_name": "DeblurGANGenerator", "dropout": 2.0}, "outside the allowed range"),
+    ({"_class_name": "PatchGANCritic", "num_layers": 99}, "outside the allowed range"),
+])
+def test_loading_a_bad_config_fails_before_allocating(config, match, tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    monkeypatch.setattr(torch.nn.Conv2d, "__init__", lambda *a, **k: pytest.fail("allocated"))
+    with pytest.raises(ModelLoadError, match=match):
+        ganzoo.load(tmp_path)
+
+
+@pytest.mark.parametrize("make, size", [
+    (lambda: tiny_generator(seed=3, dropout=0.25), (37, 51)),
+    (lambda: PatchGANCritic(channels=4, num_layers=2), (40, 48)),
+], ids=["DeblurGANGenerator", "PatchGANCritic"])
+def test_hub_round_trip(make, size, tmp_path):
+    torch.manual_seed(3)
+    model = make()
+    for module in model.modules():  # non-default affine norm parameters, so that they are checked too
+        if isinstance(module, torch.nn.InstanceNorm2d) and module.affine:
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    model.eval().save_pretrained(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["_class_name"] == type(model).__name__
+    loaded = ganzoo.load(tmp_path / "model")
+    assert type(loaded) is type(model) and not loaded.training
+    assert loaded._hub_mixin_config == model._hub_mixin_config
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+
+
+# -- critic -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("height, width, out", [(64, 64, (6, 6)), (70, 90, (6, 9)), (24, 24, (1, 1))])
+def test_critic_gives_a_score_map(height, width, out):
+    torch.manual_seed(0)
+    critic = PatchGANCritic(channels=4)
+    assert critic.min_size == 24
+    assert critic(torch.rand(2, 3, height, width)).shape == (2, 1, *out)
+
+
+def test_critic_rejects_images_below_the_minimum():
+    with pytest.raises(ValueError, match="at least 24x24"):
+        PatchGANCritic(channels=4)(torch.rand(1, 3, 23, 64))
+
+
+def test_critic_has_no_batch_norm_and_a_70_pixel_receptive_field():
+    critic = PatchGANCritic(channels=4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
+    # receptive field of 4x4 convs with strides 2, 2, 2, 1, 1: 1 + 3 * (1 + 2 + 4 + 8 + 8) = 70
+    rf, jump = 1, 1
+    for conv in (m for m in critic.modules() if isinstance(m, torch.nn.Conv2d)):
+        rf, jump = rf + (conv.kernel_size[0] - 1) * jump, jump * conv.stride[0]
+    assert rf == 70
+
+
+# -- WGAN-GP losses ---------------------------------------------------------------------------------
+
+class LinearCritic(torch.nn.Module):
+    """score = <w, x>: its gradient is w everywhere."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.weight).flatten(1).sum(1)
+
+
+def test_gradient_penalty_is_zero_for_a_unit_gradient_critic():
+    torch.manual_seed(0)
+    weight = torch.randn(3, 8, 8)
+    real, fake = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    assert gradient_penalty(LinearCritic(weight / weight.norm()), real, fake).item() == pytest.approx(0, abs=1e-10)
+    # ||w|| = 3 everywhere: (3 - 1)^2 = 4 exactly, whatever the interpolation
+    assert gradient_penalty(LinearCritic(3 * weight / weight.norm()), real, fake).item() == pytest.approx(4)
+
+
+def test_gradient_penalty_is_positive_and_differentiable():
+    torch.manual_seed(0)
+    critic = PatchGANCritic(channels=4, num_layers=1)
+    real, fake = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16, requires_grad=True)
+    penalty = gradient_penalty(critic, real, fake)
+    assert penalty.item() > 0 and penalty.requires_grad
+    penalty.backward()
+    convs = [m for m in critic.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0 for conv in convs)
+    assert convs[-1].bias.grad is None  # a constant offset of the score does not change its gradient
+    assert fake.grad is None  # the penalty trains the critic only
+
+
+def test_wgan_losses_on_known_values():
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([[-2.0, 0.0], [4.0, 2.0]])
+    assert wgan_d_loss(real, fake).item() == pytest.approx(1.0 - 2.0)
+    assert wgan_g_loss(fake).item() == pytest.approx(-1.0)
