@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import os
 from pathlib import Path
 from urllib.parse import urljoin
 
 import numpy as np
 import pytest
 import torch
-from app_server import app_server
+from app_server import app_server, browser_page
 from PIL import Image
 
 import ganzoo
@@ -24,9 +23,6 @@ from ganzoo.models import DigitGenerator
 
 REPO = Path(__file__).resolve().parents[1]
 APP_FILE = REPO / "space" / "app.py"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 START_TIMEOUT_S = 90
 
 
@@ -143,32 +139,21 @@ def test_bad_input_over_the_api_is_an_error(client):
 
 @pytest.mark.browser
 def test_generate_in_browser(server, tiny_generator, tmp_path):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(30_000)
-            page.goto(server)
-            page.locator("#digits-digit input").click()
-            page.get_by_role("option", name="4", exact=True).click()
-            count = page.locator("#digits-count input[type=number]")
-            count.fill("10")
-            count.press("Enter")
-            page.locator("#digits-generate").click()
-            output = page.locator("#digits-grid img")
-            output.wait_for(state="visible")
-            response = page.request.get(urljoin(server, output.get_attribute("src")))
-            assert response.ok, response.status
-            shown = Image.open(io.BytesIO(response.body()))
-            page.locator("#interp-run").click()
-            page.locator("#interp-strip img").wait_for(state="visible")
-            page.screenshot(path=str(tmp_path / "digits.png"), full_page=True)
-        finally:
-            browser.close()
+    with browser_page(server) as page:
+        page.locator("#digits-digit input").click()
+        page.get_by_role("option", name="4", exact=True).click()
+        count = page.locator("#digits-count input[type=number]")
+        count.fill("10")
+        count.press("Enter")
+        page.locator("#digits-generate").click()
+        output = page.locator("#digits-grid img")
+        output.wait_for(state="visible")
+        response = page.request.get(urljoin(server, output.get_attribute("src")))
+        assert response.ok, response.status
+        shown = Image.open(io.BytesIO(response.body()))
+        page.locator("#interp-run").click()
+        page.locator("#interp-strip img").wait_for(state="visible")
+        page.screenshot(path=str(tmp_path / "digits.png"), full_page=True)
     expected = pipelines.sample_digits_grid(tiny_generator, n=10, seed=0, digit=4, nrow=8)
     assert_same_image(shown, expected)  # right size, and the chosen digit and count reached the model
 

@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import io
 import math
-import os
 from pathlib import Path
 from urllib.parse import urljoin
 
 import numpy as np
 import pytest
 import torch
-from app_server import app_server
+from app_server import app_server, browser_page
 from PIL import Image
-from test_app import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    REPO,
-    load_app_module,
-)
+from test_app import REPO, load_app_module
 
 import ganzoo
 from ganzoo import pipelines
@@ -169,31 +163,20 @@ def test_over_limit_image_is_an_error_over_the_api(client, tmp_path):
 
 @pytest.mark.browser
 def test_upscale_in_browser(server, tmp_path):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-
     path = tmp_path / "upload.png"
     rgb_image(24, 20, seed=5).save(path)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(30_000)
-            page.goto(server)
-            page.get_by_role("tab", name="Upscale x4").click()
-            page.locator("#upscale-input input[type=file]").set_input_files(str(path))
-            page.locator("#upscale-input img").first.wait_for(state="visible")  # upload finished
-            page.locator("#upscale-method").get_by_label("Bicubic x4").check()
-            page.locator("#upscale-run").click()
-            images = page.locator("#upscale-slider img")
-            images.nth(1).wait_for(state="visible")
-            sizes = []
-            for i in range(2):
-                response = page.request.get(urljoin(server, images.nth(i).get_attribute("src")))
-                assert response.ok, response.status
-                sizes.append(Image.open(io.BytesIO(response.body())).size)
-            page.screenshot(path=str(tmp_path / "upscale.png"), full_page=True)
-        finally:
-            browser.close()
+    with browser_page(server) as page:
+        page.get_by_role("tab", name="Upscale x4").click()
+        page.locator("#upscale-input input[type=file]").set_input_files(str(path))
+        page.locator("#upscale-input img").first.wait_for(state="visible")  # upload finished
+        page.locator("#upscale-method").get_by_label("Bicubic x4").check()
+        page.locator("#upscale-run").click()
+        images = page.locator("#upscale-slider img")
+        images.nth(1).wait_for(state="visible")
+        sizes = []
+        for i in range(2):
+            response = page.request.get(urljoin(server, images.nth(i).get_attribute("src")))
+            assert response.ok, response.status
+            sizes.append(Image.open(io.BytesIO(response.body())).size)
+        page.screenshot(path=str(tmp_path / "upscale.png"), full_page=True)
     assert sizes == [(96, 80), (96, 80)]

@@ -349,3 +349,23 @@ def test_defining_a_class_does_not_touch_other_classes_tags():
     assert "y" not in Probe._hub_mixin_info.model_card_data.tags
     assert "x" not in (GanzooModel._hub_mixin_info.model_card_data.tags or [])
     assert {cls: list(cls._hub_mixin_info.model_card_data.tags) for cls in ALL_CLASSES} == before
+
+
+@pytest.mark.parametrize("config, match", [
+    ({"_class_name": "SRResNet", "scale": 3}, "scale=3"),
+    ({"_class_name": "SRResNet", "channels": 10**9}, "outside the allowed range"),
+    ({"_class_name": "SRResNet", "channels": 2.5}, "wrong type"),
+    ({"_class_name": "SRGANDiscriminator", "channels": 4096}, "outside the allowed range"),
+    ({"_class_name": "DeblurGANGenerator", "channels": 10**6}, "outside the allowed range"),
+    ({"_class_name": "DeblurGANGenerator", "channels": 2.5}, "wrong type"),
+    ({"_class_name": "DeblurGANGenerator", "num_blocks": 0}, "outside the allowed range"),
+    ({"_class_name": "DeblurGANGenerator", "dropout": 2.0}, "outside the allowed range"),
+    ({"_class_name": "PatchGANCritic", "num_layers": 99}, "outside the allowed range"),
+])
+def test_loading_a_bad_config_fails_before_allocating(config, match, tmp_path, monkeypatch):
+    """Every family checks sizes and types before building a layer."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    monkeypatch.setattr(torch.nn.Conv2d, "__init__", lambda *a, **k: pytest.fail("allocated"))
+    with pytest.raises(ModelLoadError, match=match):
+        ganzoo.load(tmp_path)

@@ -90,20 +90,6 @@ def test_discriminator_bad_channels_fail_before_allocating(channels, monkeypatch
         SRGANDiscriminator(channels=channels)
 
 
-@pytest.mark.parametrize("config, match", [
-    ({"_class_name": "SRResNet", "scale": 3}, "scale=3"),
-    ({"_class_name": "SRResNet", "channels": 10**9}, "outside the allowed range"),
-    ({"_class_name": "SRResNet", "channels": 2.5}, "wrong type"),
-    ({"_class_name": "SRGANDiscriminator", "channels": 4096}, "outside the allowed range"),
-])
-def test_loading_a_bad_config_fails_before_allocating(config, match, tmp_path, monkeypatch):
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    (tmp_path / "model.safetensors").write_bytes(b"")
-    monkeypatch.setattr(torch.nn.Conv2d, "__init__", lambda *a, **k: pytest.fail("allocated"))
-    with pytest.raises(ModelLoadError, match=match):
-        ganzoo.load(tmp_path)
-
-
 @pytest.mark.parametrize("height, width", [(48, 48), (96, 96), (100, 72)])
 def test_discriminator_accepts_any_crop_size(height, width):
     torch.manual_seed(0)
