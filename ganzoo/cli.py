@@ -208,7 +208,7 @@ def evaluate_sr(args: argparse.Namespace) -> int:
     model = load_sr_model(args.model, device)
     if model is None:
         scale = args.scale or 4
-        upscaler = evaluate.bicubic_upscaler(scale)
+        upscaler = pipelines.sr_upscaler(None, scale)
     else:
         scale = pipelines.sr_scale(model)
         if args.scale not in (None, scale):

@@ -11,7 +11,6 @@ from tqdm.auto import tqdm
 from ganzoo.imaging import (
     degrade_bicubic,
     image_to_tensor,
-    imresize,
     list_images,
     load_image,
     mod_crop,
@@ -67,15 +66,8 @@ def evaluate_digits(generator: torch.nn.Module, classifier: torch.nn.Module, dat
 
 # -- super-resolution -------------------------------------------------------------------------------
 
-Upscaler = Callable[[torch.Tensor], torch.Tensor]
-
-
-def bicubic_upscaler(scale: int) -> Upscaler:
-    return lambda lr: imresize(lr, scale=scale)
-
-
 @torch.no_grad()
-def evaluate_sr(upscale: Upscaler, data_dir: str | os.PathLike, scale: int,
+def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor], data_dir: str | os.PathLike, scale: int,
                 progress: bool = True) -> dict[str, float | int | list[dict[str, float]]]:
     """The SR benchmark protocol: mod-crop, MATLAB bicubic down, upscale, quantise to 8 bits,
     then PSNR/SSIM on Y (BT.601) and on RGB, each with a `scale`-pixel border crop."""

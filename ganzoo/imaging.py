@@ -373,12 +373,17 @@ def make_grid_image(images: torch.Tensor, nrow: int) -> Image.Image:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, sorted by name (possibly none)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """The image files of a folder, sorted by name (an error if there are none)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise FileNotFoundError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
