@@ -21,6 +21,7 @@ from tqdm import tqdm
 import ganzoo
 from ganzoo import evaluate, pipelines, registry
 from ganzoo.hub import GanzooModel, ModelLoadError
+from ganzoo.models.deblurgan import DeblurGANGenerator
 from ganzoo.models.digits import DigitClassifier, DigitGenerator
 
 BICUBIC = "bicubic"
@@ -165,18 +166,78 @@ def sample(args: argparse.Namespace) -> int:
          TILE, DEVICE)
 def upscale(args: argparse.Namespace) -> int:
     check_tile(args.tile)
-    files = pipelines.expand_inputs(args.inputs)
-    if not files:
-        raise ValueError(f"no images in {', '.join(args.inputs)} ({', '.join(sorted(pipelines.IMAGE_SUFFIXES))})")
+    files = input_files(args.inputs)
     device = pipelines.pick_device(args.device)
     model = load_sr_model(args.model, device)
-    args.output.mkdir(parents=True, exist_ok=True)
+    return for_each_file(files, args.output, "upscale", lambda path: pipelines.upscale(
+        path, model, scale=args.scale, tile=args.tile, device=device))
+
+
+def style_model_name(style: str) -> str | None:
+    """The registry name of a bundled fast style ("mosaic", "starry_night", "style-mosaic"), else None."""
+    name = style.replace("_", "-")
+    for candidate in (name, f"style-{name}"):
+        entry = registry.MODELS.get(candidate)
+        if entry is not None and entry.task == "style" and candidate != "adain":
+            return candidate
+    return None
+
+
+def unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value}")
+    return value
+
+
+@command("stylize", "repaint images (files or folders) in a style, into an output folder as PNG",
+         arg("inputs", nargs="+", metavar="IN", help="image files or folders of images"),
+         arg("-o", "--output", type=Path, required=True, help="output folder (created if missing)"),
+         arg("--style", required=True, metavar="NAME_OR_IMAGE",
+             help="a bundled style (" + ", ".join(n.removeprefix("style-") for n, e in registry.MODELS.items()
+                                                  if e.task == "style" and n != "adain")
+             + "), a fast-style model folder or Hub repo id, or any style image file (uses AdaIN)"),
+         arg("--alpha", type=unit_interval, default=1.0, help="style strength from 0 (the photo) to 1 (default)"),
+         arg("--preserve-color", action="store_true", help="keep the photo's colours, transfer only luminance"),
+         arg("--adain-model", default="adain", help="AdaIN model for a style image (default: adain)"),
+         TILE, DEVICE)
+def stylize(args: argparse.Namespace) -> int:
+    from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
+
+    check_tile(args.tile)
+    files = input_files(args.inputs)
+    device = pipelines.pick_device(args.device)
+    if Path(args.style).is_file():
+        style_image = pipelines.load_style_image(args.style)  # read once; a bad style file fails the whole run
+        model = load_model(args.adain_model, device, AdaINStyleTransfer)
+    else:
+        style_image = None
+        model = load_model(style_model_name(args.style) or args.style, device, TransformerNet)
+    return for_each_file(files, args.output, "stylize", lambda path: pipelines.stylize(
+        path, model, style=style_image, alpha=args.alpha, preserve_color=args.preserve_color, tile=args.tile,
+        device=device))
+
+
+def input_files(inputs: list[str]) -> list[Path]:
+    """The image files named or contained in `inputs` (an error if there are none)."""
+    files = pipelines.expand_inputs(inputs)
+    if not files:
+        raise ValueError(f"no images in {', '.join(inputs)} ({', '.join(sorted(pipelines.IMAGE_SUFFIXES))})")
+    return files
+
+
+def for_each_file(files: list[Path], output: Path, desc: str, process: Callable[[Path], Any]) -> int:
+    """Write `process(path)` (a PIL image) for every file to `output/<stem>.png`, with a progress bar.
+
+    A failing file is reported and skipped, so one bad image never loses the others; exit code 1 if any failed.
+    """
+    output.mkdir(parents=True, exist_ok=True)
     written: dict[Path, Path] = {}
     failed = 0
-    for path in tqdm(files, desc="upscale", unit="image"):
+    for path in tqdm(files, desc=desc, unit="image"):
         try:
-            target = output_path(path, args.output, written)
-            pipelines.upscale(path, model, scale=args.scale, tile=args.tile, device=device).save(target)
+            target = output_path(path, output, written)
+            process(path).save(target)
             written[target] = path
         except USER_ERRORS as err:
             failed += 1
@@ -242,6 +303,65 @@ def evaluate_digits(args: argparse.Namespace) -> int:
     per_class = result.pop("class_accuracy_per_class")
     print_table(["metric", "value"], [[key, value] for key, value in result.items()])
     print_table(["class", "accuracy"], list(enumerate(per_class)))
+    return 0
+
+
+@command("deblur", "remove motion blur from images (files or folders) into an output folder as PNG",
+         arg("inputs", nargs="+", metavar="IN", help="image files or folders of images"),
+         arg("-o", "--output", type=Path, required=True, help="output folder (created if missing)"),
+         arg("--model", default="deblurgan", help="deblurring model: name, folder or Hub repo id"),
+         TILE, DEVICE)
+def deblur(args: argparse.Namespace) -> int:
+    check_tile(args.tile)
+    files = input_files(args.inputs)
+    device = pipelines.pick_device(args.device)
+    model = load_model(args.model, device, DeblurGANGenerator)
+    return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur(
+        path, model, tile=args.tile, device=device))
+
+
+def benchmark_kernels(path: Path | None, trajectories: int | None, seed: int) -> list[torch.Tensor] | None:
+    """Kernels from a file or folder, or `trajectories` random camera-shake kernels drawn from `seed`."""
+    from ganzoo import degrade
+
+    if path is not None and trajectories is not None:
+        raise ValueError("give --kernels or --trajectories, not both")
+    if path is not None:
+        return degrade.load_kernels(path)
+    if trajectories is not None:
+        rng = torch.Generator().manual_seed(seed)
+        return [degrade.random_trajectory_kernel(31, rng) for _ in range(trajectories)]
+    return None
+
+
+@command("evaluate deblur", "PSNR/SSIM of a deblurring model and of its blurred input on blurred/sharp pairs "
+         "(GoPro or Levin layout) or on sharp images blurred with given kernels",
+         arg("--model", default="deblurgan", help="name, folder or Hub repo id; 'none' scores the input only"),
+         arg("--data", type=Path, required=True,
+             help="folder with sharp/ and blur*/ subfolders, or a folder of sharp images (then give kernels)"),
+         arg("--kernels", type=Path, help="kernel file (.npz/.png) or folder: blurs sharp images with each; for "
+             "pairs named *_ker_N, kernel N is the true one for the Richardson-Lucy reference"),
+         arg("--trajectories", type=positive_int, metavar="N",
+             help="blur sharp images with N random camera-shake kernels drawn from --seed instead"),
+         arg("--seed", type=int, default=0),
+         arg("--no-reference", dest="reference", action="store_false",
+             help="skip the Richardson-Lucy reference (needs the true kernels)"),
+         TILE, JSON, DEVICE)
+def evaluate_deblur(args: argparse.Namespace) -> int:
+    check_tile(args.tile)
+    device = pipelines.pick_device(args.device)
+    kernels = benchmark_kernels(args.kernels, args.trajectories, args.seed)
+    fn = None
+    if args.model != "none":
+        fn = pipelines.deblurrer(load_model(args.model, device, DeblurGANGenerator), tile=args.tile, device=device)
+    result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference)
+    if args.json:
+        print_json({**result, "model": args.model, "data": str(args.data),
+                    "kernels": str(args.kernels) if args.kernels else args.trajectories})
+        return 0
+    keys = [k for k in result if k not in ("n", "images")]
+    rows = [[row["image"], *(row[k] for k in keys)] for row in result["images"]]
+    print_table(["image", *keys], [*rows, [f"mean ({result['n']})", *(result[k] for k in keys)]])
     return 0
 
 

@@ -1,17 +1,19 @@
-"""Data sets: MNIST (IDX files or the Hub) through 🤗 datasets, held in memory as tensors."""
+"""Data sets: MNIST (IDX files or the Hub) through 🤗 datasets, and image banks of training crops,
+held in memory as tensors."""
 
 from __future__ import annotations
 
 import gzip
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ganzoo.imaging import degrade_bicubic, image_to_tensor, list_images, load_image
+from ganzoo.imaging import degrade_bicubic, image_files, image_to_tensor, list_images, load_image
 
-__all__ = ["ImageBank", "degrade_bicubic", "epoch_batch_indices", "load_mnist", "load_mnist_dataset", "read_idx"]
+__all__ = ["ImageBank", "PairedImageBank", "blur_pairs", "degrade_bicubic", "epoch_batch_indices", "load_mnist", "load_mnist_dataset", "read_idx"]
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -94,20 +96,28 @@ class ImageBank:
     def __init__(self, folders: list[str | os.PathLike], min_size: int, device: torch.device | str = "cpu",
                  max_images: int | None = None) -> None:
         paths = [p for folder in folders for p in list_images(folder)][:max_images]
-        self.images: list[torch.Tensor] = []
-        for path in paths:
-            rgb, _, _ = image_to_tensor(load_image(path))
-            if min(rgb.shape[-2:]) >= min_size:
-                self.images.append(rgb[0].mul(255).round().to(torch.uint8).to(device))
+        self._fill([[path] for path in paths], min_size, device)
         if not self.images:
             raise ValueError(f"no training images of at least {min_size}x{min_size} pixels in {folders}")
-        self.skipped = len(paths) - len(self.images)
+
+    def _fill(self, groups: list[list[Path]], min_size: int, device: torch.device | str) -> None:
+        # A group of aligned images (e.g. blurred + sharp) is stored as one image with 3 channels each,
+        # so that every crop, flip and rotation applies to all of them alike.
+        self.images: list[torch.Tensor] = []
+        for group in groups:
+            rgbs = [image_to_tensor(load_image(path))[0][0] for path in group]
+            if len({tuple(rgb.shape) for rgb in rgbs}) != 1:
+                raise ValueError(f"{', '.join(map(str, group))}: paired images differ in size")
+            if min(rgbs[0].shape[-2:]) >= min_size:
+                self.images.append(torch.cat(rgbs).mul(255).round().to(torch.uint8).to(device))
+        self.skipped = len(groups) - len(self.images)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def random_crops(self, batch_size: int, size: int, rng: torch.Generator) -> torch.Tensor:
-        """[B, 3, size, size] float crops in [0, 1], each randomly flipped and rotated by a multiple of 90°."""
+        """[B, 3, size, size] float crops in [0, 1], each randomly flipped and rotated by a multiple of 90°
+        ([B, 6, size, size] for a `PairedImageBank`)."""
         choice = torch.randint(len(self.images), (batch_size,), generator=rng).tolist()
         fractions = torch.rand(batch_size, 2, generator=rng).tolist()
         flips = torch.randint(0, 8, (batch_size,), generator=rng).tolist()
@@ -120,3 +130,49 @@ class ImageBank:
             crops.append(crop.flip(2) if flip >= 4 else crop)
         return torch.stack(crops).float().div_(255)
 
+
+
+BLURRED_DIR_PREFIX = "blur"
+KERNEL_SUFFIX = re.compile(r"_ker_?\d+$")
+
+
+def blur_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """(blurred, sharp) image paths under `folder`, sorted.
+
+    Every folder named `sharp` pairs with its sibling folders whose names start
+    with "blur" (GoPro: `<scene>/blur/X.png` + `<scene>/sharp/X.png`; Levin:
+    `blurred_*/im_1_ker_3.png` + `sharp/im_1.png`, the `_ker_N` suffix naming the kernel).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    pairs = []
+    for sharp_dir in sorted(p for p in [folder, *folder.rglob("*")] if p.is_dir() and p.name == "sharp"):
+        sharp = {p.stem: p for p in image_files(sharp_dir)}
+        for blurred_dir in sorted(p for p in sharp_dir.parent.iterdir()
+                                  if p.is_dir() and p.name.lower().startswith(BLURRED_DIR_PREFIX)):
+            for path in image_files(blurred_dir):
+                stem = path.stem if path.stem in sharp else KERNEL_SUFFIX.sub("", path.stem)
+                if stem not in sharp:
+                    raise FileNotFoundError(f"{path}: no sharp image {stem}.* in {sharp_dir}")
+                pairs.append((path, sharp[stem]))
+    if not pairs:
+        raise FileNotFoundError(f"{folder}: no blurred/sharp pairs (expected a `sharp/` folder beside `blur*/` "
+                                "folders, as in GoPro or the Levin benchmark)")
+    return pairs
+
+
+class PairedImageBank(ImageBank):
+    """Aligned (blurred, sharp) training pairs in memory; crops are cut at the same place in both."""
+
+    def __init__(self, folders: list[str | os.PathLike], min_size: int, device: torch.device | str = "cpu",
+                 max_images: int | None = None) -> None:
+        pairs = [list(pair) for folder in folders for pair in blur_pairs(folder)][:max_images]
+        self._fill(pairs, min_size, device)
+        if not self.images:
+            raise ValueError(f"no blurred/sharp pairs of at least {min_size}x{min_size} pixels in {folders}")
+
+    def random_pairs(self, batch_size: int, size: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(blurred, sharp) crops, each [B, 3, size, size] in [0, 1]."""
+        crops = self.random_crops(batch_size, size, rng)
+        return crops[:, :3], crops[:, 3:]

@@ -165,7 +165,8 @@ def _same_kernel(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def load_kernels(folder: str | os.PathLike, skip_png_copies: bool = True) -> list[torch.Tensor]:
-    """Recorded blur kernels from every .npz (all arrays) and .png in `folder`, each float32 summing to 1.
+    """Recorded blur kernels from every .npz (all arrays) and .png in `folder` (or from one such file),
+    each float32 summing to 1.
 
     Archives come first, then images, each in natural name order. With
     `skip_png_copies` a PNG that is an 8-bit rendering of a kernel already read
@@ -173,8 +174,12 @@ def load_kernels(folder: str | os.PathLike, skip_png_copies: bool = True) -> lis
     is not added twice. Any unreadable or invalid file raises ValueError.
     """
     folder = Path(folder)
+    if folder.is_file() and folder.suffix.lower() == ".npz":
+        return list(_read_npz(folder).values())
+    if folder.is_file() and folder.suffix.lower() == ".png":
+        return [_read_png(folder)]
     if not folder.is_dir():
-        raise ValueError(f"{folder}: not a folder of blur kernels")
+        raise ValueError(f"{folder}: not a folder of blur kernels (nor a .npz or .png kernel file)")
     kernels: list[torch.Tensor] = []
     for path in sorted(folder.glob("*.npz"), key=_natural_key):
         kernels.extend(_read_npz(path).values())

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -86,4 +89,90 @@ def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor], data_dir: str |
             "ssim_rgb": ssim(sr, hr, crop_border=scale).item(),
         })
     means = {key: sum(r[key] for r in rows) / len(rows) for key in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
+    return {"n": len(rows), **means, "images": rows}
+
+
+# -- deblurring -------------------------------------------------------------------------------------
+
+KERNEL_NUMBER = re.compile(r"_ker_?(\d+)$")
+DEBLUR_KEYS = ("psnr", "ssim", "psnr_input", "ssim_input")
+
+
+def deblur_cases(data_dir: str | os.PathLike, kernels: list[torch.Tensor] | None = None,
+                 ) -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """(name, blurred [1,3,H,W], sharp, true kernel or None) for every benchmark case in `data_dir`.
+
+    A folder of blurred/sharp pairs (GoPro or Levin layout, see `data.blur_pairs`)
+    is read as is; a `_ker_N` suffix picks the true kernel N (1-based) from
+    `kernels` when given. A folder of sharp images only needs `kernels`: every
+    image is blurred with every kernel (reflect padding) and quantised to 8 bits,
+    so the benchmark is the same on every run.
+    """
+    from ganzoo.data import blur_pairs
+    from ganzoo.degrade import blur
+
+    folder = Path(data_dir)
+    has_pairs = folder.is_dir() and any(p.is_dir() and p.name == "sharp" for p in [folder, *folder.rglob("*")])
+    cases = []
+    if has_pairs:
+        for blurred_path, sharp_path in blur_pairs(folder):
+            number = KERNEL_NUMBER.search(blurred_path.stem)
+            kernel = None
+            if kernels is not None and number is not None:
+                index = int(number.group(1))
+                if not 1 <= index <= len(kernels):
+                    raise ValueError(f"{blurred_path.name} names kernel {index}, but {len(kernels)} kernels were given")
+                kernel = kernels[index - 1]
+            name = f"{blurred_path.parent.name}/{blurred_path.stem}"
+            cases.append((name, _read_rgb(blurred_path), _read_rgb(sharp_path), kernel))
+        return cases
+    if kernels is None:
+        raise ValueError(f"{folder}: no blurred/sharp pairs; for a folder of sharp images give the kernels to blur "
+                         "them with")
+    for path in list_images(folder):
+        sharp = _read_rgb(path)
+        for index, kernel in enumerate(kernels, 1):
+            cases.append((f"{path.stem}_ker_{index}", quantize(blur(sharp, kernel)), sharp, kernel))
+    return cases
+
+
+def _read_rgb(path: Path) -> torch.Tensor:
+    return image_to_tensor(load_image(path))[0]
+
+
+def richardson_lucy(blurred: torch.Tensor, kernel: torch.Tensor, iterations: int = 30) -> torch.Tensor:
+    """The classical non-blind reference: Richardson–Lucy deconvolution with the true kernel (scikit-image)."""
+    from skimage.restoration import richardson_lucy as skimage_richardson_lucy
+
+    psf = kernel.double().numpy()
+    # skimage convolves (it does not correlate), as our blur does, so the kernel is used as is.
+    channels = blurred[0].double().numpy()
+    grey = bool((blurred[0] == blurred[0, :1]).all())
+    # Zero boundaries would ring from every edge; padding by reflection first is the usual remedy.
+    pad = max(psf.shape)
+    planes = [skimage_richardson_lucy(np.pad(c, pad, mode="symmetric"), psf, num_iter=iterations,
+                                      clip=True)[pad:-pad, pad:-pad] for c in channels[:1 if grey else 3]]
+    return torch.from_numpy(np.stack(planes * (3 if grey else 1))).float()[None]
+
+
+@torch.no_grad()
+def evaluate_deblur(deblur: Callable[[torch.Tensor], torch.Tensor] | None, data_dir: str | os.PathLike,
+                    kernels: list[torch.Tensor] | None = None, reference: bool = True, progress: bool = True,
+                    ) -> dict[str, float | int | list[dict[str, float]] | dict[str, float]]:
+    """PSNR/SSIM (RGB, no border crop, 8-bit outputs) of `deblur` and of the blurred input, against the sharp
+    images; with true kernels and `reference`, also of Richardson–Lucy given the true kernel."""
+    rows = []
+    for name, blurred, sharp, kernel in tqdm(deblur_cases(data_dir, kernels), desc="evaluate", disable=not progress):
+        row = {"image": name, "psnr_input": psnr(blurred, sharp).item(), "ssim_input": ssim(blurred, sharp).item()}
+        if deblur is not None:
+            out = quantize(deblur(blurred).to(sharp.device, sharp.dtype))
+            if out.shape != sharp.shape:
+                raise ValueError(f"{name}: deblurred to {tuple(out.shape)}, expected {tuple(sharp.shape)}")
+            row.update(psnr=psnr(out, sharp).item(), ssim=ssim(out, sharp).item())
+        if reference and kernel is not None:
+            out = quantize(richardson_lucy(blurred, kernel))
+            row.update(psnr_richardson_lucy=psnr(out, sharp).item(), ssim_richardson_lucy=ssim(out, sharp).item())
+        rows.append(row)
+    keys = [k for k in rows[0] if k != "image" and all(k in r for r in rows)]
+    means = {key: sum(r[key] for r in rows) / len(rows) for key in keys}
     return {"n": len(rows), **means, "images": rows}

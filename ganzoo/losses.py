@@ -20,8 +20,8 @@ def g_bce_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 # -- perceptual (VGG) features ----------------------------------------------------------------------
 
 # Index of each named activation in torchvision's `vgg19().features`.
-VGG19_LAYERS = {"relu1_2": 3, "relu2_2": 8, "conv3_3": 14, "relu3_3": 15, "relu4_1": 20, "relu4_4": 26,
-                "relu5_4": 35}
+VGG19_LAYERS = {"relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "conv3_3": 14, "relu3_3": 15,
+                "relu4_1": 20, "relu4_4": 26, "relu5_4": 35}
 VGG19_IMAGENET_FILE = "vgg19-dcbb9e9d.pth"  # the file torchvision's VGG19_Weights.IMAGENET1K_V1 downloads
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 VGG_WEIGHT_CHOICES = ("imagenet", "random")
@@ -150,3 +150,62 @@ def wgan_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.T
 def wgan_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     """Generator loss: raise the critic's score of the fakes."""
     return -fake_scores.mean()
+
+
+# -- style transfer (Gatys et al. 2016; Johnson et al. 2016; Huang & Belongie 2017) ----------------
+# Each layer's term is divided by the target's mean square (as in PerceptualLoss), so that the same
+# weights work with ImageNet and with random VGG features, whose activations differ in scale.
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """[N,C,H,W] activations -> [N,C,C] channel correlations, divided by C*H*W (Johnson et al. 2016)."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w).float()
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def gram_style_loss(out_features: dict[str, torch.Tensor], style_grams: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum over layers of the normalised MSE between the output's Gram matrices and the style's
+    ([1 or N, C, C] each, e.g. precomputed once from the style image)."""
+    total = 0.0
+    for name, target in style_grams.items():
+        gram = gram_matrix(out_features[name])
+        total = total + F.mse_loss(gram, target.expand_as(gram)) / target.pow(2).mean().clamp_min(1e-12)
+    return total
+
+
+def content_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE between activations, normalised by the (constant) target's mean square."""
+    target = target.detach()
+    return F.mse_loss(out, target) / target.pow(2).mean().clamp_min(1e-12)
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels (a smoothness prior against noise)."""
+    return ((images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+            + (images[..., :, 1:] - images[..., :, :-1]).abs().mean())
+
+
+def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean and standard deviation over H, W: two [N,C,1,1] tensors."""
+    flat = features.flatten(2)
+    return flat.mean(2)[..., None, None], (flat.var(2, unbiased=False) + eps).sqrt()[..., None, None]
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Adaptive instance normalisation (Huang & Belongie 2017): the content activations with each
+    channel's mean and std replaced by the style's. A style batch of 1 applies to every content image."""
+    c_mean, c_std = mean_std(content, eps)
+    s_mean, s_std = mean_std(style, eps)
+    return (content - c_mean) / c_std * s_std + s_mean
+
+
+def adain_style_loss(out_features: dict[str, torch.Tensor], style_features: dict[str, torch.Tensor]) -> torch.Tensor:
+    """AdaIN's style loss: sum over layers of the (normalised) MSE between the per-channel means and
+    stds of the output's and the style's activations."""
+    total = 0.0
+    for name, style in style_features.items():
+        o_mean, o_std = mean_std(out_features[name])
+        s_mean, s_std = (t.detach() for t in mean_std(style))
+        scale = (s_mean.pow(2).mean() + s_std.pow(2).mean()).clamp_min(1e-12)
+        total = total + (F.mse_loss(o_mean, s_mean) + F.mse_loss(o_std, s_std)) / scale
+    return total

@@ -20,8 +20,10 @@ from ganzoo.imaging import IMAGE_SUFFIXES
 from ganzoo.models.digits import latent_noise
 
 __all__ = [
-    "IMAGE_SUFFIXES", "TILE_OVERLAP", "digit_labels", "expand_inputs", "interpolate_digits", "pick_device",
+    "IMAGE_SUFFIXES", "TILE_OVERLAP", "deblur", "deblurrer", "digit_labels", "expand_inputs", "interpolate_digits",
+    "model_function", "pick_device",
     "run_image_to_image", "sample_digits", "sample_digits_grid", "slerp", "sr_scale", "sr_upscaler", "upscale",
+    "load_style_image", "stylize", "stylizer",
 ]
 
 TILE_OVERLAP = 16
@@ -140,18 +142,22 @@ def sr_scale(model: nn.Module) -> int:
     return int(scale)
 
 
+def model_function(model: nn.Module, device: torch.device) -> TensorFn:
+    """`model` on `device` in eval mode as a tensor function clamped to [0, 1], in the layout of `_memory_format`."""
+    model.to(device).eval()
+    memory_format = _memory_format(device)
+    if memory_format == torch.contiguous_format:
+        return lambda x: model(x).clamp(0.0, 1.0)
+    model.to(memory_format=memory_format)
+    return lambda x: model(x.contiguous(memory_format=memory_format)).clamp(0.0, 1.0).contiguous()
+
+
 def _sr_function(model: nn.Module | None, scale: int, device: torch.device) -> tuple[TensorFn, int]:
     """The per-tensor upscaling function and its factor: MATLAB bicubic, or the model on `device`."""
     if model is None:
         _check_whole("scale", scale, 1)
         return (lambda lr: imaging.imresize(lr, scale=scale).clamp(0.0, 1.0)), scale
-    scale = sr_scale(model)
-    model.to(device).eval()
-    memory_format = _memory_format(device)
-    if memory_format == torch.contiguous_format:
-        return (lambda lr: model(lr).clamp(0.0, 1.0)), scale
-    model.to(memory_format=memory_format)
-    return (lambda lr: model(lr.contiguous(memory_format=memory_format)).clamp(0.0, 1.0).contiguous()), scale
+    return model_function(model, device), sr_scale(model)
 
 
 def _memory_format(device: torch.device) -> torch.memory_format:
@@ -174,11 +180,95 @@ def sr_upscaler(model: nn.Module | None, scale: int = 4, tile: int | None = None
     """A tensor-level `upscale` ([N,3,h,w] -> [N,3,sh,sw] on the input's device), e.g. for `evaluate_sr`."""
     device = pick_device(device)
     fn, scale = _sr_function(model, scale, device)
+    return _tensor_level(fn, scale, tile, overlap, device)
 
-    def upscaler(lr: torch.Tensor) -> torch.Tensor:
+
+def _tensor_level(fn: TensorFn, scale: int, tile: int | None, overlap: int, device: torch.device) -> TensorFn:
+    def apply(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return _apply(fn, lr.to(device), scale, tile, overlap).to(lr.device)
-    return upscaler
+            return _apply(fn, x.to(device), scale, tile, overlap).to(x.device)
+    return apply
+
+
+# -- deblurring -------------------------------------------------------------------------------------
+
+def deblur(image: imaging.ImageSource, model: nn.Module, tile: int | None = None, device: torch.device | None = None,
+           max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
+    """Remove motion blur from one image with a deblurring model (same size out)."""
+    device = pick_device(device)
+    return run_image_to_image(image, model_function(model, device), tile=tile, max_pixels=max_pixels, device=device)
+
+
+def deblurrer(model: nn.Module, tile: int | None = None, overlap: int = TILE_OVERLAP,
+              device: torch.device | None = None) -> TensorFn:
+    """A tensor-level `deblur` ([N,3,H,W] -> [N,3,H,W] on the input's device), e.g. for `evaluate_deblur`."""
+    device = pick_device(device)
+    return _tensor_level(model_function(model, device), 1, tile, overlap, device)
+
+
+# -- style transfer ---------------------------------------------------------------------------------
+
+STYLE_MAX_SIDE = 512  # AdaIN style images are shrunk to this longer side (the paper's scale)
+
+
+def load_style_image(style: imaging.ImageSource, max_side: int = STYLE_MAX_SIDE,
+                     max_pixels: int = imaging.MAX_PIXELS) -> torch.Tensor:
+    """A style image as RGB [1,3,h,w] in [0, 1], shrunk (Lanczos) to at most `max_side` pixels per side."""
+    image = imaging.load_image(style, max_pixels).convert("RGB")
+    if max(image.size) > max_side:
+        image = image.copy()
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return imaging.image_to_tensor(image)[0]
+
+
+def stylizer(model: nn.Module, style: imaging.ImageSource | list[imaging.ImageSource] | None = None,
+             alpha: float = 1.0, preserve_color: bool = False, style_weights: list[float] | None = None,
+             device: torch.device | None = None) -> TensorFn:
+    """A tensor function [N,3,H,W] -> [N,3,H,W] in [0, 1] that stylises with `model`.
+
+    A fast network (`TransformerNet`) takes no `style`; `alpha` then blends its output with the input
+    in image space. `AdaINStyleTransfer` needs `style`: one image, or several with `style_weights` to
+    interpolate between them; `alpha` is AdaIN's feature-space strength (0 returns the input).
+    `preserve_color` keeps the input's chroma (YCbCr) and transfers only luminance.
+    """
+    from ganzoo.models.style import AdaINStyleTransfer, TransformerNet, preserve_color as keep_chroma
+
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be a number from 0 to 1, got {alpha!r}")
+    device = pick_device(device)
+    model.to(device).eval()
+    if isinstance(model, TransformerNet):
+        if style is not None:
+            raise ValueError("a fast style network has its style built in; pass style=None "
+                             "(use the adain model for a style image)")
+
+        def transfer(x: torch.Tensor) -> torch.Tensor:
+            return torch.lerp(x, model(x).clamp(0.0, 1.0), float(alpha)) if alpha > 0 else x.clone()
+    elif isinstance(model, AdaINStyleTransfer):
+        if style is None:
+            raise ValueError("AdaIN needs a style image (style=...)")
+        styles = style if isinstance(style, (list, tuple)) else [style]
+        weights = [1.0] * len(styles) if style_weights is None else list(style_weights)
+        style_tensors = [load_style_image(s).to(device) for s in styles]
+
+        def transfer(x: torch.Tensor) -> torch.Tensor:
+            return model.mix(x, style_tensors, weights, float(alpha))
+    else:
+        raise ValueError(f"{type(model).__name__} is not a style-transfer model (TransformerNet or AdaINStyleTransfer)")
+    if not preserve_color:
+        return transfer
+    return lambda x: keep_chroma(x, transfer(x))
+
+
+def stylize(image: imaging.ImageSource, model: nn.Module,
+            style: imaging.ImageSource | list[imaging.ImageSource] | None = None, alpha: float = 1.0,
+            preserve_color: bool = False, style_weights: list[float] | None = None, tile: int | None = None,
+            device: torch.device | None = None, max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
+    """Stylise one image (same size out; alpha and 16-bit grey input handled as elsewhere): with a fast
+    per-style network, or with AdaIN and `style` (see `stylizer`)."""
+    device = pick_device(device)
+    fn = stylizer(model, style, alpha, preserve_color, style_weights, device)
+    return run_image_to_image(image, fn, tile=tile, max_pixels=max_pixels, device=device)
 
 
 def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:

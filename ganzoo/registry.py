@@ -44,6 +44,15 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
                "SRResNet x4 trained with MSE: the highest PSNR, smooth textures"),
     ModelEntry("srgan-x4", "super-resolution", "ganzoo/srgan-x4",
                "SRGAN x4: SRResNet fine-tuned with a perceptual + adversarial loss, sharper textures"),
+    ModelEntry("deblurgan", "deblurring", "ganzoo/deblurgan",
+               "DeblurGAN: removes camera-shake motion blur (WGAN-GP + perceptual loss)"),
+    ModelEntry("style-mosaic", "style", "ganzoo/style-mosaic", "fast style transfer: mosaic (Johnson et al. 2016)"),
+    ModelEntry("style-candy", "style", "ganzoo/style-candy", "fast style transfer: candy (Johnson et al. 2016)"),
+    ModelEntry("style-starry-night", "style", "ganzoo/style-starry-night",
+               "fast style transfer: The Starry Night, van Gogh (Johnson et al. 2016)"),
+    ModelEntry("style-udnie", "style", "ganzoo/style-udnie", "fast style transfer: Udnie, Picabia (Johnson et al. 2016)"),
+    ModelEntry("adain", "style", "ganzoo/adain",
+               "arbitrary style transfer from any style image (AdaIN, Huang & Belongie 2017)"),
 ]}
 
 

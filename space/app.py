@@ -24,10 +24,10 @@ from gradio import processing_utils  # noqa: E402
 
 from ganzoo.hub import REPO_URL  # noqa: E402
 from ganzoo.registry import list_models  # noqa: E402
-from tabs import digits, upscale  # noqa: E402
+from tabs import deblur, digits, style, upscale  # noqa: E402
 
 #: the tabs, in order; a new family is one module in tabs/ with TITLE, build() and optionally CSS, added here
-TABS = [digits, upscale]
+TABS = [digits, upscale, deblur, style]
 
 CONCURRENCY_LIMIT = 2  # events of one kind running at once (2 CPU cores on a free Space)
 QUEUE_MAX_SIZE = 32  # beyond this, new requests get Gradio's "Queue is full" error at once

@@ -3,11 +3,13 @@
 from ganzoo.models.deblurgan import DeblurGANGenerator, PatchGANCritic
 from ganzoo.models.digits import DigitClassifier, DigitDiscriminator, DigitGenerator
 from ganzoo.models.srgan import SRGANDiscriminator, SRResNet
+from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (
     DigitGenerator, DigitDiscriminator, DigitClassifier,
     SRResNet, SRGANDiscriminator,
     DeblurGANGenerator, PatchGANCritic,
+    TransformerNet, AdaINStyleTransfer,
 )}
 
 __all__ = ["MODEL_CLASSES", *MODEL_CLASSES]

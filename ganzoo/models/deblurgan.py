@@ -56,6 +56,10 @@ class DeblurGANGenerator(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
             nn.Upsample(scale_factor=2, mode="nearest"), *_conv_norm_relu(4 * channels, 2 * channels, 3),
             nn.Upsample(scale_factor=2, mode="nearest"), *_conv_norm_relu(2 * channels, channels, 3))
         self.tail = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(channels, 3, 7))
+        # A zero last layer makes the untrained network the identity (residual 0), so training starts
+        # from the blurred input's score instead of from noise.
+        nn.init.zeros_(self.tail[1].weight)
+        nn.init.zeros_(self.tail[1].bias)
 
     def residual(self, blurred: torch.Tensor) -> torch.Tensor:
         """The correction in [-1, 1] that the network adds to the input (sizes must be multiples of 4)."""

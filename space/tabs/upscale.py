@@ -8,17 +8,16 @@ upscaled image), and `/measure` (image) -> (gallery, table). The work is `ganzoo
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
-import ganzoo
 from ganzoo import imaging, metrics, pipelines
+
+from .common import EXAMPLES_DIR, ImageInput, check_image, load_model, score_cell
 
 TITLE = "Upscale x4"
 SRGAN, SRRESNET, BICUBIC = "SRGAN x4", "SRResNet x4", "Bicubic x4"
@@ -30,7 +29,6 @@ MAX_PIXELS = 512 * 512  # upscaling input: a 2048x2048 result, ~15 s per model o
 MAX_MEASURE_PIXELS = 1024 * 1024  # measuring input (the original): its 256x256 downscale is what gets upscaled
 MIN_MEASURE_SIDE = 8 * SCALE  # SSIM needs an 11x11 window inside the 4-px border crop
 TILE = 192  # larger inputs go through the models in overlapping tiles, bounding memory
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLES = [("chelsea_96.png", SRGAN), ("astronaut_128.png", SRRESNET), ("coffee_112.png", SRGAN)]
 TABLE_HEADERS = ["Method", "PSNR Y (dB)", "SSIM Y"]
 
@@ -40,54 +38,11 @@ def model_name(method: str) -> str:
     return os.environ.get(variable) or default
 
 
-@functools.lru_cache(maxsize=4)
-def load_model(name: str) -> Any:
-    """Load once per model name (a failed load is not cached, so it is retried on the next request)."""
-    try:
-        return ganzoo.load(name, device=str(pipelines.pick_device()))
-    except Exception as err:  # any load failure becomes one clear message in the UI
-        raise gr.Error(f"Could not load the super-resolution model {name!r}: {err}") from err
-
-
-def model_for(method: Any) -> Any:
-    """The model behind a method choice; None for bicubic."""
-    if method not in METHODS:
-        raise gr.Error(f"Method must be one of {', '.join(METHODS)}; got {method!r}.")
-    return None if method == BICUBIC else load_model(model_name(method))
-
-
-def check_image(image: Image.Image | None, limit: int, action: str) -> Image.Image:
-    """The image, or a gr.Error saying that none was given or that it has too many pixels."""
-    if image is None:
-        raise gr.Error("No image: upload one (PNG, JPEG or WebP) or pick an example below.")
-    width, height = image.size
-    if width * height > limit:
-        side = math.isqrt(limit)
-        raise gr.Error(f"The image is {width}x{height} = {width * height:,} pixels; {action} takes at most "
-                       f"{limit:,} pixels ({side}x{side}) on this CPU Space. Crop or shrink it first.")
-    return image
-
-
 def _upscale(image: Image.Image, model: Any, limit: int, scale: int = SCALE) -> Image.Image:
     try:
         return pipelines.upscale(image, model, scale=scale, tile=TILE, max_pixels=limit)
     except ValueError as err:  # imaging.ImageError included: unreadable or corrupt input
         raise gr.Error(f"Could not upscale the image: {err}") from err
-
-
-class ImageInput(gr.Image):
-    """gr.Image whose decoding failures reach the user as a clear message, not Gradio's generic one."""
-
-    def get_block_name(self) -> str:
-        return "image"  # render with gr.Image's own front end
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except Exception as err:  # Pillow's errors are many types; each becomes one readable line
-            reason = str(err).split("/tmp/")[0].strip() or type(err).__name__
-            raise gr.Error(f"Cannot read this image ({type(err).__name__}: {reason}). "
-                           "Upload a PNG, JPEG, WebP, BMP or TIFF file.") from None
 
 
 def upscale_image(image: Image.Image | None, method: str) -> tuple[Image.Image, Image.Image]:
@@ -134,7 +89,7 @@ def measure(image: Image.Image | None,
                            f"{low_res.height}; the comparison needs x{SCALE} ({width}x{height}).")
         psnr = metrics.psnr(sr, hr, crop_border=SCALE, y_channel=True).item()
         ssim = metrics.ssim(sr, hr, crop_border=SCALE, y_channel=True).item()
-        rows.append([method, round(psnr, 2) if math.isfinite(psnr) else "inf", round(ssim, 4)])
+        rows.append([method, score_cell(psnr, 2), score_cell(ssim, 4)])
         gallery.append((upscaled, f"{method}: {psnr:.2f} dB"))
     return gallery, rows
 

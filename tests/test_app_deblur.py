@@ -1,0 +1,156 @@
+"""The app's Deblur tab (space/tabs/deblur.py): in process, through gradio_client, and in headless Chromium.
+
+One server per module with a tiny untrained DeblurGAN generator (1 block, 4 channels) standing in
+for the bundled `deblurgan`, so every call takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from urllib.parse import urljoin
+
+import pytest
+import torch
+from app_server import app_server, browser_page
+from PIL import Image
+from test_app import load_app_module
+from test_app_upscale import max_diff, rgb_image
+
+import ganzoo
+from ganzoo import pipelines
+from ganzoo.models import DeblurGANGenerator
+
+
+@pytest.fixture(scope="module")
+def deblur_env(tmp_path_factory) -> dict[str, str]:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-deblurgan")
+    model = DeblurGANGenerator(channels=4, num_blocks=1).eval()
+    torch.nn.init.normal_(model.tail[1].weight, std=0.05)  # not the identity, so the output differs from the input
+    model.save_pretrained(folder)
+    return {"GANZOO_DEBLUR_MODEL": str(folder)}
+
+
+@pytest.fixture
+def deblur_tab(deblur_env, monkeypatch):
+    for key, value in deblur_env.items():
+        monkeypatch.setenv(key, value)
+    load_app_module()
+    from tabs import deblur
+
+    return deblur
+
+
+@pytest.fixture(scope="module")
+def server(deblur_env, tmp_path_factory):
+    with app_server(deblur_env, tmp_path_factory.mktemp("app-deblur") / "server.log") as running:
+        yield running.url
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory):
+    from gradio_client import Client
+
+    return Client(server, verbose=False, analytics_enabled=False,
+                  download_files=str(tmp_path_factory.mktemp("client-downloads")))
+
+
+def test_app_has_deblur_endpoints_and_examples():
+    app = load_app_module().build_app()
+    assert {"deblur", "blur_and_deblur"} <= {fn.api_name for fn in app.fns.values()}
+    from tabs import deblur
+
+    names = deblur.EXAMPLES + [name for name, _, _ in deblur.SHARP_EXAMPLES]
+    for name in names:
+        path = deblur.EXAMPLES_DIR / name
+        assert path.stat().st_size < 60_000, f"{name} is too large for the repo"
+        with Image.open(path) as image:
+            assert image.size[0] * image.size[1] <= deblur.MAX_PIXELS
+
+
+def test_bad_inputs_are_clear_errors(deblur_tab):
+    import gradio as gr
+
+    for call, message in [
+        (lambda: deblur_tab.deblur_image(None), "No image"),
+        (lambda: deblur_tab.blur_and_deblur(None, 20, 0), "No image"),
+        (lambda: deblur_tab.deblur_image(rgb_image(1100, 1000)), r"at most 1,048,576 pixels \(1024x1024\)"),
+        (lambda: deblur_tab.blur_and_deblur(rgb_image(20, 64), 20, 0), "at least 32x32"),
+        (lambda: deblur_tab.blur_and_deblur(rgb_image(64, 64), 500, 0), "Blur length must be"),
+        (lambda: deblur_tab.blur_and_deblur(rgb_image(64, 64), 20, -1), "Seed must be"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
+            call()
+
+
+def test_deblur_keeps_alpha_and_matches_the_pipeline(deblur_tab, deblur_env):
+    image = rgb_image(37, 29, mode="RGBA")
+    before, after = deblur_tab.deblur_image(image)
+    assert before is image and after.size == image.size and after.mode == "RGBA"
+    expected = pipelines.deblur(image, ganzoo.load(deblur_env["GANZOO_DEBLUR_MODEL"]))
+    assert max_diff(after, expected) <= 1
+
+
+def test_blur_and_deblur_scores(deblur_tab):
+    sharp = Image.open(deblur_tab.EXAMPLES_DIR / deblur_tab.SHARP_EXAMPLES[0][0])
+    gallery, rows = deblur_tab.blur_and_deblur(sharp, 25, 3)
+    assert [caption.split(" (")[0].split(":")[0] for _, caption in gallery] == [
+        "Kernel", "Blurred", "Deblurred", "Original"]
+    assert gallery[0][0].size == (31 * 8, 31 * 8) and gallery[1][0].size == sharp.size
+    blurred_psnr, blurred_ssim = rows[0][1:]
+    assert 15 < blurred_psnr < 40 and 0 < blurred_ssim < 1  # a visible but not total blur
+    again, _ = deblur_tab.blur_and_deblur(sharp, 25, 3)
+    assert max_diff(again[1][0], gallery[1][0]) == 0  # the seed fixes the kernel
+    other, _ = deblur_tab.blur_and_deblur(sharp, 25, 4)
+    assert max_diff(other[1][0], gallery[1][0]) > 0
+
+
+# --- through the HTTP API -----------------------------------------------------------------------
+
+def test_deblur_api(client, deblur_env, tmp_path):
+    from gradio_client import handle_file
+
+    path = tmp_path / "blurred.png"
+    image = rgb_image(30, 22, seed=3)
+    image.save(path)
+    before_path, after_path = client.predict(handle_file(str(path)), api_name="/deblur")
+    with Image.open(after_path) as after:
+        assert after.size == (30, 22)
+        expected = pipelines.deblur(image, ganzoo.load(deblur_env["GANZOO_DEBLUR_MODEL"]))
+        assert max_diff(after.convert("RGB"), expected) <= 1
+
+
+def test_blur_and_deblur_api(client, tmp_path):
+    from gradio_client import handle_file
+    from tabs import deblur
+
+    path = deblur.EXAMPLES_DIR / deblur.SHARP_EXAMPLES[1][0]
+    gallery, table = client.predict(handle_file(str(path)), 30, 1, api_name="/blur_and_deblur")
+    assert table["headers"] == ["Image", "PSNR (dB)", "SSIM"]
+    assert [row[0] for row in table["data"]] == ["Blurred", "Deblurred (DeblurGAN)"]
+    assert all(math.isfinite(float(row[1])) for row in table["data"])
+    assert len(gallery) == 4
+
+
+# --- in a real browser --------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_deblur_in_browser(server, tmp_path):
+    path = tmp_path / "upload.png"
+    rgb_image(40, 30, seed=5).save(path)
+    with browser_page(server) as page:
+        page.get_by_role("tab", name="Deblur").click()
+        page.locator("#deblur-input input[type=file]").set_input_files(str(path))
+        page.locator("#deblur-input img").first.wait_for(state="visible")  # upload finished
+        page.locator("#deblur-run").click()
+        images = page.locator("#deblur-slider img")
+        images.nth(1).wait_for(state="visible")
+        sizes = []
+        for i in range(2):
+            response = page.request.get(urljoin(server, images.nth(i).get_attribute("src")))
+            assert response.ok, response.status
+            sizes.append(Image.open(io.BytesIO(response.body())).size)
+        page.get_by_role("button", name="Blur and deblur").wait_for(state="visible")
+        page.screenshot(path=str(tmp_path / "deblur.png"), full_page=True)
+    assert sizes == [(40, 30), (40, 30)]

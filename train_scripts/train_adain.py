@@ -1,0 +1,107 @@
+"""Train the AdaIN decoder (Huang & Belongie 2017) for arbitrary style transfer.
+
+    accelerate launch train_scripts/train_adain.py --content-dirs ../shared/data/style/content \
+        ../shared/data/sr/train/t91 ../shared/data/sr/train/bsds500_train \
+        --style-dirs ../shared/data/style/styles --output-dir runs/adain --vgg-weights imagenet
+
+The encoder (VGG19 to relu4_1) is frozen and part of the model's config, not of its weights. Each
+step: encode a batch of content and style crops, replace the content's relu4_1 channel statistics by
+the style's (AdaIN), decode, and score the decoded image with the same encoder: content loss at
+relu4_1 against the AdaIN target, style loss = mean/std matching at relu1_1, relu2_1, relu3_1, relu4_1.
+Images are first resized so their shorter side is `--resize` (the paper: 512, crops of 256).
+"""
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from ganzoo.data import ImageBank
+from ganzoo.losses import adain, adain_style_loss, content_loss
+from ganzoo.models import AdaINStyleTransfer
+from ganzoo.training import Trainer, add_training_args
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--content-dirs", nargs="+", required=True, help="folders of content photos")
+    data.add_argument("--style-dirs", nargs="+", required=True, help="folders of style images (paintings)")
+    data.add_argument("--crop-size", type=int, default=256)
+    data.add_argument("--resize", type=int, default=512, help="shorter side of every image before cropping")
+    model = parser.add_argument_group("model and loss")
+    model.add_argument("--width", type=int, default=64, help="decoder width (64 in the paper)")
+    model.add_argument("--style-weight", type=float, default=10.0)
+    model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet",
+                       help="the encoder: torchvision's ImageNet VGG19 (from the torch hub cache) or a fixed "
+                            "random-weight VGG19")
+    model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
+    model.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: OMP_NUM_THREADS "
+                        "or all cores)")
+    add_training_args(parser, max_steps=160_000, batch_size=8, checkpoint_every=1000, sample_every=500)
+    args = parser.parse_args(argv)
+    if args.resize < args.crop_size:
+        parser.error(f"--resize ({args.resize}) must be at least --crop-size ({args.crop_size})")
+    return args
+
+
+def resized_bank(folders: list[str], short_side: int, crop_size: int, device: torch.device) -> ImageBank:
+    """An ImageBank whose images are resized (antialiased bilinear) to `short_side` on their shorter side."""
+    bank = ImageBank(folders, min(crop_size, 16), device)
+    for i, image in enumerate(bank.images):
+        scale = short_side / min(image.shape[-2:])
+        size = (max(crop_size, round(image.shape[-2] * scale)), max(crop_size, round(image.shape[-1] * scale)))
+        resized = F.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+        bank.images[i] = resized[0].round().clamp(0, 255).to(torch.uint8)
+    return bank
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    trainer = Trainer(args, "adain")
+    device = trainer.device
+    contents = resized_bank(args.content_dirs, args.resize, args.crop_size, device)
+    styles = resized_bank(args.style_dirs, args.resize, args.crop_size, device)
+    net = AdaINStyleTransfer(width=args.width, encoder_weights=args.vgg_weights, encoder_seed=args.vgg_seed)
+    net.to(device)
+    optimizer = torch.optim.Adam(net.decoder.parameters(), lr=args.lr)
+    decoder, optimizer = trainer.prepare(net.decoder, optimizer)  # the encoder is frozen and not saved
+
+    def train_step(step: int, rng: torch.Generator) -> dict[str, float]:
+        content = contents.random_crops(args.batch_size, args.crop_size, rng)
+        style = styles.random_crops(args.batch_size, args.crop_size, rng)
+        with trainer.accelerator.autocast():
+            with torch.no_grad():
+                style_features = net.encode(style)
+                target = adain(net.encode(content)["relu4_1"], style_features["relu4_1"])
+            out_features = net.encode(decoder(target).float())
+            c_loss = content_loss(out_features["relu4_1"], target)
+            s_loss = adain_style_loss(out_features, style_features)
+            loss = c_loss + args.style_weight * s_loss
+        trainer.optimize(loss, optimizer)
+        return {"loss": loss.item(), "content": c_loss.item(), "style": s_loss.item()}
+
+    rng = torch.Generator().manual_seed(1234)
+    fixed_content = contents.random_crops(4, args.crop_size, rng)
+    fixed_style = styles.random_crops(4, args.crop_size, rng)
+
+    def sample(step: int) -> torch.Tensor:
+        """Rows: content, style, stylised, and the content reconstructed (alpha 0 through the decoder)."""
+        with trainer.accelerator.autocast():
+            features = net.encode(fixed_content)["relu4_1"]
+            stylised = decoder(adain(features, net.encode(fixed_style)["relu4_1"])).float()
+            reconstructed = decoder(features).float()
+        return torch.cat([fixed_content, fixed_style, stylised, reconstructed])
+
+    trainer.fit(train_step, [decoder], sample_fn=sample, sample_nrow=4)
+    trainer.export(net, "final", "adain.md", encoder=net.encoder.describe(),
+                   content_dirs=[str(d) for d in args.content_dirs], style_dirs=[str(d) for d in args.style_dirs],
+                   content_images=len(contents), style_images=len(styles))
+    trainer.end()
+
+
+if __name__ == "__main__":
+    main()

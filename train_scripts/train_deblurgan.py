@@ -1,0 +1,147 @@
+"""Train DeblurGAN (Kupyn et al. 2018): a ResNet generator against a PatchGAN WGAN-GP critic,
+generator loss = adversarial + 100 x perceptual (VGG conv3_3), on synthetic motion blur.
+
+    accelerate launch train_scripts/train_deblurgan.py --train-dirs ../shared/data/sr/train/* \
+        --kernels-dir ../shared/data/blur/kernels --val-dir ../shared/data/blur/bench/levin \
+        --output-dir runs/deblurgan --vgg-weights imagenet --mixed-precision bf16
+
+Training pairs are made on the fly: random crops of sharp images, blurred with a
+random camera-shake trajectory kernel or (with `--kernels-dir`, a fraction
+`--recorded-fraction` of the time) a recorded kernel, plus mild Gaussian noise.
+`--pair-dirs` takes folders of real blurred/sharp pairs instead (GoPro layout:
+`<scene>/blur/*.png` beside `<scene>/sharp/*.png`); both may be given, and a
+step then draws half its batch from each.
+"""
+
+import argparse
+
+import torch
+
+from ganzoo.data import ImageBank, PairedImageBank
+from ganzoo.degrade import BlurSynthesizer, load_kernels
+from ganzoo.evaluate import evaluate_deblur
+from ganzoo.losses import PerceptualLoss, VGGFeatures, gradient_penalty, wgan_d_loss, wgan_g_loss
+from ganzoo.models import DeblurGANGenerator, PatchGANCritic
+from ganzoo.pipelines import deblurrer
+from ganzoo.training import Trainer, add_training_args, adversarial_step
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--train-dirs", nargs="*", default=[], help="folders of sharp images to blur synthetically")
+    data.add_argument("--pair-dirs", nargs="*", default=[], help="folders of real blurred/sharp pairs (GoPro layout)")
+    data.add_argument("--kernels-dir", default=None, help="recorded blur kernels (.npz/.png) to mix in")
+    data.add_argument("--recorded-fraction", type=float, default=0.5,
+                      help="share of synthetic pairs blurred with a recorded kernel (the rest: random trajectories)")
+    data.add_argument("--kernel-size", type=int, default=31, help="size of the random trajectory kernels")
+    data.add_argument("--noise-sigma", type=float, default=0.01, help="noise std drawn from [0, this] per image")
+    data.add_argument("--crop-size", type=int, default=256)
+    data.add_argument("--val-dir", default=None, help="validation pairs (e.g. the Levin benchmark folder)")
+    data.add_argument("--eval-every", type=int, default=1000)
+    data.add_argument("--synthetic-data", action="store_true",
+                      help="reuse one in-memory batch every step: times the model alone, to compare with the "
+                           "real pipeline and show the data is not the bottleneck")
+    model = parser.add_argument_group("model and loss")
+    model.add_argument("--channels", type=int, default=64)
+    model.add_argument("--num-blocks", type=int, default=9)
+    model.add_argument("--dropout", type=float, default=0.0)
+    model.add_argument("--critic-channels", type=int, default=64)
+    model.add_argument("--perceptual-weight", type=float, default=100.0)
+    model.add_argument("--gp-weight", type=float, default=10.0)
+    model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
+    model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
+    model.add_argument("--lr", type=float, default=1e-4)
+    add_training_args(parser, max_steps=100_000, batch_size=8, checkpoint_every=1000, sample_every=500)
+    args = parser.parse_args(argv)
+    if not args.train_dirs and not args.pair_dirs:
+        parser.error("give --train-dirs (sharp images) and/or --pair-dirs (blurred/sharp pairs)")
+    return args
+
+
+def deblur_batches(args: argparse.Namespace, device: torch.device):
+    """A step's (blurred, sharp) crops: synthetic blur of sharp crops and/or real pairs."""
+    sharp_bank = ImageBank(args.train_dirs, args.crop_size, device) if args.train_dirs else None
+    pair_bank = PairedImageBank(args.pair_dirs, args.crop_size, device) if args.pair_dirs else None
+    kernels = load_kernels(args.kernels_dir) if args.kernels_dir else None
+    synthesizer = BlurSynthesizer(kernels, args.recorded_fraction if kernels else 0.0, args.kernel_size,
+                                  (0.0, args.noise_sigma))
+    both = sharp_bank is not None and pair_bank is not None
+
+    def fresh(rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = []
+        n_real = args.batch_size // 2 if both else (args.batch_size if pair_bank else 0)
+        if pair_bank is not None:
+            parts.append(pair_bank.random_pairs(n_real, args.crop_size, rng))
+        if sharp_bank is not None:
+            sharp = sharp_bank.random_crops(args.batch_size - n_real, args.crop_size, rng)
+            parts.append((synthesizer(sharp, rng)[0], sharp))
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    description = {
+        "sharp_images": len(sharp_bank) if sharp_bank else 0,
+        "pairs": len(pair_bank) if pair_bank else 0,
+        "recorded_kernels": len(kernels) if kernels else 0,
+    }
+    if args.synthetic_data:
+        fixed = fresh(torch.Generator().manual_seed(0))
+        return (lambda rng: fixed), description
+    return fresh, description
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    trainer = Trainer(args, "deblurgan")
+    next_batch, data_description = deblur_batches(args, trainer.device)
+    generator = DeblurGANGenerator(channels=args.channels, num_blocks=args.num_blocks, dropout=args.dropout)
+    critic = PatchGANCritic(channels=args.critic_channels)
+    features = VGGFeatures(("conv3_3",), weights=args.vgg_weights, weights_path=args.vgg_weights_path)
+    perceptual = PerceptualLoss(features).to(trainer.device)
+    # Adam with beta1 = 0.5 as in DeblurGAN (and most WGAN-GP work).
+    g_opt = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    d_opt = torch.optim.Adam(critic.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    generator, critic, g_opt, d_opt = trainer.prepare(generator, critic, g_opt, d_opt)
+    unwrap = trainer.accelerator.unwrap_model
+
+    def train_step(step: int, rng: torch.Generator) -> dict[str, float]:
+        blurred, sharp = next_batch(rng)
+        fake = generator(blurred).float()
+
+        def d_loss(disc):
+            wasserstein = wgan_d_loss(disc(sharp).float(), disc(fake.detach()).float())
+            penalty = gradient_penalty(disc, sharp, fake)
+            return wasserstein + args.gp_weight * penalty, {"d_wasserstein": wasserstein.item(), "gp": penalty.item()}
+
+        def g_loss(disc):
+            adversarial = wgan_g_loss(disc(fake).float())
+            content = perceptual(fake, sharp)
+            return adversarial + args.perceptual_weight * content, {"g_adv": adversarial.item(),
+                                                                    "perceptual": content.item()}
+
+        return adversarial_step(trainer, critic, d_opt, g_opt, d_loss, g_loss)
+
+    fixed_blurred, fixed_sharp = next_batch(torch.Generator().manual_seed(1234))
+    fixed_blurred, fixed_sharp = fixed_blurred[:4], fixed_sharp[:4]
+
+    def sample(step: int) -> torch.Tensor:
+        with trainer.accelerator.autocast():
+            deblurred = unwrap(generator)(fixed_blurred).float().clamp(0, 1)
+        return torch.cat([fixed_blurred, deblurred, fixed_sharp])
+
+    def validate(step: int) -> dict[str, float]:
+        scores = evaluate_deblur(deblurrer(unwrap(generator), device=trainer.device), args.val_dir,
+                                 reference=False, progress=False)
+        unwrap(generator).to(trainer.device).train()
+        return {k: scores[k] for k in ("psnr", "ssim", "psnr_input", "ssim_input")}
+
+    metrics = trainer.fit(train_step, [generator, critic], sample_fn=sample,
+                          eval_fn=validate if args.val_dir else None, eval_every=args.eval_every, sample_nrow=4)
+    fields = dict(metrics=metrics, perceptual_loss=features.describe(), data=data_description,
+                  train_dirs=args.train_dirs, pair_dirs=args.pair_dirs, kernels_dir=args.kernels_dir)
+    trainer.export(generator, "final", "deblurgan.md", **fields)
+    trainer.export(critic, "critic", "deblurgan.md", **fields)
+    trainer.end()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Train one fast style-transfer network (Johnson et al. 2016) for one style image.
+
+    accelerate launch train_scripts/train_style.py --style-image ../shared/data/style/styles/mosaic.jpg \
+        --content-dirs ../shared/data/sr/train/* ../shared/data/style/content \
+        --output-dir runs/style-mosaic --vgg-weights imagenet
+
+Loss = content-weight x feature loss (VGG relu2_2 of output vs content) + style-weight x Gram-matrix
+loss (relu1_2, relu2_2, relu3_3, relu4_1 of output vs the style image) + tv-weight x total variation,
+each feature term normalised by its target's mean square (`ganzoo.losses`). Content images are random
+crops of the content folders; the style image is resized so its longer side is `--style-size`.
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ganzoo.data import ImageBank
+from ganzoo.imaging import image_to_tensor, load_image
+from ganzoo.losses import VGGFeatures, content_loss, gram_matrix, gram_style_loss, total_variation
+from ganzoo.models import TransformerNet
+from ganzoo.training import Trainer, add_training_args
+
+# Where the bundled styles' images come from (../shared/data/README.md, ../shared/data/style/licenses/).
+STYLE_CREDITS = {
+    "mosaic": "`mosaic.jpg` from pytorch/examples (fast_neural_style), BSD-3-Clause; the artwork's author and "
+              "copyright status are not recorded there",
+    "candy": "`candy.jpg` from pytorch/examples (fast_neural_style), BSD-3-Clause; the artwork's author and "
+             "copyright status are not recorded there",
+    "udnie": "`udnie.jpg` from pytorch/examples (fast_neural_style), BSD-3-Clause; the painting is Francis "
+             "Picabia's *Udnie* (1913)",
+    "starry_night": "`starry_night.jpg` from the MIT-licensed style-transfer examples collected in "
+                    "../shared/data/style (jcjohnson/neural-style, pytorch-AdaIN); the painting is Vincent van "
+                    "Gogh's *The Starry Night* (1889), in the public domain",
+    "the_scream": "`the_scream.jpg` from the MIT-licensed style-transfer examples collected in "
+                  "../shared/data/style (jcjohnson/neural-style, pytorch-AdaIN); the painting is Edvard Munch's "
+                  "*The Scream* (1893), in the public domain",
+}
+UNKNOWN_CREDIT = ("from ../shared/data/style/styles, whose images come from pytorch/examples (BSD-3-Clause), "
+                  "jcjohnson/neural-style (MIT) and pytorch-AdaIN (MIT); see ../shared/data/style/licenses")
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_1")
+CONTENT_LAYER = "relu2_2"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--style-image", type=Path, required=True, help="the one style image")
+    data.add_argument("--style-name", default=None, help="name for the card (default: the image's file stem)")
+    data.add_argument("--style-credit", default=None, help="source and licence of the style image, for the card")
+    data.add_argument("--style-size", type=int, default=256, help="longer side of the style image in the loss")
+    data.add_argument("--content-dirs", nargs="+", required=True, help="folders of content photos")
+    data.add_argument("--crop-size", type=int, default=256)
+    model = parser.add_argument_group("model and loss")
+    model.add_argument("--channels", type=int, default=32)
+    model.add_argument("--num-blocks", type=int, default=5)
+    model.add_argument("--content-weight", type=float, default=1.0)
+    model.add_argument("--style-weight", type=float, default=10.0)
+    model.add_argument("--tv-weight", type=float, default=0.0)
+    model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
+    model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
+    model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
+    model.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: OMP_NUM_THREADS "
+                        "or all cores)")
+    add_training_args(parser, max_steps=40_000, batch_size=4, checkpoint_every=500, sample_every=250)
+    return parser.parse_args(argv)
+
+
+def load_style(path: Path, size: int) -> torch.Tensor:
+    """[1,3,h,w] in [0, 1], longer side `size` (Lanczos)."""
+    image = load_image(path).convert("RGB")
+    scale = size / max(image.size)
+    image = image.resize((max(16, round(image.width * scale)), max(16, round(image.height * scale))),
+                         Image.Resampling.LANCZOS)
+    return image_to_tensor(image)[0]
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    style_name = args.style_name or args.style_image.stem
+    trainer = Trainer(args, f"style-{style_name}")
+    device = trainer.device
+    bank = ImageBank(args.content_dirs, args.crop_size, device)
+    style = load_style(args.style_image, args.style_size).to(device)
+    features = VGGFeatures(tuple(dict.fromkeys((*STYLE_LAYERS, CONTENT_LAYER))), weights=args.vgg_weights,
+                           weights_path=args.vgg_weights_path, seed=args.vgg_seed).to(device)
+    with torch.no_grad():
+        style_grams = {name: gram_matrix(f) for name, f in features(style).items() if name in STYLE_LAYERS}
+    model = TransformerNet(channels=args.channels, num_blocks=args.num_blocks)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    model, optimizer = trainer.prepare(model, optimizer)
+
+    def train_step(step: int, rng: torch.Generator) -> dict[str, float]:
+        content = bank.random_crops(args.batch_size, args.crop_size, rng)
+        with trainer.accelerator.autocast():
+            output = model(content).float()
+            out_features = features(output)
+            with torch.no_grad():
+                target = features(content)[CONTENT_LAYER]
+            c_loss = content_loss(out_features[CONTENT_LAYER], target)
+            s_loss = gram_style_loss(out_features, style_grams)
+            tv = total_variation(output)
+            loss = args.content_weight * c_loss + args.style_weight * s_loss + args.tv_weight * tv
+        trainer.optimize(loss, optimizer)
+        return {"loss": loss.item(), "content": c_loss.item(), "style": s_loss.item(), "tv": tv.item()}
+
+    fixed = bank.random_crops(4, args.crop_size, torch.Generator().manual_seed(1234))
+
+    def sample(step: int) -> torch.Tensor:
+        """Row 1: content crops; row 2: stylised."""
+        with trainer.accelerator.autocast():
+            return torch.cat([fixed, trainer.accelerator.unwrap_model(model)(fixed).float()])
+
+    trainer.fit(train_step, [model], sample_fn=sample, sample_nrow=4)
+    fields = dict(style_name=style_name, style_image=str(args.style_image),
+                  style_credit=args.style_credit or STYLE_CREDITS.get(style_name, UNKNOWN_CREDIT),
+                  loss_network=features.describe(), style_layers=list(STYLE_LAYERS), content_layer=CONTENT_LAYER,
+                  content_dirs=[str(d) for d in args.content_dirs], content_images=len(bank))
+    folder = trainer.export(model, "final", "style.md", **fields)
+    if folder is not None:  # the style image beside the weights: the card and the app's gallery show it
+        thumbnail = load_image(args.style_image).convert("RGB")
+        thumbnail.thumbnail((256, 256), Image.Resampling.LANCZOS)
+        thumbnail.save(folder / "style.jpg", quality=88)
+    trainer.end()
+
+
+if __name__ == "__main__":
+    main()
