@@ -201,7 +201,7 @@ def _build(spec: PathSpec, model: nn.Module, x: torch.Tensor, device: torch.devi
         x_cpu = x.cpu()  # on CUDA this includes the copies to and from the device
         return lambda: run_onnx(session, x_cpu)
     if spec.pipeline:
-        fn, _ = pipelines._sr_function(copy.deepcopy(model), 1, device)
+        fn = pipelines.model_function(copy.deepcopy(model), device)
 
         def run_default() -> torch.Tensor:
             with torch.inference_mode():
@@ -401,9 +401,9 @@ def benchmark_tiling(model: nn.Module, tile: int, size: int, batch: int, device:
     if tile <= 2 * overlap:
         raise ValueError(f"the tile must be more than {2 * overlap} pixels (overlap {overlap} per side), got {tile}")
     model = copy.deepcopy(model).to(device).eval()
-    scale = pipelines.sr_scale(model)
+    scale = pipelines.image_model_scale(model)
     x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
-    fn, _ = pipelines._sr_function(model, scale, device)
+    fn = pipelines.model_function(model, device)
     flops = count_flops(model, x)
     rows, outputs = [], []
     for name, tile_size in ((f"untiled {size}x{size}", None), (f"tiled {tile} (overlap {overlap})", tile)):

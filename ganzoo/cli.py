@@ -108,6 +108,13 @@ def load_sr_model(name: str, device: torch.device) -> GanzooModel | None:
     return model
 
 
+def load_image_model(name: str, device: torch.device) -> GanzooModel:
+    """An image-to-image model (super-resolution, deblurring or a fast style network)."""
+    model = load_model(name, device)
+    pipelines.image_model_scale(model)
+    return model
+
+
 def check_tile(tile: int | None) -> None:
     if tile is not None and tile <= 2 * pipelines.TILE_OVERLAP:
         raise ValueError(f"--tile must be more than {2 * pipelines.TILE_OVERLAP} "
@@ -376,7 +383,8 @@ def thread_list(text: str) -> list[int] | str | None:
 
 @command("benchmark", "time every inference path (eager, channels-last, compile, ONNX Runtime, autocast, "
          "CUDA graphs) against the fp32 NCHW baseline",
-         arg("--model", default="srresnet-x4", help="SR model name, folder or Hub repo id (default: srresnet-x4)"),
+         arg("--model", default="srresnet-x4", help="image-to-image model (super-resolution, deblurring, fast style): "
+             "name, folder or Hub repo id (default: srresnet-x4)"),
          arg("--size", type=positive_int, default=256, help="input height and width in pixels (default: 256)"),
          arg("--batch", type=positive_int, default=1, help="images per call (default: 1)"),
          arg("--repeats", type=positive_int, default=10, help="timed calls per path (default: 10)"),
@@ -398,9 +406,9 @@ def benchmark_command(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise ValueError(f"--warmup must be at least 0, got {args.warmup}")
     device = pipelines.pick_device(args.device)
-    model = load_sr_model(args.model, device)
-    if model is None:
+    if args.model == BICUBIC:
         raise ValueError("benchmark needs a model, not bicubic")
+    model = load_image_model(args.model, device)
     result = benchmark.run_benchmark(
         model, size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
         device=device, compile=args.compile, onnx=args.onnx, thread_sweep=args.thread_sweep, tiled=args.tiled,
@@ -423,9 +431,9 @@ def benchmark_command(args: argparse.Namespace) -> int:
 def export_onnx_command(args: argparse.Namespace) -> int:
     from ganzoo import export
 
-    model = load_sr_model(args.model, torch.device("cpu"))
-    if model is None:
+    if args.model == BICUBIC:
         raise ValueError("bicubic is not a model to export")
+    model = load_image_model(args.model, torch.device("cpu"))
     path = export.export_onnx(model, args.output, opset=args.opset or export.DEFAULT_OPSET)
     print(path)
     return 0

@@ -370,6 +370,24 @@ def make_grid_image(images: torch.Tensor, nrow: int) -> Image.Image:
     return tensor_to_image(make_grid(images.detach().float().clamp(0.0, 1.0), nrow=nrow))
 
 
+def captioned_sheet(rows: list[list[tuple[Image.Image, str]]], cell: int, pad: int = 4,
+                    caption_height: int = 18) -> Image.Image:
+    """A white contact sheet of (image, caption) rows, each image resized to `cell` x `cell` (nearest,
+    so pixels stay visible) under its caption: the README's comparison figures."""
+    from PIL import ImageDraw
+
+    columns = max(len(row) for row in rows)
+    sheet = Image.new("RGB", (columns * (cell + pad) + pad, len(rows) * (cell + caption_height + pad) + pad),
+                      "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, row in enumerate(rows):
+        for c, (image, caption) in enumerate(row):
+            x, y = pad + c * (cell + pad), pad + r * (cell + caption_height + pad)
+            sheet.paste(image.convert("RGB").resize((cell, cell), Image.NEAREST), (x, y + caption_height))
+            draw.text((x + 2, y + 3), caption, fill="black")
+    return sheet
+
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 

@@ -21,7 +21,7 @@ from ganzoo.models.digits import latent_noise
 
 __all__ = [
     "IMAGE_SUFFIXES", "TILE_OVERLAP", "deblur", "deblurrer", "digit_labels", "expand_inputs", "interpolate_digits",
-    "model_function", "pick_device",
+    "image_model_scale", "model_function", "pick_device",
     "run_image_to_image", "sample_digits", "sample_digits_grid", "slerp", "sr_scale", "sr_upscaler", "upscale",
     "load_style_image", "stylize", "stylizer",
 ]
@@ -142,6 +142,18 @@ def sr_scale(model: nn.Module) -> int:
     return int(scale)
 
 
+def image_model_scale(model: nn.Module) -> int:
+    """How many times larger an image-to-image model's output is: its `scale` for SR, 1 for deblurring and
+    fast style networks; ValueError for any other model (a digit generator, a classifier)."""
+    from ganzoo.models import DeblurGANGenerator, TransformerNet
+
+    if hasattr(model, "scale"):
+        return sr_scale(model)
+    if isinstance(model, (DeblurGANGenerator, TransformerNet)):
+        return 1
+    raise ValueError(f"{type(model).__name__} is not an image-to-image model")
+
+
 def model_function(model: nn.Module, device: torch.device) -> TensorFn:
     """`model` on `device` in eval mode as a tensor function clamped to [0, 1], in the layout of `_memory_format`."""
     model.to(device).eval()
@@ -227,11 +239,13 @@ def stylizer(model: nn.Module, style: imaging.ImageSource | list[imaging.ImageSo
     """A tensor function [N,3,H,W] -> [N,3,H,W] in [0, 1] that stylises with `model`.
 
     A fast network (`TransformerNet`) takes no `style`; `alpha` then blends its output with the input
-    in image space. `AdaINStyleTransfer` needs `style`: one image, or several with `style_weights` to
+    in image space. `AdaINStyleTransfer` needs `style`: one image (any image source, or an RGB tensor
+    [1,3,h,w] as `load_style_image` returns), or several with `style_weights` to
     interpolate between them; `alpha` is AdaIN's feature-space strength (0 returns the input).
     `preserve_color` keeps the input's chroma (YCbCr) and transfers only luminance.
     """
-    from ganzoo.models.style import AdaINStyleTransfer, TransformerNet, preserve_color as keep_chroma
+    from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
+    from ganzoo.models.style import preserve_color as keep_chroma
 
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be a number from 0 to 1, got {alpha!r}")
@@ -249,12 +263,14 @@ def stylizer(model: nn.Module, style: imaging.ImageSource | list[imaging.ImageSo
             raise ValueError("AdaIN needs a style image (style=...)")
         styles = style if isinstance(style, (list, tuple)) else [style]
         weights = [1.0] * len(styles) if style_weights is None else list(style_weights)
-        style_tensors = [load_style_image(s).to(device) for s in styles]
+        style_tensors = [(s if isinstance(s, torch.Tensor) else load_style_image(s)).to(device) for s in styles]
 
         def transfer(x: torch.Tensor) -> torch.Tensor:
             return model.mix(x, style_tensors, weights, float(alpha))
     else:
-        raise ValueError(f"{type(model).__name__} is not a style-transfer model (TransformerNet or AdaINStyleTransfer)")
+        # a ValueError like every user error here (the CLI and the app report those)
+        raise ValueError(  # noqa: TRY004
+            f"{type(model).__name__} is not a style-transfer model (TransformerNet or AdaINStyleTransfer)")
     if not preserve_color:
         return transfer
     return lambda x: keep_chroma(x, transfer(x))

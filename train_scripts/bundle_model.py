@@ -4,6 +4,8 @@
         --card super-resolution.md --sr-bench Set5=../shared/data/sr/bench/Set5 --sr-bench Set14=../shared/data/sr/bench/Set14
     python train_scripts/bundle_model.py --export runs/mnist-dcgan/final --name mnist-dcgan \
         --card mnist-dcgan.md --digits-data ../shared/data/mnist --classifier mnist-classifier
+    python train_scripts/bundle_model.py --export runs/deblurgan/final --name deblurgan --card deblurgan.md \
+        --deblur-bench "Levin=--data ../shared/data/blur/bench/levin --kernels ../shared/data/blur/kernels/levin09_kernels_from_mat.npz"
 
 The card is re-rendered from the run record (`<export>.run.json`, written by the
 training loop) plus the benchmark numbers measured here, with the same functions
@@ -13,15 +15,17 @@ as `ganzoo evaluate`. The bundled folder holds exactly what `push_to_hub` upload
 import argparse
 import json
 import platform
+import shlex
 import shutil
 from pathlib import Path
 
 import torch
 
 import ganzoo
-from ganzoo.evaluate import evaluate_digits, evaluate_sr
+from ganzoo import cli
+from ganzoo.evaluate import evaluate_deblur, evaluate_digits, evaluate_sr
 from ganzoo.hub import save_with_card
-from ganzoo.pipelines import sr_upscaler
+from ganzoo.pipelines import deblurrer, sr_upscaler
 from ganzoo.registry import PRETRAINED_DIR
 from ganzoo.training import MODEL_CARDS_DIR
 
@@ -32,6 +36,8 @@ def main(argv=None) -> None:
     parser.add_argument("--name", required=True, help="bundled short name, e.g. srresnet-x4")
     parser.add_argument("--card", required=True, help="template file in model_cards/")
     parser.add_argument("--sr-bench", action="append", default=[], metavar="NAME=DIR")
+    parser.add_argument("--deblur-bench", action="append", default=[], metavar="NAME=OPTIONS",
+                        help="options of `ganzoo evaluate deblur` (--data ... [--kernels ...|--trajectories N])")
     parser.add_argument("--digits-data", default=None, help="MNIST folder for the digit scores")
     parser.add_argument("--classifier", default="mnist-classifier")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="extra card fields")
@@ -44,6 +50,13 @@ def main(argv=None) -> None:
         name, folder = item.split("=", 1)
         scores = evaluate_sr(sr_upscaler(model, model.scale), folder, model.scale)
         benchmarks[name] = {**scores, "command": f"ganzoo evaluate sr --model {args.name} --data {folder} --json"}
+        print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})
+    for item in args.deblur_bench:
+        name, options = item.split("=", 1)
+        bench = cli.build_parser().parse_args(["evaluate", "deblur", "--model", str(args.export), *shlex.split(options)])
+        kernels = cli.benchmark_kernels(bench.kernels, bench.trajectories, bench.seed)
+        scores = evaluate_deblur(deblurrer(model), bench.data, kernels)
+        benchmarks[name] = {**scores, "command": f"ganzoo evaluate deblur --model {args.name} {options} --json"}
         print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})
     if args.digits_data:
         scores = evaluate_digits(model, ganzoo.load(args.classifier), args.digits_data)

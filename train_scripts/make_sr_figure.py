@@ -7,11 +7,10 @@ import argparse
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw
 
 import ganzoo
 from ganzoo.data import degrade_bicubic
-from ganzoo.imaging import image_to_tensor, imresize, load_image, mod_crop, quantize, tensor_to_image
+from ganzoo.imaging import captioned_sheet, image_to_tensor, imresize, load_image, mod_crop, quantize, tensor_to_image
 from ganzoo.metrics import psnr
 
 # (image, top, left, size) of each HR crop: regions with texture and edges
@@ -27,7 +26,6 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     models = {"SRResNet": ganzoo.load("srresnet-x4"), "SRGAN": ganzoo.load("srgan-x4")}
-    columns = ["Bicubic", *models, "HR"]
     rows = []
     for name, top, left, size in CROPS:
         hr = mod_crop(image_to_tensor(load_image(args.data / name))[0], 4)
@@ -39,17 +37,9 @@ def main(argv=None) -> None:
             out = quantize(out)
             score = "" if label == "HR" else f" {psnr(out, hr, crop_border=4, y_channel=True).item():.2f} dB"
             crop = out[..., top:top + size, left:left + size]
-            row.append((tensor_to_image(crop).resize((args.cell, args.cell), Image.NEAREST), f"{label}{score}"))
+            row.append((tensor_to_image(crop), f"{label}{score}"))
         rows.append(row)
-    pad, label_h = 4, 18
-    sheet = Image.new("RGB", (len(columns) * (args.cell + pad) + pad, len(rows) * (args.cell + label_h + pad) + pad),
-                      "white")
-    draw = ImageDraw.Draw(sheet)
-    for r, row in enumerate(rows):
-        for c, (tile, caption) in enumerate(row):
-            x, y = pad + c * (args.cell + pad), pad + r * (args.cell + label_h + pad)
-            sheet.paste(tile, (x, y + label_h))
-            draw.text((x + 2, y + 3), caption, fill="black")
+    sheet = captioned_sheet(rows, args.cell)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.output, optimize=True)
     print(f"wrote {args.output} ({sheet.size[0]}x{sheet.size[1]}); PSNR is Y, crop 4, on the whole image")

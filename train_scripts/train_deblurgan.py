@@ -16,6 +16,7 @@ step then draws half its batch from each.
 import argparse
 
 import torch
+import torch.nn.functional as F
 
 from ganzoo.data import ImageBank, PairedImageBank
 from ganzoo.degrade import BlurSynthesizer, load_kernels
@@ -48,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--dropout", type=float, default=0.0)
     model.add_argument("--critic-channels", type=int, default=64)
     model.add_argument("--perceptual-weight", type=float, default=100.0)
+    model.add_argument("--pixel-weight", type=float, default=0.0,
+                       help="optional L1 term (0 in the paper; see the card of the bundled model for why it uses one)")
     model.add_argument("--gp-weight", type=float, default=10.0)
     model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
     model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
@@ -115,8 +118,9 @@ def main(argv=None) -> None:
         def g_loss(disc):
             adversarial = wgan_g_loss(disc(fake).float())
             content = perceptual(fake, sharp)
-            return adversarial + args.perceptual_weight * content, {"g_adv": adversarial.item(),
-                                                                    "perceptual": content.item()}
+            pixel = F.l1_loss(fake, sharp)
+            loss = adversarial + args.perceptual_weight * content + args.pixel_weight * pixel
+            return loss, {"g_adv": adversarial.item(), "perceptual": content.item(), "l1": pixel.item()}
 
         return adversarial_step(trainer, critic, d_opt, g_opt, d_loss, g_loss)
 

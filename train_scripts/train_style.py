@@ -18,7 +18,13 @@ from PIL import Image
 
 from ganzoo.data import ImageBank
 from ganzoo.imaging import image_to_tensor, load_image
-from ganzoo.losses import VGGFeatures, content_loss, gram_matrix, gram_style_loss, total_variation
+from ganzoo.losses import (
+    VGGFeatures,
+    content_loss,
+    gram_matrix,
+    gram_style_loss,
+    total_variation,
+)
 from ganzoo.models import TransformerNet
 from ganzoo.training import Trainer, add_training_args
 
@@ -116,11 +122,11 @@ def main(argv=None) -> None:
             return torch.cat([fixed, trainer.accelerator.unwrap_model(model)(fixed).float()])
 
     trainer.fit(train_step, [model], sample_fn=sample, sample_nrow=4)
-    fields = dict(style_name=style_name, style_image=str(args.style_image),
-                  style_credit=args.style_credit or STYLE_CREDITS.get(style_name, UNKNOWN_CREDIT),
-                  loss_network=features.describe(), style_layers=list(STYLE_LAYERS), content_layer=CONTENT_LAYER,
-                  content_dirs=[str(d) for d in args.content_dirs], content_images=len(bank))
-    folder = trainer.export(model, "final", "style.md", **fields)
+    folder = trainer.export(
+        model, "final", "style.md", style_name=style_name, style_image=str(args.style_image),
+        style_credit=args.style_credit or STYLE_CREDITS.get(style_name, UNKNOWN_CREDIT),
+        loss_network=features.describe(), style_layers=list(STYLE_LAYERS), content_layer=CONTENT_LAYER,
+        content_dirs=[str(d) for d in args.content_dirs], content_images=len(bank))
     if folder is not None:  # the style image beside the weights: the card and the app's gallery show it
         thumbnail = load_image(args.style_image).convert("RGB")
         thumbnail.thumbnail((256, 256), Image.Resampling.LANCZOS)

@@ -9,6 +9,8 @@ trained decoder. Both take and return RGB in [0, 1], any size from their minimum
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -113,7 +115,7 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
         super().__init__()
         # A tuple hides the encoder from state_dict() and parameters(): it is frozen and rebuilt from the
         # config, not saved. `_apply` below still moves it along with the decoder (.to, .float, ...).
-        self._encoder = (VGGFeatures(ADAIN_LAYERS, weights=encoder_weights, seed=encoder_seed),)
+        self._encoder = (copy.deepcopy(_frozen_vgg(encoder_weights, encoder_seed)),)
         w = width
         layers: list[nn.Module] = [*_conv_relu(512, 4 * w), nn.Upsample(scale_factor=2, mode="nearest")]
         layers += [*_conv_relu(4 * w, 4 * w), *_conv_relu(4 * w, 4 * w), *_conv_relu(4 * w, 4 * w),
@@ -126,7 +128,7 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
     def encoder(self) -> VGGFeatures:
         return self._encoder[0]
 
-    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module's signature
+    def _apply(self, fn, recurse: bool = True):  # nn.Module's signature
         super()._apply(fn, recurse)
         self._encoder[0]._apply(fn, recurse)
         return self
@@ -169,6 +171,13 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
                      for w, s in zip(weights, styles, strict=True))
         target = alpha * target + (1 - alpha) * content_features
         return self.decode(target)[..., :height, :width].clamp(0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=2)
+def _frozen_vgg(weights: str, seed: int) -> VGGFeatures:
+    """The encoder, built once per process (building VGG19 initialises its 120 M classifier weights
+    too, seconds on a CPU); each model gets a copy."""
+    return VGGFeatures(ADAIN_LAYERS, weights=weights, seed=seed)
 
 
 def _conv_relu(in_channels: int, out_channels: int) -> list[nn.Module]:

@@ -8,18 +8,16 @@ the tab says so.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 from PIL import Image, ImageDraw
 
-import ganzoo
 from ganzoo import pipelines, registry
-from tabs.upscale import ImageInput, check_image
+
+from .common import EXAMPLES_DIR, ImageInput, check_image, load_model
 
 TITLE = "Style transfer"
 OWN_STYLE = "Your own style (upload)"
@@ -27,7 +25,6 @@ OWN_STYLE = "Your own style (upload)"
 #: style-<name>) replacing the bundled ones, and the AdaIN model (name or folder)
 STYLES_ENV, ADAIN_ENV = "GANZOO_STYLE_MODELS", "GANZOO_ADAIN_MODEL"
 MAX_PIXELS = 512 * 512  # content: about a second per fast style on a 2-core CPU Space
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 CONTENT_EXAMPLES = ["style_content_astronaut.jpg", "style_content_coffee.jpg", "style_content_chelsea.jpg"]
 THUMBNAIL = 160
 
@@ -67,15 +64,6 @@ def thumbnail(name: str, source: str) -> Image.Image:
     return tile
 
 
-@functools.lru_cache(maxsize=8)
-def load_model(name: str) -> Any:
-    """Load once per model (a failed load is not cached, so it is retried on the next request)."""
-    try:
-        return ganzoo.load(name, device=str(pipelines.pick_device()))
-    except Exception as err:  # any load failure becomes one clear message in the UI
-        raise gr.Error(f"Could not load the style model {name!r}: {err}") from err
-
-
 def stylize_image(content: Image.Image | None, style: str | None, style_image: Image.Image | None,
                   alpha: float = 1.0, preserve_color: bool = False) -> tuple[Image.Image, Image.Image]:
     """(the content, the content stylised); `style` is a bundled style's name or OWN_STYLE (AdaIN with
@@ -91,9 +79,9 @@ def stylize_image(content: Image.Image | None, style: str | None, style_image: I
             raise gr.Error("Arbitrary styles need the adain model, which is not bundled in this install.")
         if style_image is None:
             raise gr.Error("No style image: upload one under \"Your own style\", or pick a style in the gallery.")
-        model, style_source = load_model(adain_model_name()), style_image
+        model, style_source = load_model(adain_model_name(), "AdaIN model"), style_image
     elif style in styles:
-        model, style_source = load_model(styles[style]), None
+        model, style_source = load_model(styles[style], "style model"), None
     else:
         raise gr.Error(f"Unknown style {style!r}; choose one of: {', '.join(style_choices())}.")
     try:

@@ -1,0 +1,204 @@
+"""The app's Style tab (space/tabs/style.py): in process, through gradio_client, and in headless Chromium.
+
+One server per module, `python space/app.py`, with two tiny untrained fast-style networks and a tiny
+AdaIN model (random-weight encoder) standing in for the bundled ones, via GANZOO_STYLE_MODELS and
+GANZOO_ADAIN_MODEL.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from urllib.parse import urljoin
+
+import numpy as np
+import pytest
+import torch
+from app_server import app_server, browser_page
+from PIL import Image
+from skimage import data
+from test_app import load_app_module
+
+import ganzoo
+from ganzoo import pipelines
+from ganzoo.models import AdaINStyleTransfer, TransformerNet
+
+
+@pytest.fixture(scope="module")
+def style_env(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("style-models")
+    folders = []
+    for seed, name in enumerate(("style-alpha", "style-beta")):
+        torch.manual_seed(seed)
+        TransformerNet(channels=4, num_blocks=1).eval().save_pretrained(root / name)
+        Image.new("RGB", (40, 30), ("red", "blue")[seed]).save(root / name / "style.jpg")
+        folders.append(str(root / name))
+    torch.manual_seed(0)
+    adain = AdaINStyleTransfer(width=4, encoder_weights="random").eval()
+    with torch.no_grad():  # an untrained decoder's output lies below 0; lift it into view
+        adain.decoder[-1][1].bias.fill_(0.5)
+    adain.save_pretrained(root / "adain")
+    return {"GANZOO_STYLE_MODELS": os.pathsep.join(folders), "GANZOO_ADAIN_MODEL": str(root / "adain")}
+
+
+@pytest.fixture
+def style_tab(style_env, monkeypatch):
+    for key, value in style_env.items():
+        monkeypatch.setenv(key, value)
+    load_app_module()
+    from tabs import style
+
+    return style
+
+
+@pytest.fixture(scope="module")
+def server(style_env, tmp_path_factory):
+    log_path = tmp_path_factory.mktemp("app-style") / "server.log"
+    with app_server(style_env, log_path) as running:
+        yield running.url
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory):
+    from gradio_client import Client
+
+    return Client(server, verbose=False, analytics_enabled=False,
+                  download_files=str(tmp_path_factory.mktemp("client-downloads")))
+
+
+def rgb_image(width: int, height: int, seed: int = 0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def max_diff(a: Image.Image, b: Image.Image) -> int:
+    assert a.size == b.size, (a.size, b.size)
+    return int(np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max())
+
+
+# --- in process ---------------------------------------------------------------------------------
+
+def test_app_has_the_stylize_endpoint_and_small_examples(style_env, monkeypatch):
+    for key, value in style_env.items():
+        monkeypatch.setenv(key, value)
+    app = load_app_module().build_app()
+    assert "stylize" in {fn.api_name for fn in app.fns.values()}
+    from tabs import style
+
+    assert style.style_choices() == ["alpha", "beta", style.OWN_STYLE]
+    for name in style.CONTENT_EXAMPLES:
+        path = style.EXAMPLES_DIR / name
+        assert path.stat().st_size < 60_000 and Image.open(path).size[0] * Image.open(path).size[1] <= style.MAX_PIXELS
+
+
+def test_fast_style_matches_the_pipeline(style_tab, style_env):
+    image = rgb_image(30, 21)
+    before, after = style_tab.stylize_image(image, "beta", None, 0.7, False)
+    assert before is image and after.size == image.size
+    expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_STYLE_MODELS"].split(os.pathsep)[1]), alpha=0.7)
+    assert max_diff(after, expected) <= 1
+
+
+def test_own_style_uses_adain(style_tab, style_env):
+    image, painting = rgb_image(33, 20), Image.fromarray(data.coffee())
+    _, after = style_tab.stylize_image(image, style_tab.OWN_STYLE, painting, 1.0, True)
+    expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_ADAIN_MODEL"]), style=painting,
+                                 preserve_color=True)
+    assert max_diff(after, expected) <= 1
+    _, unchanged = style_tab.stylize_image(image, style_tab.OWN_STYLE, painting, 0.0, False)
+    assert max_diff(unchanged, image) == 0  # alpha 0: the photo itself
+
+
+def test_bad_inputs_are_clear_errors(style_tab):
+    import gradio as gr
+
+    for call, message in [
+        (lambda: style_tab.stylize_image(None, "alpha", None), "No image"),
+        (lambda: style_tab.stylize_image(rgb_image(600, 500), "alpha", None), "at most 262,144 pixels"),
+        (lambda: style_tab.stylize_image(rgb_image(20, 20), "gamma", None), "Unknown style 'gamma'"),
+        (lambda: style_tab.stylize_image(rgb_image(20, 20), style_tab.OWN_STYLE, None), "No style image"),
+        (lambda: style_tab.stylize_image(rgb_image(20, 20), "alpha", None, 1.5), "from 0 to 1"),
+        (lambda: style_tab.stylize_image(rgb_image(4, 4), "alpha", None), "at least 8x8"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
+            call()
+
+
+def test_without_bundled_models_the_tab_says_so(monkeypatch, tmp_path):
+    import gradio as gr
+
+    monkeypatch.setenv("GANZOO_STYLE_MODELS", "")
+    monkeypatch.setenv("GANZOO_ADAIN_MODEL", "")
+    load_app_module()
+    from tabs import style
+
+    monkeypatch.setattr(style, "adain_model_name", lambda: None)
+    assert style.style_choices() == []
+    with gr.Blocks() as blocks:
+        style.build()
+    assert any("No style-transfer models are bundled" in str(getattr(b, "value", ""))
+               for b in blocks.blocks.values())
+    with pytest.raises(gr.Error, match="No style-transfer models are bundled"):
+        style.stylize_image(rgb_image(20, 20), "alpha", None)
+
+
+# --- through the HTTP API -----------------------------------------------------------------------
+
+def test_stylize_api(client, style_env, tmp_path):
+    from gradio_client import handle_file
+
+    path, style_path = tmp_path / "photo.png", tmp_path / "painting.png"
+    image = rgb_image(26, 18, seed=3)
+    image.save(path)
+    Image.fromarray(data.coffee()[:100, :100]).save(style_path)
+    _, after = client.predict(handle_file(str(path)), "alpha", None, 1.0, False, api_name="/stylize")
+    with Image.open(after) as shown:
+        expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_STYLE_MODELS"].split(os.pathsep)[0]))
+        assert max_diff(shown, expected) <= 1
+    _, after = client.predict(handle_file(str(path)), "Your own style (upload)", handle_file(str(style_path)), 0.5,
+                              False, api_name="/stylize")
+    with Image.open(after) as shown:
+        assert shown.size == (26, 18)
+
+
+def test_unknown_style_is_an_error_over_the_api(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    path = tmp_path / "photo.png"
+    rgb_image(20, 20).save(path)
+    with pytest.raises(AppError, match="not in the list of choices"):  # Gradio checks the Radio
+        client.predict(handle_file(str(path)), "nope", None, 1.0, False, api_name="/stylize")
+
+
+# --- in a real browser --------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_style_tab_in_browser(server, tmp_path):
+    path = tmp_path / "upload.png"
+    rgb_image(40, 28, seed=5).save(path)
+    from playwright.sync_api import expect
+
+    with browser_page(server) as page:
+        page.get_by_role("tab", name="Style transfer").click()
+        page.locator("#style-content input[type=file]").set_input_files(str(path))
+        page.locator("#style-content img").first.wait_for(state="visible")
+        page.locator("#style-gallery button.thumbnail-item").nth(1).click()  # the second style, "beta"
+        expect(page.locator("#style-choice").get_by_label("beta")).to_be_checked()
+        page.locator("#style-run").click()
+        images = page.locator("#style-slider img")
+        images.nth(1).wait_for(state="visible")
+        sizes = []
+        for i in range(2):
+            response = page.request.get(urljoin(server, images.nth(i).get_attribute("src")))
+            assert response.ok, response.status
+            sizes.append(Image.open(io.BytesIO(response.body())).size)
+        first = images.nth(1).get_attribute("src")
+        # uploading a style image switches to AdaIN ("your own style")
+        style_path = tmp_path / "painting.png"
+        Image.fromarray(data.coffee()[:64, :64]).save(style_path)
+        page.locator("#style-upload input[type=file]").set_input_files(str(style_path))
+        expect(page.locator("#style-choice").get_by_label("Your own style (upload)")).to_be_checked()
+        page.locator("#style-run").click()
+        expect(images.nth(1)).not_to_have_attribute("src", first)
+        page.screenshot(path=str(tmp_path / "style.png"), full_page=True)
+    assert sizes == [(40, 28), (40, 28)]
