@@ -20,7 +20,7 @@ for style in $STYLES; do
     name=style-${style//_/-}
     python train_scripts/train_style.py --style-image "$DATA/style/styles/$style.jpg" --style-name "$style" \
         --content-dirs "${CONTENT_DIRS[@]}" --crop-size 128 --batch-size 4 --style-size 256 \
-        --channels 16 --num-blocks 5 --style-weight 5 --content-weight 1 --tv-weight 0 --lr 2e-3 \
+        --channels 16 --num-blocks 5 --style-weight 1 --content-weight 1 --tv-weight 0 --lr 1e-3 \
         --vgg-weights random --threads "$THREADS" --max-steps 100000 --time-limit "${MINUTES_PER_STYLE:-8}" \
         --sample-every 50 --log-every 10 --checkpoint-every 100 --report-to none --resume \
         --output-dir "runs/$name" > "runs/$name.log" 2>&1

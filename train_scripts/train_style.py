@@ -64,6 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--content-weight", type=float, default=1.0)
     model.add_argument("--style-weight", type=float, default=10.0)
     model.add_argument("--tv-weight", type=float, default=0.0)
+    model.add_argument("--style-layers", nargs="+", default=list(STYLE_LAYERS), help="VGG19 layers of the Gram loss")
     model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
     model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
     model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
@@ -92,10 +93,11 @@ def main(argv=None) -> None:
     device = trainer.device
     bank = ImageBank(args.content_dirs, args.crop_size, device)
     style = load_style(args.style_image, args.style_size).to(device)
-    features = VGGFeatures(tuple(dict.fromkeys((*STYLE_LAYERS, CONTENT_LAYER))), weights=args.vgg_weights,
+    style_layers = tuple(args.style_layers)
+    features = VGGFeatures(tuple(dict.fromkeys((*style_layers, CONTENT_LAYER))), weights=args.vgg_weights,
                            weights_path=args.vgg_weights_path, seed=args.vgg_seed).to(device)
     with torch.no_grad():
-        style_grams = {name: gram_matrix(f) for name, f in features(style).items() if name in STYLE_LAYERS}
+        style_grams = {name: gram_matrix(f) for name, f in features(style).items() if name in style_layers}
     model = TransformerNet(channels=args.channels, num_blocks=args.num_blocks)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     model, optimizer = trainer.prepare(model, optimizer)
@@ -125,7 +127,7 @@ def main(argv=None) -> None:
     folder = trainer.export(
         model, "final", "style.md", style_name=style_name, style_image=str(args.style_image),
         style_credit=args.style_credit or STYLE_CREDITS.get(style_name, UNKNOWN_CREDIT),
-        loss_network=features.describe(), style_layers=list(STYLE_LAYERS), content_layer=CONTENT_LAYER,
+        loss_network=features.describe(), style_layers=list(style_layers), content_layer=CONTENT_LAYER,
         content_dirs=[str(d) for d in args.content_dirs], content_images=len(bank))
     if folder is not None:  # the style image beside the weights: the card and the app's gallery show it
         thumbnail = load_image(args.style_image).convert("RGB")
