@@ -372,8 +372,9 @@ def make_grid_image(images: torch.Tensor, nrow: int) -> Image.Image:
 
 def captioned_sheet(rows: list[list[tuple[Image.Image, str]]], cell: int, pad: int = 4,
                     caption_height: int = 18) -> Image.Image:
-    """A white contact sheet of (image, caption) rows, each image resized to `cell` x `cell` (nearest,
-    so pixels stay visible) under its caption: the README's comparison figures."""
+    """A white contact sheet of (image, caption) rows, each image resized to `cell` x `cell` under its
+    caption (enlarged with nearest neighbours, so pixels stay visible; shrunk with Lanczos): the
+    README's comparison figures."""
     from PIL import ImageDraw
 
     columns = max(len(row) for row in rows)
@@ -383,7 +384,9 @@ def captioned_sheet(rows: list[list[tuple[Image.Image, str]]], cell: int, pad: i
     for r, row in enumerate(rows):
         for c, (image, caption) in enumerate(row):
             x, y = pad + c * (cell + pad), pad + r * (cell + caption_height + pad)
-            sheet.paste(image.convert("RGB").resize((cell, cell), Image.NEAREST), (x, y + caption_height))
+            shrink = image.width > cell or image.height > cell
+            tile = image.convert("RGB").resize((cell, cell), Image.LANCZOS if shrink else Image.NEAREST)
+            sheet.paste(tile, (x, y + caption_height))
             draw.text((x + 2, y + 3), caption, fill="black")
     return sheet
 

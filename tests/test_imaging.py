@@ -382,3 +382,14 @@ def test_tiled_apply_validates():
         tiled_apply(lambda t: t, x, tile=16, overlap=4, batch_tiles=0)
     with pytest.raises(ValueError, match="for scale 2"):
         tiled_apply(lambda t: t, x, tile=16, overlap=4, scale=2)
+
+
+def test_captioned_sheet_places_each_image_under_its_caption():
+    from ganzoo.imaging import captioned_sheet
+
+    red, blue = Image.new("RGB", (10, 10), "red"), Image.new("RGB", (300, 200), "blue")
+    sheet = captioned_sheet([[(red, "a"), (blue, "b")], [(blue, "c")]], cell=50, pad=4, caption_height=18)
+    assert sheet.size == (2 * 54 + 4, 2 * (50 + 18 + 4) + 4)
+    assert sheet.getpixel((4 + 25, 4 + 18 + 25)) == (255, 0, 0)  # enlarged into the first cell
+    assert sheet.getpixel((58 + 25, 4 + 18 + 25)) == (0, 0, 255)  # shrunk into the second
+    assert sheet.getpixel((58 + 25, 76 + 18 + 25)) == (255, 255, 255)  # the second row has one image

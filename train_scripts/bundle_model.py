@@ -68,6 +68,8 @@ def main(argv=None) -> None:
     out = PRETRAINED_DIR / args.name
     shutil.rmtree(out, ignore_errors=True)
     save_with_card(model, out, MODEL_CARDS_DIR / args.card, benchmarks=benchmarks, **record)
+    for picture in sorted(args.export.glob("*.jpg")):  # e.g. a fast style's style.jpg, shown by its card
+        shutil.copy2(picture, out / picture.name)
     print(f"bundled {out}: {sorted(p.name for p in out.iterdir())}")
 
 

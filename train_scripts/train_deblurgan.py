@@ -51,6 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--perceptual-weight", type=float, default=100.0)
     model.add_argument("--pixel-weight", type=float, default=0.0,
                        help="optional L1 term (0 in the paper; see the card of the bundled model for why it uses one)")
+    model.add_argument("--adversarial-weight", type=float, default=1.0)
     model.add_argument("--gp-weight", type=float, default=10.0)
     model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
     model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
@@ -119,7 +120,8 @@ def main(argv=None) -> None:
             adversarial = wgan_g_loss(disc(fake).float())
             content = perceptual(fake, sharp)
             pixel = F.l1_loss(fake, sharp)
-            loss = adversarial + args.perceptual_weight * content + args.pixel_weight * pixel
+            loss = (args.adversarial_weight * adversarial + args.perceptual_weight * content
+                    + args.pixel_weight * pixel)
             return loss, {"g_adv": adversarial.item(), "perceptual": content.item(), "l1": pixel.item()}
 
         return adversarial_step(trainer, critic, d_opt, g_opt, d_loss, g_loss)
