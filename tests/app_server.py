@@ -107,3 +107,54 @@ def browser_page(url: str) -> Iterator:
             yield page
         finally:
             browser.close()
+
+
+# -- what every tab's tests share -----------------------------------------------------------------
+
+def load_app_module():
+    """space/app.py imported fresh (so a tab reads the environment of the test that loads it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ganzoo_space_app", APP_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_tab(name: str, env: dict[str, str], monkeypatch):
+    """The tab module `tabs.<name>` in this process, with `env` set for the test."""
+    import importlib
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    load_app_module()
+    return importlib.import_module(f"tabs.{name}")
+
+
+def serve(env: dict[str, str], tmp_path_factory, name: str) -> Iterator[str]:
+    """For a module-scoped fixture: `yield from serve(...)` gives the URL of a running app."""
+    with app_server(env, tmp_path_factory.mktemp(name) / "server.log") as running:
+        yield running.url
+
+
+def make_client(url: str, downloads: Path):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads))
+
+
+def random_image(width: int, height: int, seed: int = 0, mode: str = "RGB"):
+    """A PIL image of uniform random pixels."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, len(mode)), dtype=np.uint8), mode)
+
+
+def max_diff(a, b) -> int:
+    """The largest per-channel difference between two PIL images of the same size and mode."""
+    import numpy as np
+
+    assert a.size == b.size and a.mode == b.mode, (a.size, a.mode, b.size, b.mode)
+    return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())

@@ -6,7 +6,6 @@ One server per module: `python space/app.py` in a subprocess (the same entry poi
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from pathlib import Path
 from urllib.parse import urljoin
@@ -14,7 +13,7 @@ from urllib.parse import urljoin
 import numpy as np
 import pytest
 import torch
-from app_server import app_server, browser_page
+from app_server import app_server, browser_page, load_app_module, make_client
 from PIL import Image
 
 import ganzoo
@@ -24,13 +23,6 @@ from ganzoo.models import DigitGenerator
 REPO = Path(__file__).resolve().parents[1]
 APP_FILE = REPO / "space" / "app.py"
 START_TIMEOUT_S = 90
-
-
-def load_app_module():
-    spec = importlib.util.spec_from_file_location("ganzoo_space_app", APP_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def pixels(image: Image.Image | str | Path) -> np.ndarray:
@@ -68,10 +60,7 @@ def server(tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(server, tmp_path_factory):
-    from gradio_client import Client
-
-    return Client(server, verbose=False, analytics_enabled=False,
-                  download_files=str(tmp_path_factory.mktemp("client-downloads")))
+    return make_client(server, tmp_path_factory.mktemp("client-downloads"))
 
 
 # --- the app object, in process (no server) ----------------------------------------------------

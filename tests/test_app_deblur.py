@@ -12,10 +12,16 @@ from urllib.parse import urljoin
 
 import pytest
 import torch
-from app_server import app_server, browser_page
+from app_server import (
+    browser_page,
+    load_app_module,
+    load_tab,
+    make_client,
+    max_diff,
+    serve,
+)
+from app_server import random_image as rgb_image
 from PIL import Image
-from test_app import load_app_module
-from test_app_upscale import max_diff, rgb_image
 
 import ganzoo
 from ganzoo import pipelines
@@ -34,26 +40,17 @@ def deblur_env(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture
 def deblur_tab(deblur_env, monkeypatch):
-    for key, value in deblur_env.items():
-        monkeypatch.setenv(key, value)
-    load_app_module()
-    from tabs import deblur
-
-    return deblur
+    return load_tab("deblur", deblur_env, monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def server(deblur_env, tmp_path_factory):
-    with app_server(deblur_env, tmp_path_factory.mktemp("app-deblur") / "server.log") as running:
-        yield running.url
+    yield from serve(deblur_env, tmp_path_factory, "app-deblur")
 
 
 @pytest.fixture(scope="module")
 def client(server, tmp_path_factory):
-    from gradio_client import Client
-
-    return Client(server, verbose=False, analytics_enabled=False,
-                  download_files=str(tmp_path_factory.mktemp("client-downloads")))
+    return make_client(server, tmp_path_factory.mktemp("client-downloads"))
 
 
 def test_app_has_deblur_endpoints_and_examples():
@@ -115,8 +112,8 @@ def test_deblur_api(client, deblur_env, tmp_path):
     image = rgb_image(30, 22, seed=3)
     image.save(path)
     before_path, after_path = client.predict(handle_file(str(path)), api_name="/deblur")
-    with Image.open(after_path) as after:
-        assert after.size == (30, 22)
+    with Image.open(before_path) as before, Image.open(after_path) as after:
+        assert before.size == after.size == (30, 22)
         expected = pipelines.deblur(image, ganzoo.load(deblur_env["GANZOO_DEBLUR_MODEL"]))
         assert max_diff(after.convert("RGB"), expected) <= 1
 

@@ -11,13 +11,19 @@ import io
 import os
 from urllib.parse import urljoin
 
-import numpy as np
 import pytest
 import torch
-from app_server import app_server, browser_page
+from app_server import (
+    browser_page,
+    load_app_module,
+    load_tab,
+    make_client,
+    max_diff,
+    serve,
+)
+from app_server import random_image as rgb_image
 from PIL import Image
 from skimage import data
-from test_app import load_app_module
 
 import ganzoo
 from ganzoo import pipelines
@@ -43,36 +49,17 @@ def style_env(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture
 def style_tab(style_env, monkeypatch):
-    for key, value in style_env.items():
-        monkeypatch.setenv(key, value)
-    load_app_module()
-    from tabs import style
-
-    return style
+    return load_tab("style", style_env, monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def server(style_env, tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("app-style") / "server.log"
-    with app_server(style_env, log_path) as running:
-        yield running.url
+    yield from serve(style_env, tmp_path_factory, "app-style")
 
 
 @pytest.fixture(scope="module")
 def client(server, tmp_path_factory):
-    from gradio_client import Client
-
-    return Client(server, verbose=False, analytics_enabled=False,
-                  download_files=str(tmp_path_factory.mktemp("client-downloads")))
-
-
-def rgb_image(width: int, height: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
-
-
-def max_diff(a: Image.Image, b: Image.Image) -> int:
-    assert a.size == b.size, (a.size, b.size)
-    return int(np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max())
+    return make_client(server, tmp_path_factory.mktemp("client-downloads"))
 
 
 # --- in process ---------------------------------------------------------------------------------

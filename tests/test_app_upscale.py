@@ -11,12 +11,19 @@ import math
 from pathlib import Path
 from urllib.parse import urljoin
 
-import numpy as np
 import pytest
 import torch
-from app_server import app_server, browser_page
+from app_server import (
+    browser_page,
+    load_app_module,
+    load_tab,
+    make_client,
+    max_diff,
+    serve,
+)
+from app_server import random_image as rgb_image
 from PIL import Image
-from test_app import REPO, load_app_module
+from test_app import REPO
 
 import ganzoo
 from ganzoo import pipelines
@@ -43,39 +50,17 @@ def sr_env(tiny_sr_dirs) -> dict[str, str]:
 
 @pytest.fixture
 def upscale_tab(sr_env, monkeypatch):
-    """The tab module in this process, pointed at the tiny models."""
-    for key, value in sr_env.items():
-        monkeypatch.setenv(key, value)
-    load_app_module()
-    from tabs import upscale
-
-    return upscale
+    return load_tab("upscale", sr_env, monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def server(sr_env, tmp_path_factory):
-    """URL of `python space/app.py` running with the tiny SR models; stopped after the module."""
-    log_path = tmp_path_factory.mktemp("app-upscale") / "server.log"
-    with app_server(sr_env, log_path) as running:
-        yield running.url
+    yield from serve(sr_env, tmp_path_factory, "app-upscale")
 
 
 @pytest.fixture(scope="module")
 def client(server, tmp_path_factory):
-    from gradio_client import Client
-
-    return Client(server, verbose=False, analytics_enabled=False,
-                  download_files=str(tmp_path_factory.mktemp("client-downloads")))
-
-
-def rgb_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (height, width, len(mode)), dtype=np.uint8), mode)
-
-
-def max_diff(a: Image.Image, b: Image.Image) -> int:
-    assert a.size == b.size and a.mode == b.mode, (a.size, a.mode, b.size, b.mode)
-    return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())
+    return make_client(server, tmp_path_factory.mktemp("client-downloads"))
 
 
 # --- in process ---------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_server import Server, app_server, free_port  # noqa: F401 - re-exported for other tests
+from app_server import Server, app_server, free_port, make_client  # noqa: F401 - re-exported for other tests
 
 REPO = Path(__file__).resolve().parents[1]
 APP_FILE = REPO / "space" / "app.py"
@@ -48,12 +48,6 @@ def make_tiny_models(folder: Path) -> dict[str, str]:
     SRResNet(scale=4, num_blocks=1, channels=8).eval().save_pretrained(folder / "srresnet")
     return {"GANZOO_DIGITS_MODEL": str(folder / "digits"), "GANZOO_SRGAN_MODEL": str(folder / "srgan"),
             "GANZOO_SRRESNET_MODEL": str(folder / "srresnet")}
-
-
-def make_client(url: str, downloads: Path):
-    from gradio_client import Client
-
-    return Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads))
 
 
 # -- the load ------------------------------------------------------------------------------------------

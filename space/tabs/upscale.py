@@ -38,6 +38,13 @@ def model_name(method: str) -> str:
     return os.environ.get(variable) or default
 
 
+def model_for(method: Any) -> Any:
+    """The model behind a method choice; None for bicubic."""
+    if method not in METHODS:
+        raise gr.Error(f"Method must be one of {', '.join(METHODS)}; got {method!r}.")
+    return None if method == BICUBIC else load_model(model_name(method), "super-resolution model")
+
+
 def _upscale(image: Image.Image, model: Any, limit: int, scale: int = SCALE) -> Image.Image:
     try:
         return pipelines.upscale(image, model, scale=scale, tile=TILE, max_pixels=limit)
