@@ -20,10 +20,26 @@ from ganzoo.imaging import IMAGE_SUFFIXES
 from ganzoo.models.digits import latent_noise
 
 __all__ = [
-    "IMAGE_SUFFIXES", "TILE_OVERLAP", "deblur", "deblurrer", "digit_labels", "expand_inputs", "interpolate_digits",
-    "image_model_scale", "model_function", "pick_device",
-    "run_image_to_image", "sample_digits", "sample_digits_grid", "slerp", "sr_scale", "sr_upscaler", "upscale",
-    "load_style_image", "stylize", "stylizer",
+    "IMAGE_SUFFIXES",
+    "TILE_OVERLAP",
+    "deblur",
+    "deblurrer",
+    "digit_labels",
+    "expand_inputs",
+    "image_model_scale",
+    "interpolate_digits",
+    "load_style_image",
+    "model_function",
+    "pick_device",
+    "run_image_to_image",
+    "sample_digits",
+    "sample_digits_grid",
+    "slerp",
+    "sr_scale",
+    "sr_upscaler",
+    "stylize",
+    "stylizer",
+    "upscale",
 ]
 
 TILE_OVERLAP = 16
