@@ -129,6 +129,12 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
+def print_per_image(result: dict[str, Any], keys: list[str]) -> None:
+    """A benchmark result as a table: one row per image, then the means."""
+    rows = [[row["image"], *(row[k] for k in keys)] for row in result["images"]]
+    print_table(["image", *keys], [*rows, [f"mean ({result['n']})", *(result[k] for k in keys)]])
+
+
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2))
 
@@ -286,9 +292,7 @@ def evaluate_sr(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**result, "model": args.model, "data": str(args.data), "scale": scale})
         return 0
-    keys = ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"]
-    rows = [[row["image"], *(row[k] for k in keys)] for row in result["images"]]
-    print_table(["image", *keys], [*rows, [f"mean ({result['n']})", *(result[k] for k in keys)]])
+    print_per_image(result, ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"])
     return 0
 
 
@@ -366,9 +370,7 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
         print_json({**result, "model": args.model, "data": str(args.data),
                     "kernels": str(args.kernels) if args.kernels else args.trajectories})
         return 0
-    keys = [k for k in result if k not in ("n", "images")]
-    rows = [[row["image"], *(row[k] for k in keys)] for row in result["images"]]
-    print_table(["image", *keys], [*rows, [f"mean ({result['n']})", *(result[k] for k in keys)]])
+    print_per_image(result, [k for k in result if k not in ("n", "images")])
     return 0
 
 

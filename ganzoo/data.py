@@ -136,6 +136,11 @@ BLURRED_DIR_PREFIX = "blur"
 KERNEL_SUFFIX = re.compile(r"_ker_?\d+$")
 
 
+def sharp_folders(folder: Path) -> list[Path]:
+    """The folders named `sharp` in or below `folder`, sorted (each pairs with its `blur*` siblings)."""
+    return sorted(p for p in [folder, *folder.rglob("*")] if p.is_dir() and p.name == "sharp")
+
+
 def blur_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
     """(blurred, sharp) image paths under `folder`, sorted.
 
@@ -147,7 +152,7 @@ def blur_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
     pairs = []
-    for sharp_dir in sorted(p for p in [folder, *folder.rglob("*")] if p.is_dir() and p.name == "sharp"):
+    for sharp_dir in sharp_folders(folder):
         sharp = {p.stem: p for p in image_files(sharp_dir)}
         for blurred_dir in sorted(p for p in sharp_dir.parent.iterdir()
                                   if p.is_dir() and p.name.lower().startswith(BLURRED_DIR_PREFIX)):

@@ -108,13 +108,12 @@ def deblur_cases(data_dir: str | os.PathLike, kernels: list[torch.Tensor] | None
     image is blurred with every kernel (reflect padding) and quantised to 8 bits,
     so the benchmark is the same on every run.
     """
-    from ganzoo.data import blur_pairs
+    from ganzoo.data import blur_pairs, sharp_folders
     from ganzoo.degrade import blur
 
     folder = Path(data_dir)
-    has_pairs = folder.is_dir() and any(p.is_dir() and p.name == "sharp" for p in [folder, *folder.rglob("*")])
     cases = []
-    if has_pairs:
+    if folder.is_dir() and sharp_folders(folder):
         for blurred_path, sharp_path in blur_pairs(folder):
             number = KERNEL_NUMBER.search(blurred_path.stem)
             kernel = None

@@ -106,7 +106,9 @@ def build() -> None:
         "style, Johnson et al. 2016)" + (", or upload any style image (AdaIN, Huang & Belongie 2017)" if adain
                                          else "") +
         f". **Strength** blends towards the photo; **keep colours** transfers only luminance. Photos up to "
-        f"{MAX_PIXELS:,} pixels ({side}x{side}); drag the slider to compare with the original.")
+        f"{MAX_PIXELS:,} pixels ({side}x{side}); drag the slider to compare with the original." +
+        ("\n\n**The bundled AdaIN decoder is undertrained** (15 minutes on a CPU): it keeps the photo's "
+         "layout but does not yet take on the style; see its model card." if adain else ""))
     with gr.Row():
         with gr.Column(scale=1):
             content = ImageInput(label="Photo", type="pil", image_mode=None, sources=["upload", "clipboard"],
@@ -117,7 +119,7 @@ def build() -> None:
                                  visible=bool(styles))
             choice = gr.Radio(choices, value=choices[0] if choices else None, label="Style",
                               elem_id="style-choice")
-            style_image = gr.Image(label="Your own style (AdaIN)", type="pil", image_mode="RGB",
+            style_image = ImageInput(label="Your own style (AdaIN)", type="pil", image_mode="RGB",
                                    sources=["upload", "clipboard"], elem_id="style-upload", height=200,
                                    visible=bool(adain))
             alpha = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength (alpha)", elem_id="style-alpha")
