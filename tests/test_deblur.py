@@ -15,7 +15,7 @@ from ganzoo import cli, degrade, imaging, pipelines
 from ganzoo.data import PairedImageBank, blur_pairs
 from ganzoo.evaluate import deblur_cases, evaluate_deblur, richardson_lucy
 from ganzoo.metrics import psnr
-from ganzoo.models import DeblurGANGenerator
+from ganzoo.models import DeblurGANGenerator, PatchGANCritic
 
 
 def shake(seed: int, size: int = 9) -> torch.Tensor:
@@ -179,6 +179,41 @@ def test_training_smoke_synthetic_and_pairs(run_script, levin_like, tmp_path):
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert any("eval/psnr" in row for row in log) and all(np.isfinite(row.get("gp", 0)) for row in log)
     assert (out / "samples" / "step_0000002.png").is_file()
+
+
+def test_training_two_stages_l1_then_gan(run_script, levin_like, tmp_path):
+    """The L1 stage builds no critic; the GAN stage starts from its weights."""
+    common = ["--pair-dirs", levin_like, "--crop-size", "32", "--batch-size", "2", "--report-to", "none",
+              "--max-steps", "1", "--sample-every", "100"]
+    stage1 = tmp_path / "l1"
+    run_script("train_deblurgan", [*common, "--channels", "4", "--num-blocks", "1", "--adversarial-weight", "0",
+                                   "--perceptual-weight", "0", "--pixel-weight", "1", "--beta1", "0.9",
+                                   "--lr", "1e-2", "--output-dir", stage1])
+    assert not (stage1 / "critic").exists()
+    card = (stage1 / "final" / "README.md").read_text()
+    assert "no critic" in card and "WGAN-GP critic" not in card and "betas 0.9/0.999" in card
+    pretrained = ganzoo.load(stage1 / "final")
+    assert pretrained.tail[1].weight.abs().sum() > 0  # it trained: the zero-initialised tail moved
+    stage2 = tmp_path / "gan"
+    run_script("train_deblurgan", [*common, "--init-from", stage1 / "final", "--critic-channels", "4",
+                                   "--vgg-weights", "random", "--lr", "0", "--output-dir", stage2])
+    model = ganzoo.load(stage2 / "final")
+    for name, value in pretrained.state_dict().items():  # lr 0: the GAN stage kept the loaded weights
+        torch.testing.assert_close(model.state_dict()[name], value)
+    assert (stage2 / "critic" / "model.safetensors").is_file()
+    assert f"Started from `{stage1 / 'final'}`" in (stage2 / "final" / "README.md").read_text()
+
+
+def test_training_rejects_bad_start_and_weights(run_script, levin_like, tmp_path):
+    not_a_deblurrer = tmp_path / "critic"
+    PatchGANCritic(channels=4).save_pretrained(not_a_deblurrer)
+    with pytest.raises(SystemExit, match="DeblurGANGenerator"):
+        run_script("train_deblurgan", ["--pair-dirs", levin_like, "--init-from", not_a_deblurrer,
+                                       "--output-dir", tmp_path, "--adversarial-weight", "0", "--perceptual-weight", "0",
+                                       "--pixel-weight", "1"])
+    with pytest.raises(SystemExit):
+        run_script("train_deblurgan", ["--pair-dirs", levin_like, "--output-dir", tmp_path, "--adversarial-weight",
+                                       "0", "--perceptual-weight", "0"])
 
 
 def test_training_needs_data(run_script, tmp_path):

@@ -11,12 +11,18 @@ random camera-shake trajectory kernel or (with `--kernels-dir`, a fraction
 `--pair-dirs` takes folders of real blurred/sharp pairs instead (GoPro layout:
 `<scene>/blur/*.png` beside `<scene>/sharp/*.png`); both may be given, and a
 step then draws half its batch from each.
+
+Two stages work best on a small budget, as SRResNet before SRGAN: first the generator alone on
+L1 (`--adversarial-weight 0 --perceptual-weight 0 --pixel-weight 1 --beta1 0.9`; no critic is
+built), then the GAN recipe from that start (`--init-from runs/deblurgan-l1/final`).
 """
 
 import argparse
 
 import torch
 import torch.nn.functional as F
+
+import ganzoo
 
 from ganzoo.data import ImageBank, PairedImageBank
 from ganzoo.degrade import BlurSynthesizer, load_kernels
@@ -44,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="reuse one in-memory batch every step: times the model alone, to compare with the "
                            "real pipeline and show the data is not the bottleneck")
     model = parser.add_argument_group("model and loss")
+    model.add_argument("--init-from", default=None,
+                       help="start from a trained generator (bundled name, folder or Hub repo id), e.g. the L1 stage")
     model.add_argument("--channels", type=int, default=64)
     model.add_argument("--num-blocks", type=int, default=9)
     model.add_argument("--dropout", type=float, default=0.0)
@@ -51,15 +59,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--perceptual-weight", type=float, default=100.0)
     model.add_argument("--pixel-weight", type=float, default=0.0,
                        help="optional L1 term (0 in the paper; see the card of the bundled model for why it uses one)")
-    model.add_argument("--adversarial-weight", type=float, default=1.0)
+    model.add_argument("--adversarial-weight", type=float, default=1.0, help="0: no critic (a pretraining stage)")
     model.add_argument("--gp-weight", type=float, default=10.0)
     model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
     model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
     model.add_argument("--lr", type=float, default=1e-4)
+    model.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5 as in DeblurGAN)")
     add_training_args(parser, max_steps=100_000, batch_size=8, checkpoint_every=1000, sample_every=500)
     args = parser.parse_args(argv)
     if not args.train_dirs and not args.pair_dirs:
         parser.error("give --train-dirs (sharp images) and/or --pair-dirs (blurred/sharp pairs)")
+    weights = (args.adversarial_weight, args.perceptual_weight, args.pixel_weight)
+    if min(weights) < 0 or max(weights) == 0:
+        parser.error("loss weights must be >= 0 and at least one of them > 0")
     return args
 
 
@@ -93,38 +105,58 @@ def deblur_batches(args: argparse.Namespace, device: torch.device):
     return fresh, description
 
 
+def load_generator(args: argparse.Namespace) -> DeblurGANGenerator:
+    if args.init_from is None:
+        return DeblurGANGenerator(channels=args.channels, num_blocks=args.num_blocks, dropout=args.dropout)
+    generator = ganzoo.load(args.init_from)
+    if not isinstance(generator, DeblurGANGenerator):
+        raise SystemExit(f"--init-from must be a DeblurGANGenerator, got {type(generator).__name__}")
+    return generator
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    generator = load_generator(args)  # before the data: a wrong --init-from fails fast
     trainer = Trainer(args, "deblurgan")
     next_batch, data_description = deblur_batches(args, trainer.device)
-    generator = DeblurGANGenerator(channels=args.channels, num_blocks=args.num_blocks, dropout=args.dropout)
-    critic = PatchGANCritic(channels=args.critic_channels)
-    features = VGGFeatures(("conv3_3",), weights=args.vgg_weights, weights_path=args.vgg_weights_path)
-    perceptual = PerceptualLoss(features).to(trainer.device)
-    # Adam with beta1 = 0.5 as in DeblurGAN (and most WGAN-GP work).
-    g_opt = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    d_opt = torch.optim.Adam(critic.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    generator, critic, g_opt, d_opt = trainer.prepare(generator, critic, g_opt, d_opt)
+    g_opt = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    generator, g_opt = trainer.prepare(generator, g_opt)
+    critic = d_opt = None
+    if args.adversarial_weight > 0:
+        critic = PatchGANCritic(channels=args.critic_channels)
+        d_opt = torch.optim.Adam(critic.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+        critic, d_opt = trainer.prepare(critic, d_opt)
+    features = perceptual = None
+    if args.perceptual_weight > 0:
+        features = VGGFeatures(("conv3_3",), weights=args.vgg_weights, weights_path=args.vgg_weights_path)
+        perceptual = PerceptualLoss(features).to(trainer.device)
     unwrap = trainer.accelerator.unwrap_model
+
+    def generator_loss(fake: torch.Tensor, sharp: torch.Tensor, disc) -> tuple[torch.Tensor, dict[str, float]]:
+        pixel = F.l1_loss(fake, sharp)
+        loss, logs = args.pixel_weight * pixel, {"l1": pixel.item()}
+        if disc is not None:
+            adversarial = wgan_g_loss(disc(fake).float())
+            loss, logs["g_adv"] = loss + args.adversarial_weight * adversarial, adversarial.item()
+        if perceptual is not None:
+            content = perceptual(fake, sharp)
+            loss, logs["perceptual"] = loss + args.perceptual_weight * content, content.item()
+        return loss, logs
 
     def train_step(step: int, rng: torch.Generator) -> dict[str, float]:
         blurred, sharp = next_batch(rng)
         fake = generator(blurred).float()
+        if critic is None:
+            loss, logs = generator_loss(fake, sharp, None)
+            trainer.optimize(loss, g_opt)
+            return logs
 
         def d_loss(disc):
             wasserstein = wgan_d_loss(disc(sharp).float(), disc(fake.detach()).float())
             penalty = gradient_penalty(disc, sharp, fake)
             return wasserstein + args.gp_weight * penalty, {"d_wasserstein": wasserstein.item(), "gp": penalty.item()}
 
-        def g_loss(disc):
-            adversarial = wgan_g_loss(disc(fake).float())
-            content = perceptual(fake, sharp)
-            pixel = F.l1_loss(fake, sharp)
-            loss = (args.adversarial_weight * adversarial + args.perceptual_weight * content
-                    + args.pixel_weight * pixel)
-            return loss, {"g_adv": adversarial.item(), "perceptual": content.item(), "l1": pixel.item()}
-
-        return adversarial_step(trainer, critic, d_opt, g_opt, d_loss, g_loss)
+        return adversarial_step(trainer, critic, d_opt, g_opt, d_loss, lambda disc: generator_loss(fake, sharp, disc))
 
     fixed_blurred, fixed_sharp = next_batch(torch.Generator().manual_seed(1234))
     fixed_blurred, fixed_sharp = fixed_blurred[:4], fixed_sharp[:4]
@@ -140,12 +172,15 @@ def main(argv=None) -> None:
         unwrap(generator).to(trainer.device).train()
         return {k: scores[k] for k in ("psnr", "ssim", "psnr_input", "ssim_input")}
 
-    metrics = trainer.fit(train_step, [generator, critic], sample_fn=sample,
+    models = [generator] if critic is None else [generator, critic]
+    metrics = trainer.fit(train_step, models, sample_fn=sample,
                           eval_fn=validate if args.val_dir else None, eval_every=args.eval_every, sample_nrow=4)
-    fields = dict(metrics=metrics, perceptual_loss=features.describe(), data=data_description,
-                  train_dirs=args.train_dirs, pair_dirs=args.pair_dirs, kernels_dir=args.kernels_dir)
+    fields = dict(metrics=metrics, perceptual_loss=features.describe() if features else "no perceptual term",
+                  data=data_description, train_dirs=args.train_dirs, pair_dirs=args.pair_dirs,
+                  kernels_dir=args.kernels_dir, init_from=args.init_from)
     trainer.export(generator, "final", "deblurgan.md", **fields)
-    trainer.export(critic, "critic", "deblurgan.md", **fields)
+    if critic is not None:
+        trainer.export(critic, "critic", "deblurgan.md", **fields)
     trainer.end()
 
 
