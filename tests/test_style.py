@@ -324,9 +324,12 @@ def test_train_adain_smoke(run_script, image_dirs, tmp_path):
     run_script("train_adain", [
         "--content-dirs", image_dirs["content"], "--style-dirs", image_dirs["styles"], "--crop-size", "32",
         "--resize", "40", "--batch-size", "2", "--width", "4", "--vgg-weights", "random", "--max-steps", "2",
-        "--sample-every", "2", "--output-dir", out, "--report-to", "none"])
+        "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--identity-weight", "5"])
     model = ganzoo.load(out / "final")
     assert isinstance(model, AdaINStyleTransfer) and model._hub_mixin_config["encoder_weights"] == "random"
     card = (out / "final" / "README.md").read_text()
     assert "Encoder: VGG19 (relu1_1, relu2_1, relu3_1, relu4_1) with fixed random weights" in card
     assert "2 style images" in card and (out / "samples" / "step_0000002.png").is_file()
+    assert "5.0 x the identity loss" in card
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(row["identity"] > 0 for row in log if "loss" in row)

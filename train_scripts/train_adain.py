@@ -9,6 +9,11 @@ step: encode a batch of content and style crops, replace the content's relu4_1 c
 the style's (AdaIN), decode, and score the decoded image with the same encoder: content loss at
 relu4_1 against the AdaIN target, style loss = mean/std matching at relu1_1, relu2_1, relu3_1, relu4_1.
 Images are first resized so their shorter side is `--resize` (the paper: 512, crops of 256).
+
+`--identity-weight` adds the identity loss of SANet (Park & Lee 2019): L1 between a content or style
+crop and its own features decoded, without AdaIN. It teaches the decoder to invert the encoder
+directly, which the content loss alone does slowly; that matters with a random-weight encoder
+and a small budget (see the adain model card).
 """
 
 import argparse
@@ -36,11 +41,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="the encoder: torchvision's ImageNet VGG19 (from the torch hub cache) or a fixed "
                             "random-weight VGG19")
     model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
+    model.add_argument("--identity-weight", type=float, default=0.0,
+                       help="weight of the identity loss (L1 of decode(encode(x)) vs x); 0 is the paper's recipe")
     model.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: OMP_NUM_THREADS "
                         "or all cores)")
     add_training_args(parser, max_steps=160_000, batch_size=8, checkpoint_every=1000, sample_every=500)
     args = parser.parse_args(argv)
+    if args.identity_weight < 0:
+        parser.error(f"--identity-weight must be >= 0, got {args.identity_weight}")
     if args.resize < args.crop_size:
         parser.error(f"--resize ({args.resize}) must be at least --crop-size ({args.crop_size})")
     return args
@@ -76,13 +85,20 @@ def main(argv=None) -> None:
         with trainer.accelerator.autocast():
             with torch.no_grad():
                 style_features = net.encode(style)
-                target = adain(net.encode(content)["relu4_1"], style_features["relu4_1"])
+                content_features = net.encode(content)["relu4_1"]
+                target = adain(content_features, style_features["relu4_1"])
             out_features = net.encode(decoder(target).float())
             c_loss = content_loss(out_features["relu4_1"], target)
             s_loss = adain_style_loss(out_features, style_features)
             loss = c_loss + args.style_weight * s_loss
+            logs = {"content": c_loss.item(), "style": s_loss.item()}
+            if args.identity_weight > 0:
+                identity = (F.l1_loss(decoder(content_features).float(), content)
+                            + F.l1_loss(decoder(style_features["relu4_1"]).float(), style))
+                loss = loss + args.identity_weight * identity
+                logs["identity"] = identity.item()
         trainer.optimize(loss, optimizer)
-        return {"loss": loss.item(), "content": c_loss.item(), "style": s_loss.item()}
+        return {"loss": loss.item(), **logs}
 
     rng = torch.Generator().manual_seed(1234)
     fixed_content = contents.random_crops(4, args.crop_size, rng)
