@@ -256,9 +256,12 @@ class BlurSynthesizer:
         recorded_fraction: float = 0.5,
         kernel_size: int = 31,
         noise_sigma: tuple[float, float] = (0.0, 0.01),
+        circular_fraction: float = 0.0,
     ) -> None:
         if not 0.0 <= recorded_fraction <= 1.0:
             raise ValueError(f"recorded_fraction must lie in [0, 1], got {recorded_fraction}")
+        if not 0.0 <= circular_fraction <= 1.0:
+            raise ValueError(f"circular_fraction must lie in [0, 1], got {circular_fraction}")
         if recorded_fraction > 0 and kernels is not None and len(kernels) == 0:
             raise ValueError("recorded_fraction > 0 needs at least one recorded kernel")
         low, high = noise_sigma
@@ -271,6 +274,9 @@ class BlurSynthesizer:
         self.size = largest + 1 - largest % 2
         self.kernel_size = kernel_size
         self.noise_sigma = (float(low), float(high))
+        # Synthetic benchmarks (Levin et al. 2009 among them) blur with circular convolution, so their
+        # borders hold the opposite edge's content; real photos behave like the reflect padding.
+        self.circular_fraction = float(circular_fraction)
         self._recorded = [center_kernel(k.float(), self.size) for k in self.recorded]
 
     def sample_kernel(self, rng: torch.Generator) -> torch.Tensor:
@@ -285,5 +291,11 @@ class BlurSynthesizer:
         kernels = torch.stack([self.sample_kernel(rng) for _ in range(sharp.shape[0])])
         low, high = self.noise_sigma
         sigma = torch.tensor([_uniform(rng, low, high) for _ in range(sharp.shape[0])])
-        blurred = blur(sharp, kernels.to(sharp.device))
-        return add_noise(blurred, sigma.to(sharp.device), rng), kernels.to(sharp.device)
+        kernels = kernels.to(sharp.device)
+        blurred = blur(sharp, kernels)
+        if self.circular_fraction > 0:  # no draws otherwise, so reflect-only runs keep their random stream
+            circular = torch.tensor([_uniform(rng) < self.circular_fraction for _ in range(sharp.shape[0])])
+        if self.circular_fraction > 0 and circular.any():
+            index = circular.nonzero()[:, 0].to(sharp.device)
+            blurred[index] = blur(sharp[index], kernels[index], padding="circular")
+        return add_noise(blurred, sigma.to(sharp.device), rng), kernels

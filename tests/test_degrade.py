@@ -122,6 +122,21 @@ def test_synthesizer_without_recorded_kernels():
     assert kernels.shape == (2, 15, 15) and blurred.shape == (2, 1, 20, 20)
 
 
+def test_synthesizer_circular_borders():
+    sharp = torch.rand(3, 1, 24, 24, generator=gen(1))
+    for fraction, padding in [(0.0, "reflect"), (1.0, "circular")]:
+        synth = BlurSynthesizer(kernel_size=9, noise_sigma=(0.0, 0.0), circular_fraction=fraction)
+        blurred, kernels = synth(sharp, gen(2))
+        torch.testing.assert_close(blurred, blur(sharp, kernels, padding=padding).clamp(0, 1))
+    mixed, kernels = BlurSynthesizer(kernel_size=9, noise_sigma=(0.0, 0.0), circular_fraction=0.5)(sharp, gen(3))
+    reflect, circular = blur(sharp, kernels), blur(sharp, kernels, padding="circular")
+    kinds = [torch.allclose(m, r) for m, r, c in zip(mixed, reflect, circular)]
+    assert all(torch.allclose(m, r) or torch.allclose(m, c) for m, r, c in zip(mixed, reflect, circular))
+    assert len(set(kinds)) == 2  # seed 3 draws both kinds
+    with pytest.raises(ValueError, match="circular_fraction"):
+        BlurSynthesizer(circular_fraction=1.5)
+
+
 def test_load_kernels_rejects_unreadable(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="bad.png"):

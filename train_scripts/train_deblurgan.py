@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="share of synthetic pairs blurred with a recorded kernel (the rest: random trajectories)")
     data.add_argument("--kernel-size", type=int, default=31, help="size of the random trajectory kernels")
     data.add_argument("--noise-sigma", type=float, default=0.01, help="noise std drawn from [0, this] per image")
+    data.add_argument("--circular-fraction", type=float, default=0.0,
+                      help="share of synthetic pairs blurred with circular instead of reflect borders (as synthetic "
+                           "benchmarks such as Levin's are made)")
     data.add_argument("--crop-size", type=int, default=256)
     data.add_argument("--val-dir", default=None, help="validation pairs (e.g. the Levin benchmark folder)")
     data.add_argument("--eval-every", type=int, default=1000)
@@ -81,7 +84,7 @@ def deblur_batches(args: argparse.Namespace, device: torch.device):
     pair_bank = PairedImageBank(args.pair_dirs, args.crop_size, device) if args.pair_dirs else None
     kernels = load_kernels(args.kernels_dir) if args.kernels_dir else None
     synthesizer = BlurSynthesizer(kernels, args.recorded_fraction if kernels else 0.0, args.kernel_size,
-                                  (0.0, args.noise_sigma))
+                                  (0.0, args.noise_sigma), args.circular_fraction)
     both = sharp_bank is not None and pair_bank is not None
 
     def fresh(rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
