@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import load_train_script
 from PIL import Image
 from skimage import data as skdata
 
@@ -202,6 +203,12 @@ def test_training_two_stages_l1_then_gan(run_script, levin_like, tmp_path):
         torch.testing.assert_close(model.state_dict()[name], value)
     assert (stage2 / "critic" / "model.safetensors").is_file()
     assert f"Started from `{stage1 / 'final'}`" in (stage2 / "final" / "README.md").read_text()
+    script = load_train_script("train_deblurgan")  # the L1 stage's checkpoint is a valid start too
+    from_checkpoint = script.load_generator(script.parse_args([
+        "--pair-dirs", str(levin_like), "--channels", "4", "--num-blocks", "1",
+        "--init-from", str(stage1 / "checkpoints" / "checkpoint-1"), "--output-dir", str(tmp_path / "unused")]))
+    for name, value in pretrained.state_dict().items():
+        torch.testing.assert_close(from_checkpoint.state_dict()[name], value)
 
 
 def test_training_rejects_bad_start_and_weights(run_script, levin_like, tmp_path):

@@ -18,16 +18,23 @@ built), then the GAN recipe from that start (`--init-from runs/deblurgan-l1/fina
 """
 
 import argparse
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 import ganzoo
-
 from ganzoo.data import ImageBank, PairedImageBank
 from ganzoo.degrade import BlurSynthesizer, load_kernels
 from ganzoo.evaluate import evaluate_deblur
-from ganzoo.losses import PerceptualLoss, VGGFeatures, gradient_penalty, wgan_d_loss, wgan_g_loss
+from ganzoo.losses import (
+    PerceptualLoss,
+    VGGFeatures,
+    gradient_penalty,
+    wgan_d_loss,
+    wgan_g_loss,
+)
 from ganzoo.models import DeblurGANGenerator, PatchGANCritic
 from ganzoo.pipelines import deblurrer
 from ganzoo.training import Trainer, add_training_args, adversarial_step
@@ -54,7 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                            "real pipeline and show the data is not the bottleneck")
     model = parser.add_argument_group("model and loss")
     model.add_argument("--init-from", default=None,
-                       help="start from a trained generator (bundled name, folder or Hub repo id), e.g. the L1 stage")
+                       help="start from a trained generator (bundled name, export folder, Hub repo id, or a "
+                            "checkpoints/checkpoint-N folder of this script with the same --channels/--num-blocks)")
     model.add_argument("--channels", type=int, default=64)
     model.add_argument("--num-blocks", type=int, default=9)
     model.add_argument("--dropout", type=float, default=0.0)
@@ -111,6 +119,13 @@ def deblur_batches(args: argparse.Namespace, device: torch.device):
 def load_generator(args: argparse.Namespace) -> DeblurGANGenerator:
     if args.init_from is None:
         return DeblurGANGenerator(channels=args.channels, num_blocks=args.num_blocks, dropout=args.dropout)
+    checkpoint = Path(args.init_from)
+    if (checkpoint / "model.safetensors").is_file() and not (checkpoint / "config.json").is_file():
+        # A checkpoint of this script (<output-dir>/checkpoints/checkpoint-N): the generator is Accelerate's
+        # first model; its architecture comes from the flags.
+        generator = DeblurGANGenerator(channels=args.channels, num_blocks=args.num_blocks, dropout=args.dropout)
+        generator.load_state_dict(load_file(checkpoint / "model.safetensors"))
+        return generator
     generator = ganzoo.load(args.init_from)
     if not isinstance(generator, DeblurGANGenerator):
         raise SystemExit(f"--init-from must be a DeblurGANGenerator, got {type(generator).__name__}")
@@ -178,9 +193,9 @@ def main(argv=None) -> None:
     models = [generator] if critic is None else [generator, critic]
     metrics = trainer.fit(train_step, models, sample_fn=sample,
                           eval_fn=validate if args.val_dir else None, eval_every=args.eval_every, sample_nrow=4)
-    fields = dict(metrics=metrics, perceptual_loss=features.describe() if features else "no perceptual term",
-                  data=data_description, train_dirs=args.train_dirs, pair_dirs=args.pair_dirs,
-                  kernels_dir=args.kernels_dir, init_from=args.init_from)
+    fields = {"metrics": metrics, "perceptual_loss": features.describe() if features else "no perceptual term",
+                  "data": data_description, "train_dirs": args.train_dirs, "pair_dirs": args.pair_dirs,
+                  "kernels_dir": args.kernels_dir, "init_from": args.init_from}
     trainer.export(generator, "final", "deblurgan.md", **fields)
     if critic is not None:
         trainer.export(critic, "critic", "deblurgan.md", **fields)
