@@ -194,8 +194,8 @@ def main(argv=None) -> None:
     metrics = trainer.fit(train_step, models, sample_fn=sample,
                           eval_fn=validate if args.val_dir else None, eval_every=args.eval_every, sample_nrow=4)
     fields = {"metrics": metrics, "perceptual_loss": features.describe() if features else "no perceptual term",
-                  "data": data_description, "train_dirs": args.train_dirs, "pair_dirs": args.pair_dirs,
-                  "kernels_dir": args.kernels_dir, "init_from": args.init_from}
+              "data": data_description, "train_dirs": args.train_dirs, "pair_dirs": args.pair_dirs,
+              "kernels_dir": args.kernels_dir, "init_from": args.init_from}
     trainer.export(generator, "final", "deblurgan.md", **fields)
     if critic is not None:
         trainer.export(critic, "critic", "deblurgan.md", **fields)
