@@ -104,7 +104,7 @@ def deblur_cases(data_dir: str | os.PathLike, kernels: list[torch.Tensor] | None
 
     A folder of blurred/sharp pairs (GoPro or Levin layout, see `data.blur_pairs`)
     is read as is; a `_ker_N` suffix picks the true kernel N (1-based) from
-    `kernels` when given. A folder of sharp images only needs `kernels`: every
+    `kernels` when given. A folder of sharp images (one named `sharp` included) needs `kernels`: every
     image is blurred with every kernel (reflect padding) and quantised to 8 bits,
     so the benchmark is the same on every run.
     """
@@ -113,7 +113,9 @@ def deblur_cases(data_dir: str | os.PathLike, kernels: list[torch.Tensor] | None
 
     folder = Path(data_dir)
     cases = []
-    if folder.is_dir() and sharp_folders(folder):
+    # A folder that is itself named `sharp` holds sharp images: blurring them with `kernels` is the
+    # request, even where blurred siblings exist (e.g. re-blurring Levin's images with other borders).
+    if folder.is_dir() and [f for f in sharp_folders(folder) if f != folder]:
         for blurred_path, sharp_path in blur_pairs(folder):
             number = KERNEL_NUMBER.search(blurred_path.stem)
             kernel = None

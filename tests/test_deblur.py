@@ -101,6 +101,12 @@ def test_deblur_cases_pairs_and_sharp_plus_kernels(levin_like, kernels, tmp_path
     assert torch.equal(first[0][1], deblur_cases(sharp_only, kernels)[0][1])  # deterministic
     with pytest.raises(ValueError, match="give the kernels"):
         deblur_cases(sharp_only)
+    # Levin's own sharp/ folder with kernels: re-blurred (reflect borders), not read as the pairs beside it
+    reblurred = deblur_cases(levin_like / "sharp", kernels)
+    assert [c[0] for c in reblurred] == ["im_1_ker_1", "im_1_ker_2", "im_2_ker_1", "im_2_ker_2"]
+    assert torch.equal(reblurred[1][1], imaging.quantize(degrade.blur(reblurred[1][2], kernels[1])))
+    with pytest.raises(ValueError, match="give the kernels"):
+        deblur_cases(levin_like / "sharp")
 
 
 def test_evaluate_scores_identity_as_the_input_and_reference_helps(levin_like, kernels):
