@@ -4,7 +4,7 @@
 #
 #   source .venv/bin/activate && nohup train_scripts/train_all_styles.sh > runs/train_all_styles.log 2>&1 &
 #
-# Environment: MINUTES_PER_STYLE (8), ADAIN_MINUTES (15), STYLES ("mosaic candy starry_night udnie"),
+# Environment: MINUTES_PER_STYLE (8), ADAIN_STEPS (4252, 1 h 24 min on one thread), STYLES ("mosaic candy starry_night udnie"),
 # DATA (../shared/data), THREADS (1). Every run uses the random-weight VGG19 (--vgg-weights random): the
 # training machine has no ImageNet weights; the model cards say so.
 set -euo pipefail
@@ -27,7 +27,7 @@ for style in $STYLES; do
 done
 
 python train_scripts/train_adain.py --content-dirs "${CONTENT_DIRS[@]}" --style-dirs "$DATA/style/styles" \
-    --crop-size 128 --resize 256 --batch-size 4 --width 32 --style-weight 2 --lr 1e-3 \
-    --vgg-weights random --threads "$THREADS" --max-steps 100000 --time-limit "${ADAIN_MINUTES:-15}" \
-    --sample-every 50 --log-every 10 --checkpoint-every 100 --report-to none --resume \
-    --output-dir runs/adain > runs/adain.log 2>&1
+    --crop-size 128 --resize 256 --batch-size 4 --width 32 --style-weight 2 --identity-weight 5 --lr 5e-4 \
+    --vgg-weights random --threads "$THREADS" --max-steps "${ADAIN_STEPS:-4252}" \
+    --sample-every 250 --log-every 50 --checkpoint-every 250 --report-to none --resume \
+    --output-dir runs/adain-id > runs/adain-id.log 2>&1

@@ -6,16 +6,16 @@
 #   1. L1 only, no critic; 70 % Levin kernels, 30 % random camera-shake trajectories   (4,000 steps)
 #   2. L1 only from 1.; 90 % Levin kernels, 30 % of pairs with circular borders        (6,322 steps)
 #   3. the DeblurGAN recipe from 2.: WGAN-GP critic + 100 x perceptual (random-weight VGG19 conv3_3,
-#      no ImageNet weights here) + 100 x L1                                            (GAN_STEPS)
+#      no ImageNet weights here) + 100 x L1                                            (2,794 steps)
 #
 # Step counts replace the `--time-limit` budgets the runs had (24 and 38 minutes for 2. and 3.; 1. was
 # stopped after its step-4000 checkpoint). Rerunnable: each run resumes its latest checkpoint.
-# Environment: DATA (../shared/data), THREADS (1), GAN_STEPS (see the bundled model card).
+# Environment: DATA (../shared/data), THREADS (1), GAN_STEPS (2794).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
 THREADS=${THREADS:-1}
-GAN_STEPS=${GAN_STEPS:?set GAN_STEPS to the step count in ganzoo/pretrained/deblurgan/README.md}
+GAN_STEPS=${GAN_STEPS:-2794}
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS PYTHONUNBUFFERED=1
 COMMON=(--train-dirs "$DATA/sr/train/bsds500_train" "$DATA/sr/train/bsds500_test" "$DATA/sr/train/t91"
         --kernels-dir "$DATA/blur/kernels/levin09_kernels_from_mat.npz" --kernel-size 31 --noise-sigma 0.003
@@ -34,6 +34,7 @@ python train_scripts/train_deblurgan.py "${COMMON[@]}" --init-from runs/deblurga
     --adversarial-weight 1 --perceptual-weight 100 --pixel-weight 100 --lr 1e-4 --beta1 0.5 \
     --max-steps "$GAN_STEPS" --eval-every 500 --checkpoint-every 250 --output-dir runs/deblurgan-gan \
     > runs/deblurgan-gan.log 2>&1
+# (the bundled card also has --set notes="...", the history of these runs)
 python train_scripts/bundle_model.py --export runs/deblurgan-gan/final --name deblurgan --card deblurgan.md \
     --deblur-bench "Levin (published, circular borders)=--data $DATA/blur/bench/levin --kernels $DATA/blur/kernels/levin09_kernels_from_mat.npz" \
     --deblur-bench "Levin images, reflected borders=--data $DATA/blur/bench/levin/sharp --kernels $DATA/blur/kernels/levin09_kernels_from_mat.npz" \

@@ -107,8 +107,8 @@ def build() -> None:
                                          else "") +
         f". **Strength** blends towards the photo; **keep colours** transfers only luminance. Photos up to "
         f"{MAX_PIXELS:,} pixels ({side}x{side}); drag the slider to compare with the original." +
-        ("\n\n**The bundled AdaIN decoder is undertrained** (15 minutes on a CPU): it keeps the photo's "
-         "layout but does not yet take on the style; see its model card." if adain else ""))
+        ("\n\n**The bundled AdaIN decoder is small and CPU-trained:** it takes on a style's colours and "
+         "coarse texture but blurs the photo's detail; see its model card." if adain else ""))
     with gr.Row():
         with gr.Column(scale=1):
             content = ImageInput(label="Photo", type="pil", image_mode=None, sources=["upload", "clipboard"],
