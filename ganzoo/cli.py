@@ -55,6 +55,8 @@ def positive_int(text: str) -> int:
     return value
 
 
+INPUTS = arg("inputs", nargs="+", metavar="IN", help="image files or folders of images")
+OUTPUT_DIR = arg("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
 DEVICE = arg("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
 JSON = arg("--json", action="store_true", help="print one JSON object instead of a table")
 TILE = arg("--tile", type=positive_int, help=f"process large images in tiles of this many pixels "
@@ -171,8 +173,7 @@ def sample(args: argparse.Namespace) -> int:
 
 
 @command("upscale", "upscale images (files or folders) into an output folder as PNG",
-         arg("inputs", nargs="+", metavar="IN", help="image files or folders of images"),
-         arg("-o", "--output", type=Path, required=True, help="output folder (created if missing)"),
+         INPUTS, OUTPUT_DIR,
          arg("--model", default=DEFAULT_SR_MODEL, help=f"{BICUBIC}, a model name, folder or Hub repo id "
              f"(default: {DEFAULT_SR_MODEL})"),
          arg("--scale", type=positive_int, default=4, help="factor for bicubic (a model uses its own)"),
@@ -204,8 +205,7 @@ def unit_interval(text: str) -> float:
 
 
 @command("stylize", "repaint images (files or folders) in a style, into an output folder as PNG",
-         arg("inputs", nargs="+", metavar="IN", help="image files or folders of images"),
-         arg("-o", "--output", type=Path, required=True, help="output folder (created if missing)"),
+         INPUTS, OUTPUT_DIR,
          arg("--style", required=True, metavar="NAME_OR_IMAGE",
              help="a bundled style (" + ", ".join(n.removeprefix("style-") for n, e in registry.MODELS.items()
                                                   if e.task == "style" and n != "adain")
@@ -318,8 +318,7 @@ def evaluate_digits(args: argparse.Namespace) -> int:
 
 
 @command("deblur", "remove motion blur from images (files or folders) into an output folder as PNG",
-         arg("inputs", nargs="+", metavar="IN", help="image files or folders of images"),
-         arg("-o", "--output", type=Path, required=True, help="output folder (created if missing)"),
+         INPUTS, OUTPUT_DIR,
          arg("--model", default="deblurgan", help="deblurring model: name, folder or Hub repo id"),
          TILE, DEVICE)
 def deblur(args: argparse.Namespace) -> int:
