@@ -32,12 +32,14 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganzoo import pipelines
+from ganzoo.inference import for_inference
 
 __all__ = ["TOLERANCE", "PathSpec", "count_flops", "default_paths", "peak_tflops", "run_benchmark", "table_rows"]
 
 TOLERANCE = 1e-3  # max abs difference from the baseline for a path to count as matching
 BASELINE = "baseline"
 DEFAULT = "default (pipelines)"
+REWRITES = "exact rewrites"
 
 # Dense peak TFLOP/s per precision; the first name contained in the device name wins.
 PEAK_TFLOPS: list[tuple[str, dict[str, float]]] = [
@@ -61,6 +63,7 @@ class PathSpec:
     cuda_graph: bool = False
     threads: int | None = None  # CPU intra-op threads for this path only
     onnx: bool = False
+    rewritten: bool = False  # run `inference.for_inference(model)`: folded batch norms, SRResNet's sub-pixel tail
     pipeline: bool = False  # the function `pipelines.upscale` uses (clamped output)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -69,21 +72,29 @@ def default_paths(device: torch.device, compile: bool = True, onnx: bool = True,
                   thread_sweep: list[int] | None = None) -> list[PathSpec]:
     """The baseline and every optimised path that makes sense on `device`."""
     paths = [PathSpec(BASELINE, grad_mode="no_grad"), PathSpec("inference_mode"),
-             PathSpec("channels_last", channels_last=True), PathSpec(DEFAULT, pipeline=True)]
+             PathSpec("channels_last", channels_last=True), PathSpec(REWRITES, rewritten=True),
+             PathSpec(f"{REWRITES} + channels_last", channels_last=True, rewritten=True),
+             PathSpec(DEFAULT, pipeline=True)]
     if device.type == "cuda":
         paths += [PathSpec("bf16 autocast + channels_last", channels_last=True, autocast=torch.bfloat16),
-                  PathSpec("fp16 autocast + channels_last", channels_last=True, autocast=torch.float16)]
+                  PathSpec("fp16 autocast + channels_last", channels_last=True, autocast=torch.float16),
+                  PathSpec(f"{REWRITES} + bf16 + channels_last", channels_last=True, autocast=torch.bfloat16,
+                           rewritten=True)]
         if compile:
             paths += [PathSpec("torch.compile + channels_last", channels_last=True, compile=True),
                       PathSpec("torch.compile + bf16 + channels_last", channels_last=True, compile=True,
                                autocast=torch.bfloat16)]
         paths += [PathSpec("cuda graph + channels_last", channels_last=True, cuda_graph=True),
                   PathSpec("cuda graph + bf16 + channels_last", channels_last=True, cuda_graph=True,
-                           autocast=torch.bfloat16)]
+                           autocast=torch.bfloat16),
+                  PathSpec(f"cuda graph + {REWRITES} + bf16 + channels_last", channels_last=True,
+                           cuda_graph=True, autocast=torch.bfloat16, rewritten=True)]
     else:
         if compile:
             paths += [PathSpec("torch.compile", compile=True),
-                      PathSpec("torch.compile + channels_last", channels_last=True, compile=True)]
+                      PathSpec("torch.compile + channels_last", channels_last=True, compile=True),
+                      PathSpec(f"torch.compile + {REWRITES} + channels_last", channels_last=True, compile=True,
+                               rewritten=True)]
         paths += [PathSpec(f"channels_last, {n} thread{'s' if n > 1 else ''}", channels_last=True, threads=n)
                   for n in thread_sweep or []]
     if onnx:
@@ -208,7 +219,7 @@ def _build(spec: PathSpec, model: nn.Module, x: torch.Tensor, device: torch.devi
                 return fn(x)
         return run_default
 
-    m = copy.deepcopy(model)
+    m = for_inference(model) if spec.rewritten else copy.deepcopy(model)
     if spec.channels_last:
         m = m.to(memory_format=torch.channels_last)
     forward = torch.compile(m, dynamic=False) if spec.compile else m
@@ -286,7 +297,7 @@ def _measure(spec: PathSpec, build: Callable[[], Callable[[], torch.Tensor]], de
 def _settings(spec: PathSpec, device: torch.device, threads: int) -> dict[str, Any]:
     settings: dict[str, Any] = {"grad_mode": spec.grad_mode, "channels_last": spec.channels_last,
                                 "precision": _precision(spec, device), "compile": spec.compile,
-                                "cuda_graph": spec.cuda_graph}
+                                "cuda_graph": spec.cuda_graph, "rewrites": _rewrites(spec, device)}
     if device.type == "cpu":
         settings["threads"] = spec.threads or threads
     if spec.onnx:
@@ -295,8 +306,14 @@ def _settings(spec: PathSpec, device: torch.device, threads: int) -> dict[str, A
                     "precision": "fp32", **({"threads": threads} if device.type == "cpu" else {})}
     if spec.pipeline:
         settings = {"grad_mode": "inference_mode", "memory_format": str(pipelines._memory_format(device)),
+                    "rewrites": _rewrites(spec, device),
                     "precision": _precision(spec, device), "output": "clamped to [0, 1]"}
     return settings
+
+
+def _rewrites(spec: PathSpec, device: torch.device) -> str:
+    on = spec.rewritten or (spec.pipeline and pipelines._memory_format(device) == torch.channels_last)
+    return "folded batch norms, sub-pixel tail (ganzoo.inference.for_inference)" if on else "none"
 
 
 def _precision(spec: PathSpec, device: torch.device) -> str:

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganzoo.inference import for_inference
+
 __all__ = ["DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME", "export_onnx", "onnx_session", "run_onnx"]
 
 DEFAULT_OPSET = 17
@@ -28,9 +30,11 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_
                 example_size: int = 32) -> str:
     """Write `model` (eval mode, on the CPU, fp32) as ONNX to `path` with dynamic batch, height and width.
 
+    What is exported is `inference.for_inference(model)`: the same function with batch norms folded and
+    SRResNet's tail on the half-size grid (1.47x faster in ONNX Runtime for srresnet-x4, README).
     The caller's model is not changed (a CPU copy is exported). Returns the path written.
     """
-    model = copy.deepcopy(model).float().cpu().eval()
+    model = for_inference(copy.deepcopy(model).float().cpu())
     example = torch.rand(1, 3, example_size, example_size, generator=torch.Generator().manual_seed(0))
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -31,8 +31,8 @@ def test_benchmark_json_has_every_cpu_path(tiny_dir, capsys):
     assert result["size"] == 16 and result["batch"] == 1 and result["device"] == "cpu"
     assert result["flops"] > 0 and result["torch_version"] == torch.__version__
     paths = {row["name"]: row for row in result["paths"]}
-    needed = {"baseline", "inference_mode", "channels_last", "default (pipelines)", "onnxruntime",
-              "channels_last, 1 thread"}
+    needed = {"baseline", "inference_mode", "channels_last", "exact rewrites", "exact rewrites + channels_last",
+              "default (pipelines)", "onnxruntime", "channels_last, 1 thread"}
     assert needed <= set(paths) and not any("compile" in name for name in paths)
     for name in needed:
         row = paths[name]
@@ -40,6 +40,8 @@ def test_benchmark_json_has_every_cpu_path(tiny_dir, capsys):
         assert row["max_abs_diff"] < 1e-4 and row["matches"] and row["ratio"] > 0 and row["images_per_s"] > 0
     assert paths["baseline"]["ratio"] == 1.0 and paths["baseline"]["max_abs_diff"] == 0.0
     assert paths["channels_last, 1 thread"]["settings"]["threads"] == 1
+    assert paths["baseline"]["settings"]["rewrites"] == "none"
+    assert paths["default (pipelines)"]["settings"]["rewrites"].startswith("folded batch norms")
     assert result["fastest_matching"] in paths
 
 
