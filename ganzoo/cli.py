@@ -382,8 +382,8 @@ def thread_list(text: str) -> list[int] | str | None:
         raise argparse.ArgumentTypeError(f"expected auto, none or thread counts like 1,4; got {text!r}") from None
 
 
-@command("benchmark", "time every inference path (eager, channels-last, compile, ONNX Runtime, autocast, "
-         "CUDA graphs) against the fp32 NCHW baseline",
+@command("benchmark", "time every inference path (eager, channels-last, exact rewrites, compile, ONNX Runtime, "
+         "autocast, CUDA graphs) against the fp32 NCHW baseline",
          arg("--model", default="srresnet-x4", help="image-to-image model (super-resolution, deblurring, fast style): "
              "name, folder or Hub repo id (default: srresnet-x4)"),
          arg("--size", type=positive_int, default=256, help="input height and width in pixels (default: 256)"),
