@@ -25,7 +25,7 @@ METHODS = [SRGAN, SRRESNET, BICUBIC]
 #: method -> (environment variable overriding the model, default model name); tests point these at tiny models
 MODELS = {SRGAN: ("GANZOO_SRGAN_MODEL", "srgan-x4"), SRRESNET: ("GANZOO_SRRESNET_MODEL", "srresnet-x4")}
 SCALE = 4
-MAX_PIXELS = 512 * 512  # upscaling input: a 2048x2048 result, ~15 s per model on a free 2-core CPU Space
+MAX_PIXELS = 512 * 512  # upscaling input: a 2048x2048 result, ~4 s per model on 2 CPU cores (README, Performance)
 MAX_MEASURE_PIXELS = 1024 * 1024  # measuring input (the original): its 256x256 downscale is what gets upscaled
 MIN_MEASURE_SIDE = 8 * SCALE  # SSIM needs an 11x11 window inside the 4-px border crop
 TILE = 192  # larger inputs go through the models in overlapping tiles, bounding memory
