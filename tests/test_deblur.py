@@ -208,7 +208,9 @@ def test_training_two_stages_l1_then_gan(run_script, levin_like, tmp_path):
     for name, value in pretrained.state_dict().items():  # lr 0: the GAN stage kept the loaded weights
         torch.testing.assert_close(model.state_dict()[name], value)
     assert (stage2 / "critic" / "model.safetensors").is_file()
-    assert f"Started from `{stage1 / 'final'}`" in (stage2 / "final" / "README.md").read_text()
+    card2 = (stage2 / "final" / "README.md").read_text()
+    assert f"Started from `{stage1 / 'final'}`" in card2
+    assert "\nchannels = 4\n" in card2 and "\nnum_blocks = 1\n" in card2  # the loaded model's, not the flags' defaults
     script = load_train_script("train_deblurgan")  # the L1 stage's checkpoint is a valid start too
     from_checkpoint = script.load_generator(script.parse_args([
         "--pair-dirs", str(levin_like), "--channels", "4", "--num-blocks", "1",

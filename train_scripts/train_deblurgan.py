@@ -129,6 +129,10 @@ def load_generator(args: argparse.Namespace) -> DeblurGANGenerator:
     generator = ganzoo.load(args.init_from)
     if not isinstance(generator, DeblurGANGenerator):
         raise SystemExit(f"--init-from must be a DeblurGANGenerator, got {type(generator).__name__}")
+    # The loaded config decides the architecture; record it so the card's arguments say what was trained.
+    config = generator._hub_mixin_config or {}
+    for key in ("channels", "num_blocks", "dropout"):
+        setattr(args, key, config.get(key, getattr(args, key)))
     return generator
 
 
