@@ -233,6 +233,8 @@ class Trainer:
                 doomed = old.with_name(f".tmp-delete-{old.name}")  # never half-deleted under its real name
                 os.replace(old, doomed)
                 shutil.rmtree(doomed, ignore_errors=True)
+            for stale in self.checkpoint_dir.glob(".tmp-*"):  # left by a run killed mid-write or mid-delete
+                shutil.rmtree(stale, ignore_errors=True)
         self.accelerator.wait_for_everyone()
         return final
 

@@ -179,6 +179,20 @@ def test_completed_checkpoints_leave_no_tmp_folder_and_respect_the_limit(fake_mn
     assert checkpoint_names(out) == ["checkpoint-2", "checkpoint-3"]
 
 
+def test_a_resumed_run_clears_folders_a_kill_left_mid_write_or_mid_delete(fake_mnist, tmp_path, run_script):
+    out = tmp_path / "run"
+    common = ["--data-dir", fake_mnist, "--output-dir", out, *TINY, "--checkpoint-every", "1",
+              "--checkpoints-total-limit", "2"]
+    run_script("train_mnist_classifier", [*common, "--max-steps", "3"])
+    shutil.rmtree(out / "checkpoints" / "checkpoint-3")  # "killed" after checkpoint-2, leaving these behind:
+    shutil.rmtree(out / "final")
+    for name in (".tmp-delete-checkpoint-1", ".tmp-checkpoint-3"):
+        (out / "checkpoints" / name).mkdir()
+        (out / "checkpoints" / name / "model.safetensors").write_bytes(b"partial")
+    run_script("train_mnist_classifier", [*common, "--max-steps", "3", "--resume"])
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-3"]
+
+
 def test_trainer_lists_only_complete_checkpoints(tmp_path):
     parser = add_training_args(argparse.ArgumentParser(), max_steps=4, batch_size=2)
     args = parser.parse_args(["--output-dir", str(tmp_path / "run"), "--report-to", "none", "--cpu"])

@@ -102,8 +102,9 @@ def build() -> None:
         "WGAN-GP critic with a perceptual loss, on synthetic blur). Drag the slider to compare with the "
         f"input. Inputs up to {MAX_PIXELS:,} pixels ({math.isqrt(MAX_PIXELS)}x{math.isqrt(MAX_PIXELS)}); "
         "transparency is kept.\n\n"
-        "The bundled model was trained on a CPU, mostly on the 8 motion kernels of Levin et al.: it removes "
-        "blur like theirs well and unfamiliar or real camera blur only partly (numbers in its model card). "
+        "The bundled model was trained on a CPU, on the 8 motion kernels of Levin et al. and random camera "
+        "shake: it removes blur like Levin's well (+4 dB) and unfamiliar or real camera blur only a little "
+        "(numbers in its model card). "
         "Use the second panel to measure it on your own photos.")
     with gr.Row():
         with gr.Column(scale=1):
