@@ -97,3 +97,17 @@ def test_the_cpu_pipeline_runs_the_rewritten_model(monkeypatch):
         expected = model.eval()(lr).clamp(0, 1)
     assert got.is_contiguous() and (got - expected).abs().max() < 1e-5
     assert len(rewritten) == 1
+
+
+def test_the_rewritten_copy_is_reused_until_the_weights_change():
+    torch.manual_seed(0)
+    model = randomise_norms(SRResNet(scale=2, num_blocks=1, channels=4)).eval()
+    lr, cpu = torch.rand(1, 3, 8, 8), torch.device("cpu")
+    first = pipelines._rewritten(model, cpu, torch.channels_last)
+    assert pipelines._rewritten(model, cpu, torch.channels_last) is first
+    with torch.no_grad():
+        model.tail.bias.add_(0.25)  # an in-place update, as an optimiser step makes
+    again = pipelines._rewritten(model, cpu, torch.channels_last)
+    assert again is not first
+    with torch.no_grad():
+        assert (pipelines.model_function(model, cpu)(lr) - model(lr).clamp(0, 1)).abs().max() < 1e-5
