@@ -191,7 +191,7 @@ _REWRITTEN: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weak
 
 def _rewritten(model: nn.Module, device: torch.device, memory_format: torch.memory_format) -> nn.Module:
     """`for_inference(model)` on `device`, rebuilt only when a weight or buffer changed (in place or replaced)."""
-    key = (device, memory_format, model.training,
+    key = (device, memory_format,
            tuple((t.data_ptr(), t._version) for t in [*model.parameters(), *model.buffers()]))
     cached = _REWRITTEN.get(model)
     if cached is not None and cached[0] == key:
