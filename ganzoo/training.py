@@ -3,8 +3,8 @@
 A train script builds its models, optimisers and a `train_step(step, rng)`
 function, then calls `Trainer.fit`. The loop owns everything else: devices and
 mixed precision, gradient accumulation, atomic `save_state` checkpoints and
-`--resume`, the progress bar, periodic sample grids and evaluation, logging
-(TensorBoard + JSONL) and the final export with a model card.
+`--resume-from-checkpoint`, the progress bar, periodic sample grids and evaluation, logging
+(TensorBoard/W&B + JSONL), the final export with a model card and `--push-to-hub`.
 
 Randomness inside a step comes from `rng`, a generator seeded by (seed, step,
 process), so a resumed run draws exactly what an uninterrupted one would.
@@ -24,18 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate import Accelerator, PartialState
+from accelerate.utils import (ProjectConfiguration, is_tensorboard_available, is_wandb_available,
+                              parse_flag_from_env, set_seed)
+from huggingface_hub import HfApi
 from torch import nn
 from tqdm.auto import tqdm
 
 from ganzoo.hub import GanzooModel, save_with_card
 from ganzoo.imaging import make_grid_image
+from ganzoo.precision import cpu_bf16_support
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
 
 StepFn = Callable[[int, torch.Generator], dict[str, float]]
+TRACKERS = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available}
 
 
 def add_training_args(parser: argparse.ArgumentParser, *, max_steps: int, batch_size: int,
@@ -46,14 +50,24 @@ def add_training_args(parser: argparse.ArgumentParser, *, max_steps: int, batch_
     group.add_argument("--max-steps", type=int, default=max_steps, help="optimiser updates in total")
     group.add_argument("--batch-size", type=int, default=batch_size, help="per process, per micro-batch")
     group.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    group.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    group.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default=None,
+                       help="default: the launcher's choice (`accelerate launch --mixed_precision`, a saved "
+                            "`accelerate config`, ACCELERATE_MIXED_PRECISION); without one, bf16 autocast on a "
+                            "CPU with native bf16 (GANZOO_CPU_BF16=0/1 overrides the detection), else fp32")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--checkpoint-every", type=int, default=checkpoint_every)
     group.add_argument("--checkpoints-total-limit", type=int, default=2)
-    group.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    group.add_argument("--resume-from-checkpoint", default=None, metavar="latest|PATH",
+                       help="continue from the latest checkpoint in --output-dir, or from a checkpoint folder")
+    group.add_argument("--resume", action="store_true", help="same as --resume-from-checkpoint latest")
     group.add_argument("--sample-every", type=int, default=sample_every)
     group.add_argument("--log-every", type=int, default=50)
-    group.add_argument("--report-to", choices=["tensorboard", "none"], default="tensorboard")
+    group.add_argument("--report-to", choices=["tensorboard", "wandb", "all", "none"], default="tensorboard",
+                       help="experiment tracker (all: every one of tensorboard, wandb that is installed)")
+    group.add_argument("--push-to-hub", action="store_true",
+                       help="at the end, upload the exported model folder with its card to --hub-model-id")
+    group.add_argument("--hub-model-id", default=None,
+                       help="Hub repo for --push-to-hub (default: the name of --output-dir under your account)")
     group.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
     group.add_argument("--time-limit", type=float, default=None,
                        help="stop (with a checkpoint and export) after this many minutes of training")
@@ -82,13 +96,16 @@ class Trainer:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
         if args.time_limit is not None and args.time_limit <= 0:
             raise ValueError(f"--time-limit must be positive (minutes), got {args.time_limit}")
+        if args.resume and args.resume_from_checkpoint is None:
+            args.resume_from_checkpoint = "latest"
         self.args = args
         self.output_dir = Path(args.output_dir)
-        report_to = args.report_to if args.report_to != "tensorboard" or _has_tensorboard() else "none"
+        trackers = _trackers(args.report_to)
+        mixed_precision, self.channels_last, precision_note = _resolve_precision(args.mixed_precision, args.cpu)
         self.accelerator = Accelerator(
-            mixed_precision=args.mixed_precision,
+            mixed_precision=mixed_precision,
             gradient_accumulation_steps=args.gradient_accumulation_steps,
-            log_with=None if report_to == "none" else report_to,
+            log_with=trackers or None,
             project_config=ProjectConfiguration(project_dir=str(self.output_dir),
                                                 logging_dir=str(self.output_dir / "logs")),
             cpu=args.cpu,
@@ -98,7 +115,10 @@ class Trainer:
         self.accelerator.register_for_checkpointing(self.state)
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-        if report_to != "none":
+            tqdm.write(f"precision: {precision_note}")
+        self.hub_repo_id = self._create_hub_repo() if args.push_to_hub else None
+        self.exported: list[Path] = []
+        if trackers:
             config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in vars(args).items()}
             self.accelerator.init_trackers(run_name, config=config)
 
@@ -111,6 +131,10 @@ class Trainer:
         return self.accelerator.device
 
     def prepare(self, *objects: Any) -> Any:
+        if self.channels_last:  # bf16 convolutions on the CPU are fastest in NHWC (oneDNN)
+            for module in objects:
+                if isinstance(module, nn.Module):
+                    module.to(memory_format=torch.channels_last)
         return self.accelerator.prepare(*objects)
 
     def rng(self, step: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -134,8 +158,8 @@ class Trainer:
         """Run until `--max-steps`; returns the last evaluation (if any)."""
         models = list(models)
         self._started = time.perf_counter()
-        if self.args.resume:
-            self.load_latest_checkpoint()
+        if self.args.resume_from_checkpoint:
+            self.resume_from(self.args.resume_from_checkpoint)
         args, acc = self.args, self.accelerator
         last_eval: dict[str, float] = {}
         bar = tqdm(total=args.max_steps, initial=self.state.step, disable=not self.is_main, desc="train",
@@ -238,15 +262,23 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return final
 
-    def load_latest_checkpoint(self) -> None:
-        found = self.checkpoints()
-        if not found:
-            if self.is_main:
-                tqdm.write(f"--resume: no checkpoint in {self.checkpoint_dir}, starting from step 0")
-            return
-        self.accelerator.load_state(str(found[-1]))
+    def resume_from(self, checkpoint: str) -> None:
+        """Load `latest` (the newest checkpoint in --output-dir; none: start from step 0) or a checkpoint folder."""
+        if checkpoint == "latest":
+            found = self.checkpoints()
+            if not found:
+                if self.is_main:
+                    tqdm.write(f"--resume: no checkpoint in {self.checkpoint_dir}, starting from step 0")
+                return
+            path = found[-1]
+        else:
+            path = next((p for p in (Path(checkpoint), self.checkpoint_dir / checkpoint) if p.is_dir()), None)
+            if path is None or not CHECKPOINT_PATTERN.match(path.name):
+                raise FileNotFoundError(f"--resume-from-checkpoint {checkpoint}: not a checkpoint-N folder (give "
+                                        f"`latest` or one of {[str(p) for p in self.checkpoints()] or 'none yet'})")
+        self.accelerator.load_state(str(path))
         if self.is_main:
-            tqdm.write(f"resumed from {found[-1]} (step {self.state.step})")
+            tqdm.write(f"resumed from {path} (step {self.state.step})")
 
     # -- export -------------------------------------------------------------------------------------
 
@@ -263,7 +295,9 @@ class Trainer:
                       **card_fields)
         # kept beside the export so `train_scripts/bundle_model.py` can re-render the card with benchmark results
         (self.output_dir / f"{name}.run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-        return save_with_card(unwrapped, self.output_dir / name, MODEL_CARDS_DIR / card_template, **record)
+        folder = save_with_card(unwrapped, self.output_dir / name, MODEL_CARDS_DIR / card_template, **record)
+        self.exported.append(folder)
+        return folder
 
     def hardware(self) -> str:
         acc = self.accelerator
@@ -274,7 +308,19 @@ class Trainer:
         return f"{acc.num_processes} x {what}, mixed precision: {acc.mixed_precision}"
 
     def end(self) -> None:
+        """Close the trackers and, with --push-to-hub, upload the first exported folder (the model) with its card."""
         self.accelerator.end_training()
+        if self.hub_repo_id and self.is_main and self.exported:
+            url = HfApi().upload_folder(repo_id=self.hub_repo_id, folder_path=self.exported[0],
+                                        commit_message=f"ganzoo: {self.exported[0].name} after {self.state.step} steps")
+            tqdm.write(f"pushed {self.exported[0]} to {url}")
+
+    def _create_hub_repo(self) -> str | None:
+        """Create (or find) the --push-to-hub repo before training, so a missing token fails now, not at the end."""
+        if not self.is_main:
+            return None
+        repo_id = self.args.hub_model_id or self.output_dir.resolve().name
+        return HfApi().create_repo(repo_id, exist_ok=True).repo_id
 
 
 def adversarial_step(trainer: Trainer, discriminator: nn.Module, d_optimizer: torch.optim.Optimizer,
@@ -300,12 +346,41 @@ def adversarial_step(trainer: Trainer, discriminator: nn.Module, d_optimizer: to
     return {**d_logs, **g_logs}
 
 
-def _has_tensorboard() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _trackers(report_to: str) -> list[str]:
+    """The trackers `--report-to` names; one that is not installed is an error, not a silent no-op."""
+    if report_to == "none":
+        return []
+    if report_to == "all":
+        installed = [name for name, available in TRACKERS.items() if available()]
+        if not installed:
+            raise ValueError("--report-to all: neither tensorboard nor wandb is installed (pip install tensorboard)")
+        return installed
+    if not TRACKERS[report_to]():
+        raise ValueError(f"--report-to {report_to}: {report_to} is not installed (pip install {report_to}, "
+                         "or pass --report-to none)")
+    return [report_to]
+
+
+def _resolve_precision(requested: str | None, cpu: bool) -> tuple[str | None, bool, str]:
+    """(mixed_precision for the Accelerator, channels-last?, a log line saying which and why).
+
+    None is passed on when the launcher chose (ACCELERATE_MIXED_PRECISION), so Accelerate applies its choice.
+    """
+    chosen = os.environ.get("ACCELERATE_MIXED_PRECISION", "").lower()
+    why = "from --mixed-precision" if requested else "from the launcher / accelerate config (ACCELERATE_MIXED_PRECISION)"
+    on_cpu = PartialState(cpu=cpu or parse_flag_from_env("ACCELERATE_USE_CPU")).device.type == "cpu"
+    if requested is None and not chosen:
+        if not on_cpu:
+            return None, False, "no mixed precision (Accelerate's default; pass --mixed-precision bf16 or fp16)"
+        support = cpu_bf16_support()
+        requested, why = ("bf16" if support.native else "no"), support.reason
+    mode = requested or chosen
+    if not on_cpu:
+        return requested, False, f"{mode} {why}"
+    if mode == "bf16":
+        note = "" if cpu_bf16_support().native else "; this CPU has no native bf16, so expect it SLOWER than fp32"
+        return requested, True, f"bf16 autocast + channels-last on the CPU ({why}{note})"
+    return requested, False, f"fp32 on the CPU ({why}; --mixed-precision bf16 forces bf16 autocast)"
 
 
 def _format_seconds(seconds: float) -> str:
