@@ -273,7 +273,8 @@ def output_path(path: Path, folder: Path, written: dict[Path, Path]) -> Path:
 
 @command("evaluate sr", "PSNR/SSIM (Y and RGB) on a folder of HR images, with the standard bicubic degradation",
          arg("--model", default=DEFAULT_SR_MODEL, help=f"{BICUBIC}, a model name, folder or Hub repo id"),
-         arg("--data", type=Path, required=True, help="folder of high-resolution images, e.g. Set5"),
+         arg("--data", type=Path, required=True, help="folder of high-resolution images (e.g. Set5), or a 🤗 dataset: Hub id or "
+             "`save_to_disk` folder"),
          arg("--scale", type=positive_int, help="upscaling factor (default: the model's; 4 for bicubic)"),
          TILE, JSON, DEVICE)
 def evaluate_sr(args: argparse.Namespace) -> int:
@@ -348,7 +349,8 @@ def benchmark_kernels(path: Path | None, trajectories: int | None, seed: int) ->
          "(GoPro or Levin layout) or on sharp images blurred with given kernels",
          arg("--model", default="deblurgan", help="name, folder or Hub repo id; 'none' scores the input only"),
          arg("--data", type=Path, required=True,
-             help="folder with sharp/ and blur*/ subfolders, or a folder of sharp images (then give kernels)"),
+             help="folder with sharp/ and blur*/ subfolders, or a folder of sharp images (then give kernels); or a "
+             "🤗 dataset (Hub id or `save_to_disk` folder) with blur*/sharp image columns, or sharp images only"),
          arg("--kernels", type=Path, help="kernel file (.npz/.png) or folder: blurs sharp images with each; for "
              "pairs named *_ker_N, kernel N is the true one for the Richardson-Lucy reference"),
          arg("--trajectories", type=positive_int, metavar="N",

@@ -3,17 +3,22 @@ held in memory as tensors."""
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ganzoo.imaging import degrade_bicubic, image_files, image_to_tensor, list_images, load_image
 
-__all__ = ["ImageBank", "PairedImageBank", "blur_pairs", "degrade_bicubic", "epoch_batch_indices", "load_mnist", "load_mnist_dataset", "read_idx"]
+__all__ = ["ImageBank", "PairedImageBank", "StreamingImageBank", "add_dataset_args", "blur_pairs", "dataset_images",
+           "degrade_bicubic", "epoch_batch_indices", "image_bank", "load_image_dataset", "load_mnist",
+           "load_mnist_dataset", "read_idx"]
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -89,6 +94,16 @@ def epoch_batch_indices(n: int, batch_size: int, step: int, seed: int, rank: int
     return order[start:start + batch_size]
 
 
+def group_tensor(group: list[Any], min_size: int, device: torch.device | str) -> torch.Tensor | None:
+    """Aligned images (paths or PIL images) as one uint8 tensor of 3 channels each; None if smaller than `min_size`."""
+    rgbs = [image_to_tensor(load_image(image))[0][0] for image in group]
+    if len({tuple(rgb.shape) for rgb in rgbs}) != 1:
+        raise ValueError(f"{', '.join(map(str, group))}: paired images differ in size")
+    if min(rgbs[0].shape[-2:]) < min_size:
+        return None
+    return torch.cat(rgbs).mul(255).round().to(torch.uint8).to(device)
+
+
 class ImageBank:
     """Training images held in memory on the training device; batches of random crops are cut there,
     so the data pipeline never waits on disk or on CPU decoding."""
@@ -100,16 +115,17 @@ class ImageBank:
         if not self.images:
             raise ValueError(f"no training images of at least {min_size}x{min_size} pixels in {folders}")
 
-    def _fill(self, groups: list[list[Path]], min_size: int, device: torch.device | str) -> None:
+    @classmethod
+    def from_groups(cls, groups: list[list[Any]], min_size: int, device: torch.device | str = "cpu") -> ImageBank:
+        """A bank of image groups (paths or PIL images; several aligned images per group for a paired bank)."""
+        bank = cls.__new__(cls)
+        bank._fill(groups, min_size, device)
+        return bank
+
+    def _fill(self, groups: list[list[Any]], min_size: int, device: torch.device | str) -> None:
         # A group of aligned images (e.g. blurred + sharp) is stored as one image with 3 channels each,
         # so that every crop, flip and rotation applies to all of them alike.
-        self.images: list[torch.Tensor] = []
-        for group in groups:
-            rgbs = [image_to_tensor(load_image(path))[0][0] for path in group]
-            if len({tuple(rgb.shape) for rgb in rgbs}) != 1:
-                raise ValueError(f"{', '.join(map(str, group))}: paired images differ in size")
-            if min(rgbs[0].shape[-2:]) >= min_size:
-                self.images.append(torch.cat(rgbs).mul(255).round().to(torch.uint8).to(device))
+        self.images = [image for group in groups if (image := group_tensor(group, min_size, device)) is not None]
         self.skipped = len(groups) - len(self.images)
 
     def __len__(self) -> int:
@@ -181,3 +197,181 @@ class PairedImageBank(ImageBank):
         """(blurred, sharp) crops, each [B, 3, size, size] in [0, 1]."""
         crops = self.random_crops(batch_size, size, rng)
         return crops[:, :3], crops[:, 3:]
+
+
+
+# -- 🤗 datasets: Hub ids, `save_to_disk` folders and `imagefolder`, for every image family ------------------
+
+SAVED_DATASET_FILES = ("dataset_info.json", "dataset_dict.json", "state.json")  # what `save_to_disk` writes
+PREFERRED_SPLITS = ("test", "validation", "train")
+HUB_ID = re.compile(r"^[\w-][\w.-]*(/[\w-][\w.-]*)?$")
+
+
+def add_dataset_args(parser: argparse.ArgumentParser, *, paired: bool = False) -> None:
+    """The options that train from a 🤗 dataset instead of (or as well as) image folders."""
+    group = parser.add_argument_group("🤗 datasets")
+    group.add_argument("--dataset-name", default=None,
+                       help="a Hub dataset id (offline: its cached copy), a folder written by `save_to_disk`, or "
+                            "`imagefolder` with --train-data-dir")
+    group.add_argument("--dataset-config-name", default=None)
+    group.add_argument("--train-data-dir", default=None, help="the folder for --dataset-name imagefolder (implies it)")
+    group.add_argument("--dataset-split", default="train")
+    group.add_argument("--image-column", default=None, help="default: the dataset's only image column, or `image`")
+    if paired:
+        group.add_argument("--blurred-column", default=None,
+                           help="a column of blurred images aligned with --image-column (sharp): real pairs "
+                                "instead of synthetic blur")
+    group.add_argument("--streaming", action="store_true",
+                       help="stream the dataset (for one too big for memory): keep --stream-buffer images in memory "
+                            "and swap one for the next streamed image every batch")
+    group.add_argument("--stream-buffer", type=int, default=256)
+    group.add_argument("--max-train-samples", type=int, default=None)
+    group.add_argument("--cache-dir", default=None, help="the 🤗 datasets cache (default: HF_DATASETS_CACHE)")
+
+
+def is_dataset_source(source: str | os.PathLike) -> bool:
+    """Whether `source` names a 🤗 dataset: a `save_to_disk` folder, or no path but shaped like a Hub id."""
+    path = Path(source)
+    if path.is_dir():
+        return any((path / name).is_file() for name in SAVED_DATASET_FILES)
+    return not path.exists() and HUB_ID.match(str(source)) is not None
+
+
+def load_image_dataset(source: str | os.PathLike, split: str | None = "train", *, config_name: str | None = None,
+                       data_dir: str | None = None, streaming: bool = False, cache_dir: str | None = None):
+    """A 🤗 `Dataset` (`IterableDataset` when streaming): a Hub id, a `save_to_disk` folder or `imagefolder`.
+
+    `split=None` takes the dataset's only split, else the first of test, validation, train it has.
+    """
+    try:
+        import datasets
+    except ImportError as e:
+        raise ImportError("loading a 🤗 dataset needs `datasets` (pip install 'ganzoo[train]')") from e
+    if Path(source).is_dir() and is_dataset_source(source):
+        dataset = datasets.load_from_disk(str(source))
+    else:
+        if str(source) == "imagefolder" and not data_dir:
+            raise ValueError("--dataset-name imagefolder needs --train-data-dir")
+        try:
+            dataset = datasets.load_dataset(str(source), config_name, data_dir=data_dir, streaming=streaming,
+                                            cache_dir=cache_dir)
+        except (FileNotFoundError, ConnectionError) as e:  # offline and not cached, or not on the Hub
+            raise FileNotFoundError(f"{source}: not a folder, and no 🤗 dataset of that name could be loaded "
+                                    f"({type(e).__name__}: {e})") from e
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        if split is None:
+            split = next(iter(dataset)) if len(dataset) == 1 else next((s for s in PREFERRED_SPLITS if s in dataset), None)
+        if split not in dataset:
+            raise ValueError(f"{source}: no split {split!r} (it has {', '.join(dataset)})")
+        dataset = dataset[split]
+    if streaming and isinstance(dataset, datasets.Dataset):
+        dataset = dataset.to_iterable_dataset()
+    return dataset
+
+
+def image_column(dataset, wanted: str | None = None, exclude: str | None = None) -> str:
+    """`wanted` once checked, else the dataset's one image column (besides `exclude`), else `image`."""
+    import datasets
+
+    features = dataset.features
+    if features is None:  # some streamed datasets only know their columns once read
+        return wanted or "image"
+    if wanted is not None:
+        if wanted not in features:
+            raise ValueError(f"no column {wanted!r} in the dataset (columns: {', '.join(features)})")
+        return wanted
+    found = [name for name, feature in features.items() if isinstance(feature, datasets.Image) and name != exclude]
+    if len(found) == 1:
+        return found[0]
+    if "image" in found:
+        return "image"
+    raise ValueError(f"which image column? the dataset has {', '.join(found) or 'none'} (columns: "
+                     f"{', '.join(features)})")
+
+
+def dataset_images(source: str | os.PathLike, split: str | None = None) -> list[tuple[str, Any, Any]]:
+    """(name, image, blurred image or None) for each row of a 🤗 dataset, for evaluation.
+
+    A column whose name starts with "blur" holds blurred images paired with the other image column.
+    """
+    dataset = load_image_dataset(source, split)
+    blurred = next((c for c in dataset.features if c.lower().startswith(BLURRED_DIR_PREFIX)), None)
+    sharp = image_column(dataset, exclude=blurred)
+    names = next((c for c in ("name", "file_name", "filename", "id") if c in dataset.features), None)
+    return [(str(row[names]) if names else f"{index:04d}", row[sharp], row[blurred] if blurred else None)
+            for index, row in enumerate(dataset)]
+
+
+def image_bank(args: argparse.Namespace, folders: list[str | os.PathLike], min_size: int,
+               device: torch.device | str = "cpu", *, paired: bool = False, optional: bool = False) -> ImageBank | None:
+    """The training images of `folders` (blurred/sharp pair folders if `paired`) and of `--dataset-name`.
+
+    The dataset joins the paired bank when `--blurred-column` is given, the unpaired one otherwise. With
+    `--streaming` it is read through a `StreamingImageBank`. None (if `optional`) when neither gives anything.
+    """
+    name = args.dataset_name or ("imagefolder" if args.train_data_dir else None)
+    from_dataset = name is not None and bool(getattr(args, "blurred_column", None)) == paired
+    if not folders and not from_dataset:
+        if optional:
+            return None
+        raise ValueError("no training data: give image folders or --dataset-name (or --train-data-dir)")
+    if from_dataset and args.streaming and folders:
+        raise ValueError("--streaming reads only the dataset: drop the folders or --streaming")
+    groups: list[list[Any]] = ([list(pair) for folder in folders for pair in blur_pairs(folder)] if paired else
+                               [[path] for folder in folders for path in list_images(folder)])
+    if from_dataset:
+        dataset = load_image_dataset(name, args.dataset_split, config_name=args.dataset_config_name,
+                                     data_dir=args.train_data_dir, streaming=args.streaming, cache_dir=args.cache_dir)
+        columns = [args.blurred_column] if paired else []
+        columns.append(image_column(dataset, args.image_column, exclude=columns[0] if paired else None))
+        if args.max_train_samples is not None:
+            dataset = (dataset.take(args.max_train_samples) if args.streaming else
+                       dataset.select(range(min(args.max_train_samples, len(dataset)))))
+        if args.streaming:
+            return StreamingImageBank(dataset, columns, args.stream_buffer, min_size, device)
+        groups += ([row[c] for c in columns] for row in dataset)
+    bank = (PairedImageBank if paired else ImageBank).from_groups(groups, min_size, device)
+    if not bank.images:
+        raise ValueError(f"no training images of at least {min_size}x{min_size} pixels in {[*folders, name]}")
+    return bank
+
+
+class StreamingImageBank(PairedImageBank):
+    """A buffer of streamed images (or aligned image groups): each batch of crops first swaps one buffered image
+    for the next in the stream, which starts over when it ends. The stream's order is not part of a checkpoint,
+    so a resumed run sees different crops than an uninterrupted one."""
+
+    def __init__(self, dataset, columns: list[str], buffer: int, min_size: int,
+                 device: torch.device | str = "cpu") -> None:
+        if buffer < 1:
+            raise ValueError(f"--stream-buffer must be at least 1, got {buffer}")
+        from accelerate import PartialState
+        from datasets.distributed import split_dataset_by_node
+
+        state = PartialState()
+        if state.num_processes > 1:  # each process streams its own share
+            dataset = split_dataset_by_node(dataset, rank=state.process_index, world_size=state.num_processes)
+        self.dataset, self.columns, self.min_size, self.device = dataset, columns, min_size, device
+        self.skipped = 0
+        self._stream = self._endless()
+        self.images = [next(self._stream) for _ in range(buffer)]
+
+    def _endless(self) -> Iterator[torch.Tensor]:
+        epoch = 0
+        while True:
+            self.dataset.set_epoch(epoch)  # reshuffles a shuffled stream each pass
+            found = False
+            for row in self.dataset:
+                image = group_tensor([row[c] for c in self.columns], self.min_size, self.device)
+                if image is None:
+                    self.skipped += 1
+                    continue
+                found = True
+                yield image
+            if not found:
+                raise ValueError(f"the streamed dataset has no images of at least {self.min_size}x{self.min_size}")
+            epoch += 1
+
+    def random_crops(self, batch_size: int, size: int, rng: torch.Generator) -> torch.Tensor:
+        self.images[int(torch.randint(len(self.images), (1,), generator=rng))] = next(self._stream)
+        return super().random_crops(batch_size, size, rng)

@@ -73,16 +73,18 @@ def evaluate_digits(generator: torch.nn.Module, classifier: torch.nn.Module, dat
 def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor], data_dir: str | os.PathLike, scale: int,
                 progress: bool = True) -> dict[str, float | int | list[dict[str, float]]]:
     """The SR benchmark protocol: mod-crop, MATLAB bicubic down, upscale, quantise to 8 bits,
-    then PSNR/SSIM on Y (BT.601) and on RGB, each with a `scale`-pixel border crop."""
+    then PSNR/SSIM on Y (BT.601) and on RGB, each with a `scale`-pixel border crop.
+
+    `data_dir`: a folder of HR images or a 🤗 dataset (Hub id or `save_to_disk` folder)."""
     rows = []
-    for path in tqdm(list_images(data_dir), desc="evaluate", disable=not progress):
-        hr = mod_crop(image_to_tensor(load_image(path))[0], scale)
+    for name, image in tqdm(named_images(data_dir), desc="evaluate", disable=not progress):
+        hr = mod_crop(image_to_tensor(load_image(image))[0], scale)
         lr = degrade_bicubic(hr, scale)
         sr = quantize(upscale(lr).to(hr.device, hr.dtype))
         if sr.shape != hr.shape:
-            raise ValueError(f"{path.name}: upscaled to {tuple(sr.shape)}, expected {tuple(hr.shape)}")
+            raise ValueError(f"{name}: upscaled to {tuple(sr.shape)}, expected {tuple(hr.shape)}")
         rows.append({
-            "image": path.stem,
+            "image": name,
             "psnr_y": psnr(sr, hr, crop_border=scale, y_channel=True).item(),
             "ssim_y": ssim(sr, hr, crop_border=scale, y_channel=True).item(),
             "psnr_rgb": psnr(sr, hr, crop_border=scale).item(),
@@ -90,6 +92,15 @@ def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor], data_dir: str |
         })
     means = {key: sum(r[key] for r in rows) / len(rows) for key in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
     return {"n": len(rows), **means, "images": rows}
+
+
+def named_images(source: str | os.PathLike) -> list[tuple[str, object]]:
+    """(name, path or PIL image) of a folder's images (named by file stem) or of a 🤗 dataset's rows."""
+    from ganzoo.data import dataset_images, is_dataset_source
+
+    if is_dataset_source(source):
+        return [(name, image) for name, image, _ in dataset_images(source)]
+    return [(path.stem, path) for path in list_images(source)]
 
 
 # -- deblurring -------------------------------------------------------------------------------------
@@ -106,16 +117,20 @@ def deblur_cases(data_dir: str | os.PathLike, kernels: list[torch.Tensor] | None
     is read as is; a `_ker_N` suffix picks the true kernel N (1-based) from
     `kernels` when given. A folder of sharp images (one named `sharp` included) needs `kernels`: every
     image is blurred with every kernel (reflect padding) and quantised to 8 bits,
-    so the benchmark is the same on every run.
+    so the benchmark is the same on every run. A 🤗 dataset (Hub id or `save_to_disk` folder) with a `blur*`
+    image column gives pairs; one without gives sharp images.
     """
-    from ganzoo.data import blur_pairs, sharp_folders
+    from ganzoo.data import blur_pairs, dataset_images, is_dataset_source, sharp_folders
     from ganzoo.degrade import blur
 
     folder = Path(data_dir)
     cases = []
+    rows = dataset_images(data_dir) if is_dataset_source(data_dir) else []
+    if rows and all(blurred is not None for *_, blurred in rows):
+        return [(name, _read_rgb(blurred), _read_rgb(sharp), None) for name, sharp, blurred in rows]
     # A folder that is itself named `sharp` holds sharp images: blurring them with `kernels` is the
     # request, even where blurred siblings exist (e.g. re-blurring Levin's images with other borders).
-    if folder.is_dir() and [f for f in sharp_folders(folder) if f != folder]:
+    if not rows and folder.is_dir() and [f for f in sharp_folders(folder) if f != folder]:
         for blurred_path, sharp_path in blur_pairs(folder):
             number = KERNEL_NUMBER.search(blurred_path.stem)
             kernel = None
@@ -130,15 +145,15 @@ def deblur_cases(data_dir: str | os.PathLike, kernels: list[torch.Tensor] | None
     if kernels is None:
         raise ValueError(f"{folder}: no blurred/sharp pairs; for a folder of sharp images give the kernels to blur "
                          "them with")
-    for path in list_images(folder):
-        sharp = _read_rgb(path)
+    for name, image in [(name, sharp) for name, sharp, _ in rows] or named_images(folder):
+        sharp = _read_rgb(image)
         for index, kernel in enumerate(kernels, 1):
-            cases.append((f"{path.stem}_ker_{index}", quantize(blur(sharp, kernel)), sharp, kernel))
+            cases.append((f"{name}_ker_{index}", quantize(blur(sharp, kernel)), sharp, kernel))
     return cases
 
 
-def _read_rgb(path: Path) -> torch.Tensor:
-    return image_to_tensor(load_image(path))[0]
+def _read_rgb(image: Path | object) -> torch.Tensor:
+    return image_to_tensor(load_image(image))[0]
 
 
 def richardson_lucy(blurred: torch.Tensor, kernel: torch.Tensor, iterations: int = 30) -> torch.Tensor:

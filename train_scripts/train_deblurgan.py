@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import ganzoo
-from ganzoo.data import ImageBank, PairedImageBank
+from ganzoo.data import add_dataset_args, image_bank
 from ganzoo.degrade import BlurSynthesizer, load_kernels
 from ganzoo.evaluate import evaluate_deblur
 from ganzoo.losses import (
@@ -76,10 +76,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
     model.add_argument("--lr", type=float, default=1e-4)
     model.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5 as in DeblurGAN)")
+    add_dataset_args(parser, paired=True)
     add_training_args(parser, max_steps=100_000, batch_size=8, checkpoint_every=1000, sample_every=500)
     args = parser.parse_args(argv)
-    if not args.train_dirs and not args.pair_dirs:
-        parser.error("give --train-dirs (sharp images) and/or --pair-dirs (blurred/sharp pairs)")
+    if not args.train_dirs and not args.pair_dirs and not (args.dataset_name or args.train_data_dir):
+        parser.error("give --train-dirs (sharp images), --pair-dirs (blurred/sharp pairs) and/or --dataset-name")
     weights = (args.adversarial_weight, args.perceptual_weight, args.pixel_weight)
     if min(weights) < 0 or max(weights) == 0:
         parser.error("loss weights must be >= 0 and at least one of them > 0")
@@ -88,8 +89,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def deblur_batches(args: argparse.Namespace, device: torch.device):
     """A step's (blurred, sharp) crops: synthetic blur of sharp crops and/or real pairs."""
-    sharp_bank = ImageBank(args.train_dirs, args.crop_size, device) if args.train_dirs else None
-    pair_bank = PairedImageBank(args.pair_dirs, args.crop_size, device) if args.pair_dirs else None
+    sharp_bank = image_bank(args, args.train_dirs, args.crop_size, device, optional=True)
+    pair_bank = image_bank(args, args.pair_dirs, args.crop_size, device, paired=True, optional=True)
     kernels = load_kernels(args.kernels_dir) if args.kernels_dir else None
     synthesizer = BlurSynthesizer(kernels, args.recorded_fraction if kernels else 0.0, args.kernel_size,
                                   (0.0, args.noise_sigma), args.circular_fraction)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import ganzoo
-from ganzoo.data import ImageBank
+from ganzoo.data import image_bank
 from ganzoo.losses import PerceptualLoss, VGGFeatures, d_bce_loss, feature_matching_loss, g_bce_loss
 from ganzoo.models import SRGANDiscriminator, SRResNet
 from ganzoo.training import Trainer, add_training_args, adversarial_step
@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     trainer = Trainer(args, "srgan")
-    bank = ImageBank(args.train_dirs, min_size=args.crop_size, device=trainer.device)
+    bank = image_bank(args, args.train_dirs, args.crop_size, trainer.device)
     generator = ganzoo.load(args.init_from)
     if not isinstance(generator, SRResNet) or generator.scale != args.scale:
         raise SystemExit(f"--init-from must be an SRResNet x{args.scale}, got {type(generator).__name__}")

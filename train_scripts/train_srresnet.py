@@ -9,14 +9,15 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from ganzoo.data import ImageBank, degrade_bicubic
+from ganzoo.data import ImageBank, add_dataset_args, degrade_bicubic, image_bank
 from ganzoo.evaluate import evaluate_sr
 from ganzoo.models import SRResNet
 from ganzoo.training import Trainer, add_training_args
 
 
 def add_sr_data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train-dirs", nargs="+", required=True, help="folders of high-resolution training images")
+    parser.add_argument("--train-dirs", nargs="*", default=[], help="folders of high-resolution training images")
+    add_dataset_args(parser)
     parser.add_argument("--val-dir", default=None, help="folder of HR images for validation (e.g. Set5)")
     parser.add_argument("--scale", type=int, default=4, choices=[2, 4, 8])
     parser.add_argument("--crop-size", type=int, default=96, help="HR crop size (the paper's 96)")
@@ -72,7 +73,7 @@ def sr_callbacks(trainer: Trainer, args: argparse.Namespace, generator: torch.nn
 def main(argv=None) -> None:
     args = parse_args(argv)
     trainer = Trainer(args, "srresnet")
-    bank = ImageBank(args.train_dirs, min_size=args.crop_size, device=trainer.device)
+    bank = image_bank(args, args.train_dirs, args.crop_size, trainer.device)
     model = SRResNet(scale=args.scale, num_blocks=args.num_blocks, channels=args.channels)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.max_steps, eta_min=args.lr / 100)

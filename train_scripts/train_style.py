@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ganzoo.data import ImageBank
+from ganzoo.data import add_dataset_args, image_bank
 from ganzoo.imaging import image_to_tensor, load_image
 from ganzoo.losses import (
     VGGFeatures,
@@ -56,7 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--style-name", default=None, help="name for the card (default: the image's file stem)")
     data.add_argument("--style-credit", default=None, help="source and licence of the style image, for the card")
     data.add_argument("--style-size", type=int, default=256, help="longer side of the style image in the loss")
-    data.add_argument("--content-dirs", nargs="+", required=True, help="folders of content photos")
+    data.add_argument("--content-dirs", nargs="*", default=[], help="folders of content photos")
+    add_dataset_args(parser)
     data.add_argument("--crop-size", type=int, default=256)
     model = parser.add_argument_group("model and loss")
     model.add_argument("--channels", type=int, default=32)
@@ -91,7 +92,7 @@ def main(argv=None) -> None:
     style_name = args.style_name or args.style_image.stem
     trainer = Trainer(args, f"style-{style_name}")
     device = trainer.device
-    bank = ImageBank(args.content_dirs, args.crop_size, device)
+    bank = image_bank(args, args.content_dirs, args.crop_size, device)
     style = load_style(args.style_image, args.style_size).to(device)
     style_layers = tuple(args.style_layers)
     features = VGGFeatures(tuple(dict.fromkeys((*style_layers, CONTENT_LAYER))), weights=args.vgg_weights,
