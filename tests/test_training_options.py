@@ -192,3 +192,36 @@ def test_push_to_hub_defaults_to_the_output_dir_name_and_creates_the_repo_before
     assert trainer.hub_repo_id == "me/run" and not (tmp_path / "run" / "log.jsonl").exists()
     trainer.end()  # nothing exported: nothing to upload
     assert len(fake_hub) == 1
+
+
+# -- sample accelerate configs -----------------------------------------------------------------------------
+
+CONFIGS = Path(__file__).resolve().parent.parent / "train_scripts" / "accelerate_configs"
+
+
+@pytest.mark.parametrize("name, distributed, processes, cpu", [("cpu", "NO", 1, True), ("single_gpu", "NO", 1, False),
+                                                                ("multi_gpu", "MULTI_GPU", 4, False)])
+def test_sample_accelerate_configs_load_in_accelerate(name, distributed, processes, cpu):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(CONFIGS / f"{name}.yaml")  # refuses unknown keys and values
+    assert (config.distributed_type.value, config.num_processes, config.use_cpu) == (distributed, processes, cpu)
+    assert config.mixed_precision == ("no" if cpu else "bf16")
+
+
+def test_accelerate_launch_with_the_cpu_config_passes_its_precision_to_the_loop(fake_mnist, tmp_path):
+    """`accelerate launch` sets ACCELERATE_MIXED_PRECISION; the loop must use it, not a default of its own."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    env = {**os.environ, OVERRIDE_ENV: "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(CONFIGS.parent.parent)}
+    env.pop("ACCELERATE_MIXED_PRECISION", None)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / "cpu.yaml"),
+               "--mixed_precision", "bf16", str(CONFIGS.parent / "train_mnist_classifier.py"),
+               "--data-dir", str(fake_mnist), "--output-dir", str(out), *TINY, "--max-steps", "1"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "bf16 autocast + channels-last on the CPU (from the launcher" in result.stdout + result.stderr
+    assert json.loads((out / "final.run.json").read_text())["hardware"].endswith("mixed precision: bf16")
