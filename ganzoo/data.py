@@ -16,7 +16,7 @@ import torch
 
 from ganzoo.imaging import degrade_bicubic, image_files, image_to_tensor, list_images, load_image
 
-__all__ = ["ImageBank", "PairedImageBank", "StreamingImageBank", "add_dataset_args", "blur_pairs", "dataset_images",
+__all__ = ["ImageBank", "PairedImageBank", "StreamingImageBank", "add_dataset_args", "blur_pairs", "data_sources", "dataset_images",
            "degrade_bicubic", "epoch_batch_indices", "image_bank", "load_image_dataset", "load_mnist",
            "load_mnist_dataset", "read_idx"]
 
@@ -309,8 +309,8 @@ def image_bank(args: argparse.Namespace, folders: list[str | os.PathLike], min_s
     The dataset joins the paired bank when `--blurred-column` is given, the unpaired one otherwise. With
     `--streaming` it is read through a `StreamingImageBank`. None (if `optional`) when neither gives anything.
     """
-    name = args.dataset_name or ("imagefolder" if args.train_data_dir else None)
-    from_dataset = name is not None and bool(getattr(args, "blurred_column", None)) == paired
+    name = _dataset_for(args, paired)
+    from_dataset = name is not None
     if not folders and not from_dataset:
         if optional:
             return None
@@ -334,6 +334,21 @@ def image_bank(args: argparse.Namespace, folders: list[str | os.PathLike], min_s
     if not bank.images:
         raise ValueError(f"no training images of at least {min_size}x{min_size} pixels in {[*folders, name]}")
     return bank
+
+
+def _dataset_for(args: argparse.Namespace, paired: bool) -> str | None:
+    """The --dataset-name that feeds a paired (it has --blurred-column) or an unpaired bank, if any."""
+    name = args.dataset_name or ("imagefolder" if args.train_data_dir else None)
+    return name if name is not None and bool(getattr(args, "blurred_column", None)) == paired else None
+
+
+def data_sources(args: argparse.Namespace, folders: list[str | os.PathLike], *, paired: bool = False) -> list[str]:
+    """What `image_bank` read for `folders`, for the model card: the folders and the 🤗 dataset."""
+    name = _dataset_for(args, paired)
+    if name == "imagefolder":
+        name = f"imagefolder {args.train_data_dir}"
+    streamed = ", streamed" if args.streaming else ""
+    return [str(folder) for folder in folders] + ([f"{name} (🤗 dataset{streamed})"] if name else [])
 
 
 class StreamingImageBank(PairedImageBank):

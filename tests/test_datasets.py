@@ -183,6 +183,8 @@ def test_srresnet_trains_from_an_offline_hub_id(run_script, offline_hub, tmp_pat
                                   "--channels", "8", *SMOKE, *(["--streaming", "--stream-buffer", "2"] * streaming)])
     assert isinstance(ganzoo.load(out / "final"), SRResNet) and log_steps(out)[-1] == 2
     assert json.loads((out / "final.run.json").read_text())["args"]["dataset_name"] == offline_hub
+    streamed = ", streamed" if streaming else ""
+    assert f"from {offline_hub} (🤗 dataset{streamed})" in (out / "final" / "README.md").read_text()
 
 
 def test_deblurgan_trains_from_saved_pairs(run_script, paired_dataset, tmp_path):
@@ -191,7 +193,9 @@ def test_deblurgan_trains_from_saved_pairs(run_script, paired_dataset, tmp_path)
                                    "--image-column", "sharp", "--output-dir", out, "--channels", "4",
                                    "--num-blocks", "1", "--critic-channels", "4", "--vgg-weights", "random", *SMOKE])
     assert isinstance(ganzoo.load(out / "final"), DeblurGANGenerator) and log_steps(out)[-1] == 2
-    assert json.loads((out / "final.run.json").read_text())["args"]["blurred_column"] == "blurred"
+    record = json.loads((out / "final.run.json").read_text())
+    assert record["args"]["blurred_column"] == "blurred" and record["data"]["pairs"] == 3
+    assert record["pair_dirs"] == [f"{paired_dataset} (🤗 dataset)"] and record["train_dirs"] == []
 
 
 def test_style_trains_from_imagefolder(run_script, image_folder, tmp_path):
@@ -202,6 +206,7 @@ def test_style_trains_from_imagefolder(run_script, image_folder, tmp_path):
                                image_folder, "--style-size", "32", "--channels", "4", "--num-blocks", "1",
                                "--vgg-weights", "random", "--output-dir", out, *SMOKE])
     assert isinstance(ganzoo.load(out / "final"), TransformerNet) and log_steps(out)[-1] == 2
+    assert f"3 content photos from imagefolder {image_folder} (🤗 dataset)" in (out / "final" / "README.md").read_text()
 
 
 # -- evaluation from a dataset ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import ganzoo
-from ganzoo.data import add_dataset_args, image_bank
+from ganzoo.data import add_dataset_args, data_sources, image_bank
 from ganzoo.degrade import BlurSynthesizer, load_kernels
 from ganzoo.evaluate import evaluate_deblur
 from ganzoo.losses import (
@@ -199,7 +199,8 @@ def main(argv=None) -> None:
     metrics = trainer.fit(train_step, models, sample_fn=sample,
                           eval_fn=validate if args.val_dir else None, eval_every=args.eval_every, sample_nrow=4)
     fields = {"metrics": metrics, "perceptual_loss": features.describe() if features else "no perceptual term",
-              "data": data_description, "train_dirs": args.train_dirs, "pair_dirs": args.pair_dirs,
+              "data": data_description, "train_dirs": data_sources(args, args.train_dirs),
+              "pair_dirs": data_sources(args, args.pair_dirs, paired=True),
               "kernels_dir": args.kernels_dir, "init_from": args.init_from}
     trainer.export(generator, "final", "deblurgan.md", **fields)
     if critic is not None:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import ganzoo
-from ganzoo.data import image_bank
+from ganzoo.data import data_sources, image_bank
 from ganzoo.losses import PerceptualLoss, VGGFeatures, d_bce_loss, feature_matching_loss, g_bce_loss
 from ganzoo.models import SRGANDiscriminator, SRResNet
 from ganzoo.training import Trainer, add_training_args, adversarial_step
@@ -85,9 +85,9 @@ def main(argv=None) -> None:
     sample, validate = sr_callbacks(trainer, args, generator, bank)
     metrics = trainer.fit(train_step, [generator, discriminator], sample_fn=sample, eval_fn=validate,
                           eval_every=args.eval_every, sample_nrow=4)
-    trainer.export(generator, "final", "super-resolution.md", metrics=metrics, train_dirs=args.train_dirs,
+    trainer.export(generator, "final", "super-resolution.md", metrics=metrics, train_dirs=data_sources(args, args.train_dirs),
                    images=len(bank), content_loss=content_description, init_from=args.init_from)
-    trainer.export(discriminator, "discriminator", "super-resolution.md", metrics=metrics, train_dirs=args.train_dirs,
+    trainer.export(discriminator, "discriminator", "super-resolution.md", metrics=metrics, train_dirs=data_sources(args, args.train_dirs),
                    images=len(bank), content_loss=content_description, init_from=args.init_from)
     trainer.end()
 

@@ -9,7 +9,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from ganzoo.data import ImageBank, add_dataset_args, degrade_bicubic, image_bank
+from ganzoo.data import ImageBank, add_dataset_args, data_sources, degrade_bicubic, image_bank
 from ganzoo.evaluate import evaluate_sr
 from ganzoo.models import SRResNet
 from ganzoo.training import Trainer, add_training_args
@@ -93,7 +93,7 @@ def main(argv=None) -> None:
     sample, validate = sr_callbacks(trainer, args, model, bank)
     metrics = trainer.fit(train_step, [model], sample_fn=sample, eval_fn=validate, eval_every=args.eval_every,
                           sample_nrow=4)
-    trainer.export(model, "final", "super-resolution.md", metrics=metrics, train_dirs=args.train_dirs,
+    trainer.export(model, "final", "super-resolution.md", metrics=metrics, train_dirs=data_sources(args, args.train_dirs),
                    images=len(bank), content_loss=f"pixel {args.pixel_loss.upper()}")
     trainer.end()
 

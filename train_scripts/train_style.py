@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ganzoo.data import add_dataset_args, image_bank
+from ganzoo.data import add_dataset_args, data_sources, image_bank
 from ganzoo.imaging import image_to_tensor, load_image
 from ganzoo.losses import (
     VGGFeatures,
@@ -129,7 +129,7 @@ def main(argv=None) -> None:
         model, "final", "style.md", style_name=style_name, style_image=str(args.style_image),
         style_credit=args.style_credit or STYLE_CREDITS.get(style_name, UNKNOWN_CREDIT),
         loss_network=features.describe(), style_layers=list(style_layers), content_layer=CONTENT_LAYER,
-        content_dirs=[str(d) for d in args.content_dirs], content_images=len(bank))
+        content_dirs=data_sources(args, args.content_dirs), content_images=len(bank))
     if folder is not None:  # the style image beside the weights: the card and the app's gallery show it
         thumbnail = load_image(args.style_image).convert("RGB")
         thumbnail.thumbnail((256, 256), Image.Resampling.LANCZOS)
