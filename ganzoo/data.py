@@ -16,9 +16,9 @@ import torch
 
 from ganzoo.imaging import degrade_bicubic, image_files, image_to_tensor, list_images, load_image
 
-__all__ = ["ImageBank", "PairedImageBank", "StreamingImageBank", "add_dataset_args", "blur_pairs", "data_sources", "dataset_images",
-           "degrade_bicubic", "epoch_batch_indices", "image_bank", "load_image_dataset", "load_mnist",
-           "load_mnist_dataset", "read_idx"]
+__all__ = ["ImageBank", "PairedImageBank", "StreamingImageBank", "add_dataset_args", "blur_pairs", "data_sources",
+           "dataset_images", "degrade_bicubic", "epoch_batch_indices", "image_bank", "load_image_dataset",
+           "load_mnist", "load_mnist_dataset", "read_idx"]
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -260,7 +260,8 @@ def load_image_dataset(source: str | os.PathLike, split: str | None = "train", *
                                     f"({type(e).__name__}: {e})") from e
     if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         if split is None:
-            split = next(iter(dataset)) if len(dataset) == 1 else next((s for s in PREFERRED_SPLITS if s in dataset), None)
+            split = next(iter(dataset)) if len(dataset) == 1 else next(
+                (name for name in PREFERRED_SPLITS if name in dataset), None)
         if split not in dataset:
             raise ValueError(f"{source}: no split {split!r} (it has {', '.join(dataset)})")
         dataset = dataset[split]

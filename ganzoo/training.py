@@ -367,7 +367,8 @@ def _resolve_precision(requested: str | None, cpu: bool) -> tuple[str | None, bo
     None is passed on when the launcher chose (ACCELERATE_MIXED_PRECISION), so Accelerate applies its choice.
     """
     chosen = os.environ.get("ACCELERATE_MIXED_PRECISION", "").lower()
-    why = "from --mixed-precision" if requested else "from the launcher / accelerate config (ACCELERATE_MIXED_PRECISION)"
+    why = ("from --mixed-precision" if requested else
+           "from the launcher / accelerate config (ACCELERATE_MIXED_PRECISION)")
     on_cpu = PartialState(cpu=cpu or parse_flag_from_env("ACCELERATE_USE_CPU")).device.type == "cpu"
     if requested is None and not chosen:
         if not on_cpu:

@@ -206,7 +206,8 @@ def test_style_trains_from_imagefolder(run_script, image_folder, tmp_path):
                                image_folder, "--style-size", "32", "--channels", "4", "--num-blocks", "1",
                                "--vgg-weights", "random", "--output-dir", out, *SMOKE])
     assert isinstance(ganzoo.load(out / "final"), TransformerNet) and log_steps(out)[-1] == 2
-    assert f"3 content photos from imagefolder {image_folder} (🤗 dataset)" in (out / "final" / "README.md").read_text()
+    card = (out / "final" / "README.md").read_text()
+    assert f"3 content photos from imagefolder {image_folder} (🤗 dataset)" in card
 
 
 # -- evaluation from a dataset ---------------------------------------------------------------------------

@@ -74,7 +74,8 @@ def test_forced_bf16_on_a_cpu_without_it_warns_that_it_is_slower(make_trainer, m
     monkeypatch.setenv(OVERRIDE_ENV, "0")
     trainer = make_trainer("--cpu", "--mixed-precision", "bf16")
     assert trainer.accelerator.mixed_precision == "bf16" and trainer.channels_last
-    assert "from --mixed-precision; this CPU has no native bf16, so expect it SLOWER than fp32" in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert "from --mixed-precision; this CPU has no native bf16, so expect it SLOWER than fp32" in log
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["bf16-simulated", "fp32-fallback"])

@@ -85,10 +85,12 @@ def main(argv=None) -> None:
     sample, validate = sr_callbacks(trainer, args, generator, bank)
     metrics = trainer.fit(train_step, [generator, discriminator], sample_fn=sample, eval_fn=validate,
                           eval_every=args.eval_every, sample_nrow=4)
-    trainer.export(generator, "final", "super-resolution.md", metrics=metrics, train_dirs=data_sources(args, args.train_dirs),
-                   images=len(bank), content_loss=content_description, init_from=args.init_from)
-    trainer.export(discriminator, "discriminator", "super-resolution.md", metrics=metrics, train_dirs=data_sources(args, args.train_dirs),
-                   images=len(bank), content_loss=content_description, init_from=args.init_from)
+    trainer.export(generator, "final", "super-resolution.md", metrics=metrics,
+                   train_dirs=data_sources(args, args.train_dirs), images=len(bank),
+                   content_loss=content_description, init_from=args.init_from)
+    trainer.export(discriminator, "discriminator", "super-resolution.md", metrics=metrics,
+                   train_dirs=data_sources(args, args.train_dirs), images=len(bank),
+                   content_loss=content_description, init_from=args.init_from)
     trainer.end()
 
 

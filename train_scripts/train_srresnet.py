@@ -93,8 +93,9 @@ def main(argv=None) -> None:
     sample, validate = sr_callbacks(trainer, args, model, bank)
     metrics = trainer.fit(train_step, [model], sample_fn=sample, eval_fn=validate, eval_every=args.eval_every,
                           sample_nrow=4)
-    trainer.export(model, "final", "super-resolution.md", metrics=metrics, train_dirs=data_sources(args, args.train_dirs),
-                   images=len(bank), content_loss=f"pixel {args.pixel_loss.upper()}")
+    trainer.export(model, "final", "super-resolution.md", metrics=metrics,
+                   train_dirs=data_sources(args, args.train_dirs), images=len(bank),
+                   content_loss=f"pixel {args.pixel_loss.upper()}")
     trainer.end()
 
 
