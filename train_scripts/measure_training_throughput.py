@@ -1,11 +1,14 @@
 """Training throughput per family, fp32 vs bf16 autocast, with the same command: the README's table.
 
     OMP_NUM_THREADS=1 python train_scripts/measure_training_throughput.py --data ../shared/data \
-        --output runs/throughput
+        --output runs/throughput --steps 3 --families mnist-dcgan srresnet-x4
+    OMP_NUM_THREADS=1 python train_scripts/measure_training_throughput.py --data ../shared/data \
+        --output runs/throughput-heavy --steps 2 --families deblurgan style adain
 
 Each family's train script runs a few steps twice, once with `--mixed-precision no` and once with
 `--mixed-precision bf16` (forced, whatever the CPU supports), everything else equal. Throughput is
 crops (MNIST: images) per second over the logged step times, leaving out the first step (warm-up).
+Where bf16 is emulated (no AVX512-BF16/AMX) a step can take minutes, hence few steps and small crops.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ def family_commands(data: Path) -> dict[str, tuple[str, int, list[str]]]:
     return {
         "mnist-dcgan": ("train_mnist_gan", 64, ["--data-dir", data / "mnist", "--batch-size", "64"]),
         "srresnet-x4": ("train_srresnet", 4, ["--train-dirs", sr_train, "--batch-size", "4", "--crop-size", "96"]),
-        "deblurgan": ("train_deblurgan", 2, ["--train-dirs", sr_train, "--batch-size", "2", "--crop-size", "128",
+        "deblurgan": ("train_deblurgan", 2, ["--train-dirs", sr_train, "--batch-size", "2", "--crop-size", "64",
                                              "--vgg-weights", "random"]),
         "style": ("train_style", 2, ["--style-image", data / "style/styles/mosaic.jpg", "--content-dirs", content,
-                                     "--batch-size", "2", "--crop-size", "128", "--vgg-weights", "random"]),
+                                     "--batch-size", "2", "--crop-size", "64", "--vgg-weights", "random"]),
         "adain": ("train_adain", 2, ["--content-dirs", content, "--style-dirs", data / "style/styles",
-                                     "--batch-size", "2", "--crop-size", "128", "--vgg-weights", "random"]),
+                                     "--batch-size", "2", "--crop-size", "64", "--vgg-weights", "random"]),
     }
 
 
