@@ -226,3 +226,16 @@ def test_accelerate_launch_with_the_cpu_config_passes_its_precision_to_the_loop(
     assert result.returncode == 0, result.stderr[-3000:]
     assert "bf16 autocast + channels-last on the CPU (from the launcher" in result.stdout + result.stderr
     assert json.loads((out / "final.run.json").read_text())["hardware"].endswith("mixed precision: bf16")
+
+
+def test_throughput_leaves_out_the_warm_up_step(tmp_path):
+    from conftest import load_train_script
+
+    measure = load_train_script("measure_training_throughput")
+    rows = [{"step": 1, "time": 9.0}, {"step": 2, "time": 10.0, "loss": 1.0}, {"step": 3, "time": 12.0}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert measure.crops_per_second(tmp_path, crops_per_step=4) == pytest.approx(4 * 2 / 3.0)
+    (tmp_path / "log.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    with pytest.raises(ValueError, match="at least 2 logged steps"):
+        measure.crops_per_second(tmp_path, 4)
+    assert set(measure.family_commands(Path("data"))) == {"mnist-dcgan", "srresnet-x4", "deblurgan", "style", "adain"}
