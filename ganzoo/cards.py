@@ -125,8 +125,10 @@ def sr_results(fields: dict[str, Any]) -> list[EvalResult]:
 def deblur_results(fields: dict[str, Any]) -> list[EvalResult]:
     model = fields.get("model_name", "model")
     columns = (("psnr", "psnr", 2, f"{model} PSNR"), ("ssim", "ssim", 4, "SSIM"))
+    # the config tells rows of one dataset apart (the Hub groups results by task, dataset and config)
     return [EvalResult(task_type="image-to-image", task_name="Motion deblurring",
                        dataset_type=_dataset_id(name), dataset_name=name, metric_type=metric,
+                       dataset_config=re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
                        metric_name=label, metric_value=round(float(b[key]), digits))
             for name, b in (fields.get("benchmarks") or {}).items() for metric, key, digits, label in columns]
 
