@@ -86,10 +86,7 @@ def plan(namespace: str, space_dir: Path | None, work: Path, space_name: str = "
 
 def upload(repos: list[Repo], api: HfApi | None = None) -> list[str]:
     """Create each repo (kept if it exists) and upload its folder in one commit; returns the commit URLs."""
-    if api is None:
-        if get_token() is None:
-            raise PermissionError("no Hugging Face token: run `hf auth login` or set HF_TOKEN")
-        api = HfApi()
+    api = api or HfApi()
     urls = []
     for repo in repos:
         extra = {"space_sdk": "gradio"} if repo.repo_type == "space" else {}
@@ -103,6 +100,8 @@ def upload(repos: list[Repo], api: HfApi | None = None) -> list[str]:
 def publish(namespace: str, space_dir: Path | None, space_name: str = "ganzoo", dry_run: bool = False,
             api: HfApi | None = None) -> list[dict[str, Any]]:
     """Stage every repo in a temporary folder and upload it (unless `dry_run`); one summary per repo."""
+    if not dry_run and api is None and get_token() is None:
+        raise PermissionError("no Hugging Face token: run `hf auth login` or set HF_TOKEN")
     with tempfile.TemporaryDirectory(prefix="ganzoo-publish-") as work:
         repos = plan(namespace, space_dir, Path(work), space_name)
         summaries = [repo.summary() for repo in repos]
