@@ -21,19 +21,19 @@ from huggingface_hub import SpaceCard
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = REPO / "space"
-#: torch for a CPU Space: the CPU wheel index (a Space has no GPU; PyPI's Linux wheels pull ~3 GB of CUDA
-#: libraries). Pinned to the release whose CPU wheel this project's offline test machines also hold.
-CPU_TORCH = ["--extra-index-url https://download.pytorch.org/whl/cpu", "torch==2.13.0", "torchvision==0.28.0"]
 NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyi", "*.py.orig", ".gradio", "flagged")
 
 
 def requirements(sdk_version: str) -> str:
-    """requirements.txt: CPU torch, gradio at the SDK version, and ganzoo's other dependencies."""
+    """requirements.txt: space/requirements.txt (CPU torch), gradio at the SDK version, ganzoo's other dependencies."""
+    torch_lines = [line for line in (SPACE / "requirements.txt").read_text(encoding="utf-8").splitlines()
+                   if line and not line.startswith("#")]
+    pinned = {re.split(r"[<>=!~ \[;]", line)[0] for line in torch_lines}
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    others = [dep for dep in project["dependencies"] if re.split(r"[<>=!~ \[;]", dep)[0] not in ("torch", "torchvision")]
-    lines = ["# Written by `make space` (space/build.py) from pyproject.toml; ganzoo itself is the folder beside",
-             "# app.py. The Space's builder installs gradio from sdk_version; it is pinned here to the same release.",
-             *CPU_TORCH, f"gradio=={sdk_version}", *others]
+    others = [dep for dep in project["dependencies"] if re.split(r"[<>=!~ \[;]", dep)[0] not in pinned]
+    lines = ["# Written by `make space` (space/build.py): space/requirements.txt, gradio at README.md's sdk_version",
+             "# (which the Space installs anyway), ganzoo's dependencies from pyproject.toml. ganzoo itself is the",
+             "# folder beside app.py.", *torch_lines, f"gradio=={sdk_version}", *others]
     return "\n".join(lines) + "\n"
 
 
