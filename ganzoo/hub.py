@@ -190,7 +190,7 @@ def _find_card(model_id: str, download: dict[str, Any]) -> str | None:
         path = os.path.join(model_id, CARD_NAME) if os.path.isdir(model_id) else \
             hf_hub_download(repo_id=model_id, filename=CARD_NAME, **download)
         return Path(path).read_text(encoding="utf-8") if os.path.isfile(path) else None
-    except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, UnicodeDecodeError):
+    except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError, UnicodeDecodeError):
         return None
 
 
