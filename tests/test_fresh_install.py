@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import venv
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def run(argv: list[str | Path], cwd: Path, timeout: int = 900) -> str:
 
 
 @pytest.fixture(scope="session")
-def fresh(tmp_path_factory) -> dict[str, Path]:
+def fresh(tmp_path_factory) -> Iterator[dict[str, Path]]:
     """A built Space copied away from the repo, and a fresh venv holding only its requirements."""
     spec = importlib.util.spec_from_file_location("space_build", REPO_ROOT / "space" / "build.py")
     builder = importlib.util.module_from_spec(spec)
@@ -48,8 +49,12 @@ def fresh(tmp_path_factory) -> dict[str, Path]:
     space = builder.build_space(root / "space", [m.repo_id for m in MODELS.values()])
     venv.create(root / "venv", with_pip=True)
     python = root / "venv" / "bin" / "python"
-    run([python, "-m", "pip", "install", "--retries", "0", "--no-compile", "-r", space / "requirements.txt"], cwd=root)
-    return {"root": root, "space": space, "python": python}
+    try:
+        run([python, "-m", "pip", "install", "--retries", "0", "--no-compile", "-r", space / "requirements.txt"],
+            cwd=root)
+        yield {"root": root, "space": space, "python": python}
+    finally:  # ~6 GB that pytest would otherwise keep for its last three sessions
+        shutil.rmtree(root / "venv", ignore_errors=True)
 
 
 def test_built_space_serves_every_endpoint_from_a_fresh_venv(fresh, tmp_path):
