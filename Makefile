@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.ganzoo-installed
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test
+.PHONY: venv demo test space
 
 venv: $(STAMP)
 
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 
 demo: venv
 	$(PYTHON) space/app.py
+
+# A self-contained Hugging Face Space in build/space/ (app, tabs, examples, ganzoo with its weights,
+# requirements.txt, README front matter); `ganzoo publish --namespace NS` uploads it.
+space: venv
+	$(PYTHON) space/build.py --out build/space
 
 # pytest exits 5 when it collected no tests: that is a failure, not a pass.
 test: venv

@@ -442,5 +442,26 @@ def export_onnx_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("publish", "upload every bundled model to NS/<name> with its measured card, and the built Space "
+         "(`make space`) to the Space NS/<space-name>; the token comes from HF_TOKEN or `hf auth login`",
+         arg("--namespace", required=True, help="Hub user or organisation to publish under"),
+         arg("--space-dir", type=Path, default=Path("build/space"), help="the Space folder (default: build/space)"),
+         arg("--space-name", default="ganzoo", help="name of the Space repo (default: ganzoo)"),
+         arg("--no-space", action="store_true", help="publish the models only"),
+         arg("--dry-run", action="store_true", help="list every repo, its files and card metadata; upload nothing"),
+         JSON)
+def publish_command(args: argparse.Namespace) -> int:
+    from ganzoo.publish import publish
+
+    repos = publish(args.namespace, None if args.no_space else args.space_dir, args.space_name, args.dry_run)
+    if args.json:
+        print_json(repos)
+        return 0
+    for repo in repos:
+        done = f" -> {repo['commit_url']}" if "commit_url" in repo else " (dry run: not uploaded)"
+        print(f"{repo['repo_type']:5} {repo['repo_id']}: {len(repo['files'])} files{done}")
+    return 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -9,6 +9,7 @@ validated against the constructor before anything is allocated, and a
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import os
@@ -22,16 +23,18 @@ import safetensors
 import safetensors.torch
 import torch
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 from torch import nn
 
 import ganzoo
+from ganzoo.cards import GENERIC_TEMPLATE, card_metadata, link_papers
 
 REPO_URL = "https://github.com/ganzoo/ganzoo"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
-DEFAULT_CARD_TEMPLATE = (Path(__file__).parent / "card_template.md").read_text(encoding="utf-8")
+CARD_NAME = "README.md"
+DEFAULT_CARD_TEMPLATE = GENERIC_TEMPLATE.read_text(encoding="utf-8")
 
 
 class ModelLoadError(ValueError):
@@ -161,7 +164,34 @@ class GanzooModel(nn.Module, PyTorchModelHubMixin, library_name="ganzoo", licens
             raise ModelLoadError(f"{model_id}: cannot read weights file {os.path.basename(model_file)} "
                                  f"(corrupt or not a weights file: {err})") from None
         load_state_dict_strict(model, state_dict, source=model_id)
+        model._loaded_card = (_find_card(model_id, download), weights_digest(model))
         return model.to(map_location).eval()
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """The card this model was loaded with while its weights are unchanged; the generic card otherwise."""
+        card, digest = getattr(self, "_loaded_card", (None, None))
+        if card is not None and digest == weights_digest(self):
+            return ModelCard(card)
+        return super().generate_model_card(*args, **kwargs)
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A fingerprint of the weights: a loaded card stays with the model only while this is unchanged."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _find_card(model_id: str, download: dict[str, Any]) -> str | None:
+    """README.md of a model folder or repo, or None where it has none (or the Hub cannot be reached)."""
+    try:
+        path = os.path.join(model_id, CARD_NAME) if os.path.isdir(model_id) else \
+            hf_hub_download(repo_id=model_id, filename=CARD_NAME, **download)
+        return Path(path).read_text(encoding="utf-8") if os.path.isfile(path) else None
+    except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError, UnicodeDecodeError):
+        return None
 
 
 def _find_weights(model_id: str, allow_pickle: bool, download: dict[str, Any]) -> tuple[str, bool]:
@@ -205,18 +235,19 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
 
 def save_with_card(model: GanzooModel, save_directory: str | Path, template_path: str | Path,
                    **card_fields: Any) -> Path:
-    """`save_pretrained` plus a model card rendered from a Jinja template in `model_cards/`.
+    """`save_pretrained` plus a model card rendered from a family template in `ganzoo/model_cards/`.
 
-    The folder then holds exactly what `push_to_hub` uploads (config.json,
-    model.safetensors, README.md); publish it as is with `HfApi.upload_folder`.
+    The card's Hub metadata (licence, datasets, base model, papers, model-index) comes
+    from the same fields as its text (`cards.card_metadata`). The folder then holds
+    exactly what is published (config.json, model.safetensors, README.md): upload it
+    as is with `HfApi.upload_folder` (`ganzoo publish`).
     """
     save_directory = Path(save_directory)
     save_directory.mkdir(parents=True, exist_ok=True)
-    (save_directory / "README.md").unlink(missing_ok=True)
+    (save_directory / CARD_NAME).unlink(missing_ok=True)
     info = model._hub_mixin_info
-    card_data = ModelCardData(**info.model_card_data.to_dict())
     card = ModelCard.from_template(
-        card_data,
+        ModelCardData(),
         template_path=str(template_path),
         repo_url=info.repo_url,
         class_name=type(model).__name__,
@@ -224,7 +255,9 @@ def save_with_card(model: GanzooModel, save_directory: str | Path, template_path
         num_parameters=count_parameters(model),
         **card_fields,
     )
-    card.save(save_directory / "README.md")
+    card.text = link_papers(card.text)
+    card.data = card_metadata(info.model_card_data, Path(template_path).name, card_fields, card.text)
+    card.save(save_directory / CARD_NAME)
     model.save_pretrained(save_directory)
     return save_directory
 

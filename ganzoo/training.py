@@ -31,12 +31,13 @@ from huggingface_hub import HfApi
 from torch import nn
 from tqdm.auto import tqdm
 
+from ganzoo.cards import TEMPLATES_DIR
 from ganzoo.hub import GanzooModel, save_with_card
 from ganzoo.imaging import make_grid_image
 from ganzoo.precision import cpu_bf16_support
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+MODEL_CARDS_DIR = TEMPLATES_DIR  # package data: an installed wheel exports with its card
 
 StepFn = Callable[[int, torch.Generator], dict[str, float]]
 TRACKERS = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available}
@@ -283,7 +284,7 @@ class Trainer:
     # -- export -------------------------------------------------------------------------------------
 
     def export(self, model: nn.Module, name: str, card_template: str, **card_fields: Any) -> Path | None:
-        """Save `model` to `<output-dir>/<name>` with a model card rendered from `model_cards/<card_template>`."""
+        """Save `model` to `<output-dir>/<name>` with a model card rendered from `ganzoo/model_cards/<card_template>`."""
         self.accelerator.wait_for_everyone()
         if not self.is_main:
             return None

@@ -31,6 +31,8 @@ TABS = [digits, upscale, deblur, style]
 
 CONCURRENCY_LIMIT = 2  # events of one kind running at once (2 CPU cores on a free Space)
 QUEUE_MAX_SIZE = 32  # beyond this, new requests get Gradio's "Queue is full" error at once
+#: result files (one PNG/WebP per output) older than an hour are deleted every half hour: a long-running Space's disk stays bounded
+DELETE_CACHE = (1800, 3600)
 
 
 def save_pil_to_cache_once(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
@@ -64,7 +66,7 @@ def intro_markdown() -> str:
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title="ganzoo: image GANs") as app:
+    with gr.Blocks(title="ganzoo: image GANs", delete_cache=DELETE_CACHE) as app:
         gr.Markdown(intro_markdown())
         with gr.Tabs():
             for tab in TABS:

@@ -47,23 +47,26 @@ class Server:
 
 
 @contextlib.contextmanager
-def app_server(env_extra: dict[str, str], log_path: Path) -> Iterator[Server]:
-    """`python space/app.py` on a free loopback port (as tests/test_app.py starts it); stopped on exit."""
+def app_server(env_extra: dict[str, str | None], log_path: Path, python: str = sys.executable,
+               app_file: Path = APP_FILE, cwd: Path = REPO) -> Iterator[Server]:
+    """`python space/app.py` on a free loopback port (as tests/test_app.py starts it); stopped on exit.
+    A None in `env_extra` removes that variable."""
     port = free_port()
     env = {**os.environ, **env_extra, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    env = {key: value for key, value in env.items() if value is not None}
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(APP_FILE)], cwd=REPO, env=env, stdout=log,
+        proc = subprocess.Popen([python, str(app_file)], cwd=cwd, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
     server = Server(url, proc, log_path)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"space/app.py exited with {proc.returncode}:\n{server.log_tail()}")
+                raise RuntimeError(f"{app_file} exited with {proc.returncode}:\n{server.log_tail()}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
@@ -71,7 +74,7 @@ def app_server(env_extra: dict[str, str], log_path: Path) -> Iterator[Server]:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"space/app.py did not answer within {START_TIMEOUT_S}s:\n{server.log_tail()}")
+                raise RuntimeError(f"{app_file} did not answer within {START_TIMEOUT_S}s:\n{server.log_tail()}")
             time.sleep(0.25)
         yield server
     finally:

@@ -160,3 +160,21 @@ def test_identical_results_are_cached_once_never_rewritten(tmp_path):
     assert second == first and first.stat().st_mtime_ns == stamp
     assert_same_image(first, image)
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_examples_are_cached_lazily_and_result_files_bounded(monkeypatch):
+    """A free Space recomputes no example after its first click, computes none at start, and prunes result files."""
+    import gradio as gr
+
+    options, real_examples = [], gr.Examples
+
+    def recording_examples(*args, **kwargs):
+        options.append({k: kwargs.get(k) for k in ("cache_examples", "cache_mode")})
+        return real_examples(*args, **kwargs)
+
+    monkeypatch.setattr(gr, "Examples", recording_examples)
+    module = load_app_module()
+    app = module.build_app()
+    assert len(options) == 5  # digits, upscale, deblur x2, style
+    assert all(o == {"cache_examples": True, "cache_mode": "lazy"} for o in options)
+    assert app.delete_cache == module.DELETE_CACHE and module.DELETE_CACHE[1] <= 24 * 3600

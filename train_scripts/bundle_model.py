@@ -34,7 +34,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", type=Path, required=True, help="a run's export folder, e.g. runs/x/final")
     parser.add_argument("--name", required=True, help="bundled short name, e.g. srresnet-x4")
-    parser.add_argument("--card", required=True, help="template file in model_cards/")
+    parser.add_argument("--card", required=True, help="template file in ganzoo/model_cards/")
     parser.add_argument("--sr-bench", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--deblur-bench", action="append", default=[], metavar="NAME=OPTIONS",
                         help="options of `ganzoo evaluate deblur` (--data ... [--kernels ...|--trajectories N])")

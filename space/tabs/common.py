@@ -14,6 +14,9 @@ import ganzoo
 from ganzoo import pipelines
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+#: gr.Examples options: an example's output is computed on its first click, then served from the cache
+#: to every later click (a free Space's 2 CPUs never recompute it; nothing is computed at start-up)
+CACHED_EXAMPLES = dict(cache_examples=True, cache_mode="lazy")
 
 
 @functools.lru_cache(maxsize=8)

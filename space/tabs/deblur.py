@@ -19,7 +19,7 @@ from PIL import Image
 
 from ganzoo import degrade, imaging, metrics, pipelines
 
-from .common import EXAMPLES_DIR, ImageInput, check_image, load_model, score_cell
+from .common import CACHED_EXAMPLES, EXAMPLES_DIR, ImageInput, check_image, load_model, score_cell
 
 TITLE = "Deblur"
 MODEL_VARIABLE, DEFAULT_MODEL = "GANZOO_DEBLUR_MODEL", "deblurgan"  # tests point the variable at a tiny model
@@ -116,7 +116,7 @@ def build() -> None:
                                 scale=2)
     run.click(deblur_image, image, slider, api_name="deblur")
     gr.Examples([[str(EXAMPLES_DIR / name)] for name in EXAMPLES], image, slider, fn=deblur_image,
-                cache_examples=False, run_on_click=True)
+                **CACHED_EXAMPLES)
 
     gr.Markdown(
         "### Blur a sharp photo, then deblur it\n"
@@ -138,4 +138,4 @@ def build() -> None:
                                  interactive=False, elem_id="blur-table")
     run_blur.click(blur_and_deblur, [sharp, length, seed], [gallery, table], api_name="blur_and_deblur")
     gr.Examples([[str(EXAMPLES_DIR / name), n, s] for name, n, s in SHARP_EXAMPLES], [sharp, length, seed],
-                [gallery, table], fn=blur_and_deblur, cache_examples=False, run_on_click=True)
+                [gallery, table], fn=blur_and_deblur, **CACHED_EXAMPLES)

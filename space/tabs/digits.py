@@ -17,6 +17,8 @@ from PIL import Image
 import ganzoo
 from ganzoo import pipelines
 
+from .common import CACHED_EXAMPLES
+
 TITLE = "Digits"
 MODEL_ENV = "GANZOO_DIGITS_MODEL"  # a model name, folder or Hub repo id; tests point it at a tiny model
 DEFAULT_MODEL = "mnist-dcgan"
@@ -111,7 +113,7 @@ def build() -> None:
                         height=420, scale=2)
     generate.click(sample_digits, [digit, count, seed], grid, api_name="sample_digits")
     gr.Examples([["7", 16, 42], [RANDOM, 64, 0], ["3", 8, 1234]], [digit, count, seed], grid,
-                fn=sample_digits, cache_examples=False, run_on_click=True)
+                fn=sample_digits, **CACHED_EXAMPLES)
 
     gr.Markdown("### Latent interpolation\nThe same digit, morphing from the noise of seed A to that of seed B.")
     with gr.Row():

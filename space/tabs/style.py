@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from ganzoo import pipelines, registry
 
-from .common import EXAMPLES_DIR, ImageInput, check_image, load_model
+from .common import CACHED_EXAMPLES, EXAMPLES_DIR, ImageInput, check_image, load_model
 
 TITLE = "Style transfer"
 OWN_STYLE = "Your own style (upload)"
@@ -137,7 +137,7 @@ def build() -> None:
                 if (EXAMPLES_DIR / name).is_file()]
     if examples:
         gr.Examples(examples, [content, choice, style_image, alpha, preserve], slider, fn=stylize_image,
-                    cache_examples=False, run_on_click=True)
+                    **CACHED_EXAMPLES)
 
 
 def _pick_style(names: list[str]):

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ganzoo import imaging, metrics, pipelines
 
-from .common import EXAMPLES_DIR, ImageInput, check_image, load_model, score_cell
+from .common import CACHED_EXAMPLES, EXAMPLES_DIR, ImageInput, check_image, load_model, score_cell
 
 TITLE = "Upscale x4"
 SRGAN, SRRESNET, BICUBIC = "SRGAN x4", "SRResNet x4", "Bicubic x4"
@@ -123,7 +123,7 @@ def build() -> None:
                                 scale=2)
     run.click(upscale_image, [image, method], slider, api_name="upscale")
     gr.Examples([[str(EXAMPLES_DIR / name), choice] for name, choice in EXAMPLES], [image, method], slider,
-                fn=upscale_image, cache_examples=False, run_on_click=True)
+                fn=upscale_image, **CACHED_EXAMPLES)
 
     gr.Markdown(
         "### Measure\n"
