@@ -36,6 +36,7 @@ BSDS500_LICENSE = dict(
     license_name="bsds500-non-commercial-research",
     license_link="https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/resources.html",
 )
+MNIST_LICENSE = "cc-by-sa-3.0"  # the MNIST files' terms (../shared/data/README.md), so weights trained on them follow
 #: datasets the cards name -> their Hub ids
 HUB_DATASETS = {"mnist": "ylecun/mnist", "set5": "eugenesiow/Set5", "set14": "eugenesiow/Set14"}
 #: paper titles as the cards cite them (in *italics*) -> arXiv id
@@ -59,6 +60,8 @@ def card_metadata(base: ModelCardData, template: str, fields: dict[str, Any], te
     data = ModelCardData(**base.to_dict())
     args = {k: str(v) for k, v in (fields.get("args") or {}).items()}
     sources = " ".join(v for k, v in args.items() if _DATA_ARGS.search(k)) + " " + str(fields.get("data", ""))
+    if Path(template).name.startswith("mnist"):
+        data.license = MNIST_LICENSE
     if "bsds500" in sources.lower():
         data.license, data.license_name, data.license_link = (BSDS500_LICENSE[k] for k in
                                                               ("license", "license_name", "license_link"))

@@ -11,7 +11,7 @@ import torch
 from huggingface_hub import ModelCard
 
 import ganzoo
-from ganzoo.cards import BSDS500_LICENSE, PAPERS, TEMPLATES_DIR, refresh_card
+from ganzoo.cards import BSDS500_LICENSE, MNIST_LICENSE, PAPERS, TEMPLATES_DIR, refresh_card
 from ganzoo.hub import save_with_card
 from ganzoo.models import MODEL_CLASSES, SRResNet
 from ganzoo.registry import MODELS, read_config
@@ -51,10 +51,10 @@ def test_bundled_card_metadata_is_what_the_hub_indexes(name):
     trained_on_bsds500 = "bsds500" in card.text.lower().split("## training")[1]
     if trained_on_bsds500:
         assert {k: data.get(k) for k in BSDS500_LICENSE} == BSDS500_LICENSE
-    else:
-        assert data["license"] == "mit"
     if name.startswith("mnist"):
+        assert data["license"] == MNIST_LICENSE, "weights trained on MNIST follow its CC BY-SA 3.0 terms"
         assert data["datasets"] == ["ylecun/mnist"]
+    assert trained_on_bsds500 or name.startswith("mnist"), "every bundled model's licence follows its data"
     cited = [paper for title, paper in PAPERS.items() if title in card.text]
     assert cited or name == "mnist-classifier", "every card but the plain CNN scorer's cites its paper"
     for paper in cited:
