@@ -26,7 +26,7 @@ from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, hf_h
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 from torch import nn
 
-import ganzoo
+from ganzoo._version import __version__
 from ganzoo.cards import GENERIC_TEMPLATE, card_metadata, link_papers
 
 REPO_URL = "https://github.com/ganzoo/ganzoo"
@@ -127,7 +127,7 @@ class GanzooModel(nn.Module, PyTorchModelHubMixin, library_name="ganzoo", licens
         config = {
             **(self._hub_mixin_config or {}),
             "_class_name": type(self).__name__,
-            "_ganzoo_version": ganzoo.__version__,
+            "_ganzoo_version": __version__,
         }
         (save_directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
