@@ -1,0 +1,85 @@
+"""Post-training static int8 in ONNX Runtime, calibrated on training crops: a measured option of
+`ganzoo benchmark`, not a default (README, Performance).
+
+The model is exported as `ganzoo export-onnx` does it, then `onnxruntime.quantization.quantize_static`
+quantises it (QDQ format, int8 weights per output channel, uint8 activations with ranges from the
+calibration inputs). Calibration inputs are random crops of training images (never of a benchmark image),
+degraded into what the model takes: bicubic-downscaled for super-resolution, blurred with random
+camera-shake kernels for deblurring, as they are for style transfer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganzoo import imaging
+
+__all__ = ["calibration_inputs", "quantize_onnx"]
+
+
+def _training_images(folder: Path) -> list[Path]:
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in imaging.IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no training images for int8 calibration")
+    return files
+
+
+def calibration_inputs(model: nn.Module, data_dir: str | os.PathLike, count: int = 16, size: int = 64,
+                       seed: int = 0) -> list[np.ndarray]:
+    """`count` float32 inputs [1,3,size,size] for `model`, from random crops of the images under `data_dir`."""
+    from ganzoo.degrade import blur, random_trajectory_kernel
+    from ganzoo.pipelines import image_model_scale
+
+    scale = image_model_scale(model)
+    deblurs = type(model).__name__ == "DeblurGANGenerator"
+    files = _training_images(Path(data_dir))
+    rng = torch.Generator().manual_seed(seed)
+    crop = size * scale
+    inputs = []
+    while len(inputs) < count:
+        path = files[int(torch.randint(len(files), (1,), generator=rng))]
+        image = imaging.image_to_tensor(imaging.load_image(path))[0]
+        height, width = image.shape[-2:]
+        if height < crop or width < crop:
+            continue
+        top = int(torch.randint(height - crop + 1, (1,), generator=rng))
+        left = int(torch.randint(width - crop + 1, (1,), generator=rng))
+        x = image[..., top:top + crop, left:left + crop]
+        if scale > 1:
+            x = imaging.degrade_bicubic(x, scale)
+        elif deblurs:
+            x = imaging.quantize(blur(x, random_trajectory_kernel(31, rng)))
+        inputs.append(x.float().numpy())
+    return inputs
+
+
+def quantize_onnx(model: nn.Module, path: str | os.PathLike, calibration: list[np.ndarray]) -> str:
+    """Write `model` as static int8 ONNX to `path` (fp32 in and out), calibrated on `calibration`."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    from ganzoo.export import INPUT_NAME, export_onnx
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    path = os.fspath(path)
+    fp32_path = export_onnx(model, path + ".fp32.onnx")
+    quantize_static(fp32_path, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    os.remove(fp32_path)
+    return path
