@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -408,9 +409,17 @@ def run_benchmark(model: nn.Module, size: int = 256, batch: int = 1, repeats: in
                          f"(overlap {pipelines.TILE_OVERLAP} per side), got {tiled}")
     if reference_data is not None:
         _reference_metric(model)  # fails early for a model with no reference metric
+        if calibration_data is not None and _overlap(Path(calibration_data), Path(reference_data)):
+            raise ValueError(f"the calibration images ({calibration_data}) must not include the reference set "
+                             f"({reference_data})")
     with _num_threads(threads):
         return _run(model, size, batch, repeats, warmup, torch.get_num_threads(), device, compile, onnx,
                     thread_sweep, tiled, tiled_size, model_name, calibration_data, reference_data)
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
 
 
 def _reference_metric(model: nn.Module) -> str:
