@@ -6,6 +6,13 @@ memory. Its output is compared with the naive baseline's (fp32, NCHW, eager,
 `torch.no_grad`); a path that cannot run here (no compiler for
 `torch.compile`, no ONNX Runtime, ...) is reported as "unavailable: <reason>".
 
+Exact paths (fp32) match when their largest difference from the baseline is at most `TOLERANCE`; the
+lower-precision ones (bf16, fp16, int8) when their mean absolute difference is under `LOW_PRECISION_TOLERANCE`
+(1/255, the style networks' bf16 bar); each row states which. With a reference data set (`reference_data`:
+HR images for super-resolution, blurred/sharp pairs for deblurring), each path that takes any input size also
+reports its PSNR there minus the baseline's (`psnr_delta_db`). The int8 row (`ganzoo.int8`) is calibrated on
+crops of `calibration_data`, training images that must not include the reference set.
+
 Memory: on the CPU, the rise of the process RSS (sampled every millisecond in
 a thread) during the one extra call, above its level before that call; on
 CUDA, `torch.cuda.max_memory_allocated` from the start of the path's setup
@@ -24,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,12 +41,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganzoo import pipelines
 from ganzoo.inference import for_inference
+from ganzoo.precision import cpu_bf16_support
 
 __all__ = ["TOLERANCE", "PathSpec", "count_flops", "default_paths", "peak_tflops", "run_benchmark", "table_rows"]
 
-TOLERANCE = 1e-3  # max abs difference from the baseline for a path to count as matching
+TOLERANCE = 1e-3  # max abs difference from the baseline for an exact (fp32) path to count as matching
+LOW_PRECISION_TOLERANCE = 1 / 255  # mean abs difference for a bf16, fp16 or int8 path
 BASELINE = "baseline"
 DEFAULT = "default (pipelines)"
+DEFAULT_BF16 = "default, --precision bf16 (pipelines)"
+INT8 = "onnxruntime int8 (static, calibrated on training crops)"
 REWRITES = "exact rewrites"
 
 # Dense peak TFLOP/s per precision; the first name contained in the device name wins.
@@ -65,6 +77,8 @@ class PathSpec:
     onnx: bool = False
     rewritten: bool = False  # run `inference.for_inference(model)`: folded batch norms, SRResNet's sub-pixel tail
     pipeline: bool = False  # the function `pipelines.upscale` uses (clamped output)
+    precision: str = "auto"  # the pipeline's `precision` argument
+    int8: bool = False  # with onnx: static int8 (`ganzoo.int8`)
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -74,7 +88,7 @@ def default_paths(device: torch.device, compile: bool = True, onnx: bool = True,
     paths = [PathSpec(BASELINE, grad_mode="no_grad"), PathSpec("inference_mode"),
              PathSpec("channels_last", channels_last=True), PathSpec(REWRITES, rewritten=True),
              PathSpec(f"{REWRITES} + channels_last", channels_last=True, rewritten=True),
-             PathSpec(DEFAULT, pipeline=True)]
+             PathSpec(DEFAULT, pipeline=True), PathSpec(DEFAULT_BF16, pipeline=True, precision="bf16")]
     if device.type == "cuda":
         paths += [PathSpec("bf16 autocast + channels_last", channels_last=True, autocast=torch.bfloat16),
                   PathSpec("fp16 autocast + channels_last", channels_last=True, autocast=torch.float16),
@@ -90,6 +104,7 @@ def default_paths(device: torch.device, compile: bool = True, onnx: bool = True,
                   PathSpec(f"cuda graph + {REWRITES} + bf16 + channels_last", channels_last=True,
                            cuda_graph=True, autocast=torch.bfloat16, rewritten=True)]
     else:
+        paths.append(PathSpec("bf16 autocast + channels_last", channels_last=True, autocast=torch.bfloat16))
         if compile:
             paths += [PathSpec("torch.compile", compile=True),
                       PathSpec("torch.compile + channels_last", channels_last=True, compile=True),
@@ -99,6 +114,8 @@ def default_paths(device: torch.device, compile: bool = True, onnx: bool = True,
                   for n in thread_sweep or []]
     if onnx:
         paths.append(PathSpec("onnxruntime", onnx=True))
+        if device.type == "cpu":
+            paths.append(PathSpec(INT8, onnx=True, int8=True))
     return paths
 
 
@@ -195,13 +212,21 @@ def _reason(err: BaseException) -> str:
 
 # -- building one path ------------------------------------------------------------------------------------
 
-def _build(spec: PathSpec, model: nn.Module, x: torch.Tensor, device: torch.device,
-           workdir: str, threads: int) -> Callable[[], torch.Tensor]:
-    """A no-argument function that runs the model on `x` the way `spec` says and returns the output."""
+def _tensor_function(spec: PathSpec, model: nn.Module, device: torch.device, workdir: str, threads: int,
+                     calibration_data: str | os.PathLike | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model as a function of its input, run the way `spec` says (ONNX paths return CPU tensors)."""
     if spec.onnx:
         from ganzoo.export import export_onnx, onnx_session, run_onnx
 
-        path = export_onnx(model, os.path.join(workdir, "model.onnx"))
+        if spec.int8:
+            from ganzoo.int8 import calibration_inputs, quantize_onnx
+
+            if calibration_data is None:
+                raise ValueError("int8 needs training images to calibrate on (--calibration-data)")
+            path = quantize_onnx(model, os.path.join(workdir, "model-int8.onnx"),
+                                 calibration_inputs(model, calibration_data))
+        else:
+            path = export_onnx(model, os.path.join(workdir, "model.onnx"))
         if device.type == "cuda":
             import onnxruntime as ort
             if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -209,12 +234,11 @@ def _build(spec: PathSpec, model: nn.Module, x: torch.Tensor, device: torch.devi
             session = onnx_session(path, providers=["CUDAExecutionProvider"])
         else:
             session = onnx_session(path, threads=threads)
-        x_cpu = x.cpu()  # on CUDA this includes the copies to and from the device
-        return lambda: run_onnx(session, x_cpu)
+        return lambda x: run_onnx(session, x)
     if spec.pipeline:
-        fn = pipelines.model_function(copy.deepcopy(model), device)
+        fn = pipelines.model_function(copy.deepcopy(model), device, spec.precision)
 
-        def run_default() -> torch.Tensor:
+        def run_default(x: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
                 return fn(x)
         return run_default
@@ -226,25 +250,33 @@ def _build(spec: PathSpec, model: nn.Module, x: torch.Tensor, device: torch.devi
     grad_mode = torch.inference_mode if spec.grad_mode == "inference_mode" else torch.no_grad
     memory_format = torch.channels_last if spec.channels_last else torch.contiguous_format
 
-    def run() -> torch.Tensor:
+    def run(x: torch.Tensor) -> torch.Tensor:
         # CUDA graphs must not reuse autocast's cast-weight cache across capture and replay.
         with grad_mode(), torch.autocast(device.type, dtype=spec.autocast or torch.float32,
                                          enabled=spec.autocast is not None, cache_enabled=not spec.cuda_graph):
             return forward(x.contiguous(memory_format=memory_format))
+    return run
 
+
+def _build(spec: PathSpec, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+           device: torch.device) -> Callable[[], torch.Tensor]:
+    """A no-argument function that runs `fn` on `x` (replaying a CUDA graph of it if `spec` says so)."""
+    if spec.onnx:
+        x_cpu = x.cpu()  # on CUDA this includes the copies to and from the device
+        return lambda: fn(x_cpu)
     if not spec.cuda_graph:
-        return run
+        return lambda: fn(x)
     if device.type != "cuda":
         raise RuntimeError("CUDA graphs need a CUDA device")
     stream = torch.cuda.Stream(device)
     stream.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(stream):
         for _ in range(3):
-            run()
+            fn(x)
     torch.cuda.current_stream(device).wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        static_out = run()  # `x` is fixed, so it is its own static input
+        static_out = fn(x)  # `x` is fixed, so it is its own static input
 
     def replay() -> torch.Tensor:
         graph.replay()
@@ -294,7 +326,7 @@ def _measure(spec: PathSpec, build: Callable[[], Callable[[], torch.Tensor]], de
     return row, out.detach().float().cpu().clone()
 
 
-def _settings(spec: PathSpec, device: torch.device, threads: int) -> dict[str, Any]:
+def _settings(spec: PathSpec, device: torch.device, threads: int, model: nn.Module) -> dict[str, Any]:
     settings: dict[str, Any] = {"grad_mode": spec.grad_mode, "channels_last": spec.channels_last,
                                 "precision": _precision(spec, device), "compile": spec.compile,
                                 "cuda_graph": spec.cuda_graph, "rewrites": _rewrites(spec, device)}
@@ -304,10 +336,15 @@ def _settings(spec: PathSpec, device: torch.device, threads: int) -> dict[str, A
         settings = {"runtime": "onnxruntime", "graph_optimization": "ORT_ENABLE_ALL",
                     "provider": "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider",
                     "precision": "fp32", **({"threads": threads} if device.type == "cpu" else {})}
+        if spec.int8:
+            settings.update(precision="int8", quantization="static QDQ, int8 weights per channel, uint8 "
+                            "activations (onnxruntime.quantization.quantize_static, ganzoo.int8)")
     if spec.pipeline:
         settings = {"grad_mode": "inference_mode", "memory_format": str(pipelines._memory_format(device)),
-                    "rewrites": _rewrites(spec, device),
-                    "precision": _precision(spec, device), "output": "clamped to [0, 1]"}
+                    "rewrites": _rewrites(spec, device), "precision_argument": spec.precision,
+                    "precision": _precision(spec, device, model), "output": "clamped to [0, 1]"}
+    exact = settings["precision"] in ("fp32", "tf32")
+    settings["tolerance"] = {"max_abs_diff": TOLERANCE} if exact else {"mean_abs_diff": LOW_PRECISION_TOLERANCE}
     return settings
 
 
@@ -316,7 +353,9 @@ def _rewrites(spec: PathSpec, device: torch.device) -> str:
     return "folded batch norms, sub-pixel tail (ganzoo.inference.for_inference)" if on else "none"
 
 
-def _precision(spec: PathSpec, device: torch.device) -> str:
+def _precision(spec: PathSpec, device: torch.device, model: nn.Module | None = None) -> str:
+    if spec.pipeline and model is not None and pipelines.model_precision(model, device, spec.precision) == "bf16":
+        return "bf16"
     if spec.autocast is not None:
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}[spec.autocast]
     return "tf32" if device.type == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
@@ -331,8 +370,11 @@ def _summarise(row: dict[str, Any], out: torch.Tensor, reference: torch.Tensor, 
     row["images_per_s"] = batch / median
     row["output_mpix_per_s"] = out.shape[0] * out.shape[-2] * out.shape[-1] / median / 1e6
     row["ratio"] = row["images_per_s"] / base_ips if base_ips else 1.0
-    row["max_abs_diff"] = float((out - reference).abs().max()) if out.shape == reference.shape else float("inf")
-    row["matches"] = row["max_abs_diff"] <= TOLERANCE
+    same_shape = out.shape == reference.shape
+    row["max_abs_diff"] = float((out - reference).abs().max()) if same_shape else float("inf")
+    row["mean_abs_diff"] = float((out - reference).abs().mean()) if same_shape else float("inf")
+    tolerance = row["settings"].get("tolerance", {"max_abs_diff": TOLERANCE})
+    row["matches"] = all(row[key] <= bound for key, bound in tolerance.items())
     row["tflop_per_s"] = flops / median / 1e12
     precision = row["settings"].get("precision")
     if peaks and precision in peaks:
@@ -344,13 +386,17 @@ def _summarise(row: dict[str, Any], out: torch.Tensor, reference: torch.Tensor, 
 def run_benchmark(model: nn.Module, size: int = 256, batch: int = 1, repeats: int = 10, warmup: int = 2,
                   threads: int | None = None, device: str | torch.device | None = None, compile: bool = True,
                   onnx: bool = True, thread_sweep: list[int] | str | None = "auto", tiled: int | None = None,
-                  tiled_size: int | None = None, model_name: str | None = None) -> dict[str, Any]:
+                  tiled_size: int | None = None, model_name: str | None = None,
+                  calibration_data: str | os.PathLike | None = None,
+                  reference_data: str | os.PathLike | None = None) -> dict[str, Any]:
     """Benchmark every path on a [batch,3,size,size] input in [0,1]; a JSON-ready dict.
 
     `threads` sets torch's (and ONNX Runtime's) CPU threads for the whole run;
     `thread_sweep` ("auto", a list, or None) adds channels-last paths at other
     thread counts on the CPU. With `tiled`, the default pipeline path is also
     timed untiled and in tiles of that size on a `tiled_size` input.
+    `calibration_data` (training images) calibrates the int8 path; with `reference_data` every path that
+    takes any input size is also scored there (`psnr_delta_db`, see the module docstring).
     """
     for name, value, low in (("size", size, 1), ("batch", batch, 1), ("repeats", repeats, 1),
                              ("warmup", warmup, 0)):
@@ -361,14 +407,54 @@ def run_benchmark(model: nn.Module, size: int = 256, batch: int = 1, repeats: in
     if tiled is not None and tiled <= 2 * pipelines.TILE_OVERLAP:
         raise ValueError(f"the tile must be more than {2 * pipelines.TILE_OVERLAP} pixels "
                          f"(overlap {pipelines.TILE_OVERLAP} per side), got {tiled}")
+    if reference_data is not None:
+        _reference_metric(model)  # fails early for a model with no reference metric
+        if calibration_data is not None and _overlap(Path(calibration_data), Path(reference_data)):
+            raise ValueError(f"the calibration images ({calibration_data}) must not include the reference set "
+                             f"({reference_data})")
     with _num_threads(threads):
         return _run(model, size, batch, repeats, warmup, torch.get_num_threads(), device, compile, onnx,
-                    thread_sweep, tiled, tiled_size, model_name)
+                    thread_sweep, tiled, tiled_size, model_name, calibration_data, reference_data)
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def _reference_metric(model: nn.Module) -> str:
+    from ganzoo.models import DeblurGANGenerator
+
+    if hasattr(model, "scale"):
+        return "psnr_y"
+    if isinstance(model, DeblurGANGenerator):
+        return "psnr"
+    raise ValueError(f"a reference data set scores super-resolution and deblurring models, not "
+                     f"{type(model).__name__}")
+
+
+def _reference_score(fn: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, data: str | os.PathLike,
+                     device: torch.device) -> float:
+    """Mean PSNR of `fn` on `data` by `ganzoo evaluate`'s protocol (Y channel for super-resolution)."""
+    from ganzoo import evaluate
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return fn(x.to(device)).float().clamp(0.0, 1.0).cpu()
+    metric = _reference_metric(model)
+    if metric == "psnr_y":
+        return evaluate.evaluate_sr(call, data, pipelines.sr_scale(model), progress=False)[metric]
+    return evaluate.evaluate_deblur(call, data, reference=False, progress=False)[metric]
+
+
+def _exact(row: dict[str, Any]) -> bool:
+    return "max_abs_diff" in row["settings"]["tolerance"]
 
 
 def _run(model: nn.Module, size: int, batch: int, repeats: int, warmup: int, threads: int, device: torch.device,
          compile: bool, onnx: bool, thread_sweep: list[int] | str | None, tiled: int | None,
-         tiled_size: int | None, model_name: str | None) -> dict[str, Any]:
+         tiled_size: int | None, model_name: str | None, calibration_data: str | os.PathLike | None,
+         reference_data: str | os.PathLike | None) -> dict[str, Any]:
     if thread_sweep == "auto":
         thread_sweep = auto_thread_sweep(threads)
     model = copy.deepcopy(model).to(device).eval()
@@ -380,31 +466,50 @@ def _run(model: nn.Module, size: int, batch: int, repeats: int, warmup: int, thr
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "threads": threads, "torch_version": torch.__version__, "onnxruntime_version": _ort_version(),
         "flops": flops, "repeats": repeats, "warmup": warmup, "tolerance": TOLERANCE,
+        "low_precision_tolerance": LOW_PRECISION_TOLERANCE,
         "memory": "cuda max_memory_allocated" if device.type == "cuda" else "process RSS rise, sampled",
         "paths": [],
     }
+    if device.type == "cpu":
+        support = cpu_bf16_support()
+        result["cpu_bf16"] = {"native": support.native, "reason": support.reason,
+                              "auto_precision": pipelines.model_precision(model, device, "auto")}
+    if calibration_data is not None:
+        result["calibration_data"] = str(calibration_data)
     if device.type == "cuda":
         result["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
         if peaks:
             result["peak_tflops"] = peaks
     specs = default_paths(device, compile=compile, onnx=onnx, thread_sweep=thread_sweep or [])
-    reference, base_ips = None, None
+    reference, base_ips, base_score = None, None, None
     with tempfile.TemporaryDirectory(prefix="ganzoo-bench-") as workdir:
         for spec in specs:
-            row, out = _measure(spec, lambda spec=spec: _build(spec, model, x, device, workdir, threads), device,
-                                repeats, warmup)
-            row["settings"] = _settings(spec, device, threads)
+            functions = []
+
+            def build(spec: PathSpec = spec) -> Callable[[], torch.Tensor]:
+                functions.append(_tensor_function(spec, model, device, workdir, threads, calibration_data))
+                return _build(spec, functions[-1], x, device)
+            row, out = _measure(spec, build, device, repeats, warmup)
+            row["settings"] = _settings(spec, device, threads, model)
             if out is not None:
                 if reference is None:
                     reference = out
                 _summarise(row, out, reference.clamp(0, 1) if spec.pipeline else reference, flops, batch,
                            base_ips, peaks)
                 base_ips = base_ips or row["images_per_s"]
+                if reference_data is not None and not (spec.compile or spec.cuda_graph):
+                    score = _reference_score(functions[-1], model, reference_data, device)
+                    base_score = score if base_score is None else base_score
+                    row["psnr_delta_db"] = score - base_score
             result["paths"].append(row)
             if spec.compile:
                 torch._dynamo.reset()
-    matching = [r for r in result["paths"] if r["status"] == "ok" and r["matches"]]
-    result["fastest_matching"] = max(matching, key=lambda r: r["images_per_s"])["name"]
+    if reference_data is not None:
+        result["reference"] = {"data": str(reference_data), "metric": _reference_metric(model),
+                               "baseline": base_score}
+    ok = [r for r in result["paths"] if r["status"] == "ok" and r["matches"]]
+    result["fastest_matching"] = max([r for r in ok if _exact(r)], key=lambda r: r["images_per_s"])["name"]
+    result["fastest_matching_any_precision"] = max(ok, key=lambda r: r["images_per_s"])["name"]
     if tiled is not None:
         result["tiling"] = benchmark_tiling(model, tiled, tiled_size or max(size, 2 * tiled), batch, device,
                                             repeats, warmup)
@@ -460,7 +565,9 @@ def _ort_version() -> str | None:
 def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of the readable table (`ganzoo benchmark` without --json)."""
     header = ["path", "median ms", "p10-p90 ms", "img/s", "out MP/s", "TFLOP/s", "peak MB", "x base",
-              "max |diff|"]
+              "max |diff|", "mean |diff|"]
+    if "reference" in result:
+        header.append("PSNR delta dB")
     if any("mfu" in row for row in result["paths"]):
         header.append("MFU")
     rows = []
@@ -469,10 +576,14 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
             rows.append([row["name"], row["status"]] + [""] * (len(header) - 2))
             continue
         lat = row["latency_ms"]
+        exact = "max_abs_diff" in row["settings"].get("tolerance", {"max_abs_diff": TOLERANCE})
         cells = [row["name"], f"{lat['median']:.2f}", f"{lat['p10']:.2f}-{lat['p90']:.2f}",
                  f"{row['images_per_s']:.3g}", f"{row['output_mpix_per_s']:.3g}", f"{row['tflop_per_s']:.3g}",
                  f"{row['peak_mem_mb']:.1f}", f"{row['ratio']:.2f}",
-                 f"{row['max_abs_diff']:.1e}" + ("" if row["matches"] else " !")]
+                 f"{row['max_abs_diff']:.1e}" + ("" if row["matches"] or not exact else " !"),
+                 f"{row['mean_abs_diff']:.1e}" + ("" if row["matches"] or exact else " !")]
+        if "reference" in result:
+            cells.append(f"{row['psnr_delta_db']:+.3f}" if "psnr_delta_db" in row else "")
         if len(header) > len(cells):
             cells.append(f"{100 * row['mfu']:.1f}%" if "mfu" in row else "")
         rows.append(cells)

@@ -23,6 +23,7 @@ from ganzoo import evaluate, pipelines, registry
 from ganzoo.hub import GanzooModel, ModelLoadError
 from ganzoo.models.deblurgan import DeblurGANGenerator
 from ganzoo.models.digits import DigitClassifier, DigitGenerator
+from ganzoo.precision import PRECISIONS
 
 BICUBIC = "bicubic"
 DEFAULT_SR_MODEL = "srgan-x4" if "srgan-x4" in registry.MODELS else BICUBIC
@@ -59,6 +60,9 @@ INPUTS = arg("inputs", nargs="+", metavar="IN", help="image files or folders of 
 OUTPUT_DIR = arg("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
 DEVICE = arg("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
 JSON = arg("--json", action="store_true", help="print one JSON object instead of a table")
+PRECISION = arg("--precision", choices=PRECISIONS, default="auto",
+                help="number format on the CPU: auto (bf16 where the CPU has it natively and the model passed the "
+                     "bf16 quality gate, else fp32; the default), fp32 or bf16")
 TILE = arg("--tile", type=positive_int, help=f"process large images in tiles of this many pixels "
            f"(more than {2 * pipelines.TILE_OVERLAP}; saves memory, same result)")
 
@@ -177,14 +181,14 @@ def sample(args: argparse.Namespace) -> int:
          arg("--model", default=DEFAULT_SR_MODEL, help=f"{BICUBIC}, a model name, folder or Hub repo id "
              f"(default: {DEFAULT_SR_MODEL})"),
          arg("--scale", type=positive_int, default=4, help="factor for bicubic (a model uses its own)"),
-         TILE, DEVICE)
+         TILE, DEVICE, PRECISION)
 def upscale(args: argparse.Namespace) -> int:
     check_tile(args.tile)
     files = input_files(args.inputs)
     device = pipelines.pick_device(args.device)
     model = load_sr_model(args.model, device)
     return for_each_file(files, args.output, "upscale", lambda path: pipelines.upscale(
-        path, model, scale=args.scale, tile=args.tile, device=device))
+        path, model, scale=args.scale, tile=args.tile, device=device, precision=args.precision))
 
 
 def style_model_name(style: str) -> str | None:
@@ -213,7 +217,7 @@ def unit_interval(text: str) -> float:
          arg("--alpha", type=unit_interval, default=1.0, help="style strength from 0 (the photo) to 1 (default)"),
          arg("--preserve-color", action="store_true", help="keep the photo's colours, transfer only luminance"),
          arg("--adain-model", default="adain", help="AdaIN model for a style image (default: adain)"),
-         TILE, DEVICE)
+         TILE, DEVICE, PRECISION)
 def stylize(args: argparse.Namespace) -> int:
     from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
 
@@ -228,7 +232,7 @@ def stylize(args: argparse.Namespace) -> int:
         model = load_model(style_model_name(args.style) or args.style, device, TransformerNet)
     return for_each_file(files, args.output, "stylize", lambda path: pipelines.stylize(
         path, model, style=style_image, alpha=args.alpha, preserve_color=args.preserve_color, tile=args.tile,
-        device=device))
+        device=device, precision=args.precision))
 
 
 def input_files(inputs: list[str]) -> list[Path]:
@@ -276,7 +280,7 @@ def output_path(path: Path, folder: Path, written: dict[Path, Path]) -> Path:
          arg("--data", type=Path, required=True, help="folder of high-resolution images (e.g. Set5), or a 🤗 dataset: Hub id or "
              "`save_to_disk` folder"),
          arg("--scale", type=positive_int, help="upscaling factor (default: the model's; 4 for bicubic)"),
-         TILE, JSON, DEVICE)
+         TILE, JSON, DEVICE, PRECISION)
 def evaluate_sr(args: argparse.Namespace) -> int:
     check_tile(args.tile)
     device = pipelines.pick_device(args.device)
@@ -284,14 +288,16 @@ def evaluate_sr(args: argparse.Namespace) -> int:
     if model is None:
         scale = args.scale or 4
         upscaler = pipelines.sr_upscaler(None, scale)
+        precision = "fp32"  # bicubic
     else:
         scale = pipelines.sr_scale(model)
         if args.scale not in (None, scale):
             raise ValueError(f"{args.model} upscales x{scale}, not x{args.scale}")
-        upscaler = pipelines.sr_upscaler(model, tile=args.tile, device=device)
+        upscaler = pipelines.sr_upscaler(model, tile=args.tile, device=device, precision=args.precision)
+        precision = pipelines.model_precision(model, device, args.precision)
     result = evaluate.evaluate_sr(upscaler, args.data, scale)
     if args.json:
-        print_json({**result, "model": args.model, "data": str(args.data), "scale": scale})
+        print_json({**result, "model": args.model, "data": str(args.data), "scale": scale, "precision": precision})
         return 0
     print_per_image(result, ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"])
     return 0
@@ -321,14 +327,14 @@ def evaluate_digits(args: argparse.Namespace) -> int:
 @command("deblur", "remove motion blur from images (files or folders) into an output folder as PNG",
          INPUTS, OUTPUT_DIR,
          arg("--model", default="deblurgan", help="deblurring model: name, folder or Hub repo id"),
-         TILE, DEVICE)
+         TILE, DEVICE, PRECISION)
 def deblur(args: argparse.Namespace) -> int:
     check_tile(args.tile)
     files = input_files(args.inputs)
     device = pipelines.pick_device(args.device)
     model = load_model(args.model, device, DeblurGANGenerator)
     return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur(
-        path, model, tile=args.tile, device=device))
+        path, model, tile=args.tile, device=device, precision=args.precision))
 
 
 def benchmark_kernels(path: Path | None, trajectories: int | None, seed: int) -> list[torch.Tensor] | None:
@@ -358,18 +364,20 @@ def benchmark_kernels(path: Path | None, trajectories: int | None, seed: int) ->
          arg("--seed", type=int, default=0),
          arg("--no-reference", dest="reference", action="store_false",
              help="skip the Richardson-Lucy reference (needs the true kernels)"),
-         TILE, JSON, DEVICE)
+         TILE, JSON, DEVICE, PRECISION)
 def evaluate_deblur(args: argparse.Namespace) -> int:
     check_tile(args.tile)
     device = pipelines.pick_device(args.device)
     kernels = benchmark_kernels(args.kernels, args.trajectories, args.seed)
-    fn = None
+    fn, precision = None, None
     if args.model != "none":
-        fn = pipelines.deblurrer(load_model(args.model, device, DeblurGANGenerator), tile=args.tile, device=device)
+        model = load_model(args.model, device, DeblurGANGenerator)
+        fn = pipelines.deblurrer(model, tile=args.tile, device=device, precision=args.precision)
+        precision = pipelines.model_precision(model, device, args.precision)
     result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference)
     if args.json:
         print_json({**result, "model": args.model, "data": str(args.data),
-                    "kernels": str(args.kernels) if args.kernels else args.trajectories})
+                    "kernels": str(args.kernels) if args.kernels else args.trajectories, "precision": precision})
         return 0
     print_per_image(result, [k for k in result if k not in ("n", "images")])
     return 0
@@ -402,6 +410,11 @@ def thread_list(text: str) -> list[int] | str | None:
              help="also time the default path untiled and in tiles of TILE pixels on a large input"),
          arg("--tiled-size", type=positive_int, metavar="PIXELS",
              help="input size for --tiled (default: the larger of --size and 2 x TILE)"),
+         arg("--calibration-data", type=Path, metavar="DIR",
+             help="training images (searched recursively) to calibrate the int8 path on; never benchmark images"),
+         arg("--reference-data", type=Path, metavar="DIR",
+             help="also score each path on this set: HR images (super-resolution, Y-PSNR) or blurred/sharp "
+                  "pairs (deblurring, PSNR), reported as the difference from the baseline"),
          JSON, DEVICE)
 def benchmark_command(args: argparse.Namespace) -> int:
     from ganzoo import benchmark
@@ -415,7 +428,8 @@ def benchmark_command(args: argparse.Namespace) -> int:
     result = benchmark.run_benchmark(
         model, size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
         device=device, compile=args.compile, onnx=args.onnx, thread_sweep=args.thread_sweep, tiled=args.tiled,
-        tiled_size=args.tiled_size, model_name=args.model)
+        tiled_size=args.tiled_size, model_name=args.model, calibration_data=args.calibration_data,
+        reference_data=args.reference_data)
     if args.json:
         print_json(result)
         return 0
@@ -424,6 +438,10 @@ def benchmark_command(args: argparse.Namespace) -> int:
           f"{result['flops'] / 1e9:.3g} GFLOP per call")
     print_table(*benchmark.table_rows(result))
     print(f"fastest path within {result['tolerance']:g} of the baseline: {result['fastest_matching']}")
+    print(f"fastest path within its own tolerance: {result['fastest_matching_any_precision']}")
+    if "cpu_bf16" in result:
+        print(f"CPU bf16: {result['cpu_bf16']['reason']}; --precision auto runs "
+              f"{result['cpu_bf16']['auto_precision']}")
     return 0
 
 

@@ -18,8 +18,9 @@ from torch import nn
 
 from ganzoo import imaging
 from ganzoo.imaging import IMAGE_SUFFIXES
-from ganzoo.inference import for_inference
+from ganzoo.inference import for_inference, to_bf16
 from ganzoo.models.digits import latent_noise
+from ganzoo.precision import resolve_cpu_precision
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -32,6 +33,7 @@ __all__ = [
     "interpolate_digits",
     "load_style_image",
     "model_function",
+    "model_precision",
     "pick_device",
     "run_image_to_image",
     "sample_digits",
@@ -172,16 +174,35 @@ def image_model_scale(model: nn.Module) -> int:
     raise ValueError(f"{type(model).__name__} is not an image-to-image model")
 
 
-def model_function(model: nn.Module, device: torch.device) -> TensorFn:
+def model_function(model: nn.Module, device: torch.device, precision: str = "auto") -> TensorFn:
     """`model` on `device` in eval mode as a tensor function clamped to [0, 1], run the fastest way measured
-    to match it there (`_memory_format`; on the CPU also the exact rewrites of `inference.for_inference`).
+    to match it there (`_memory_format`; on the CPU also the exact rewrites of `inference.for_inference`),
+    in the number format `model_precision` picks (bf16: `inference.to_bf16`, output in fp32).
     On the CPU `model` itself is left as it is; elsewhere it is moved to `device` and set to eval mode."""
+    precision = model_precision(model, device, precision)
     memory_format = _memory_format(device)
-    if memory_format == torch.contiguous_format:
+    if memory_format == torch.contiguous_format and precision == "fp32":
         model.to(device).eval()
         return lambda x: model(x).clamp(0.0, 1.0)
-    fast = _rewritten(model, device, memory_format)
-    return lambda x: fast(x.contiguous(memory_format=memory_format)).clamp(0.0, 1.0).contiguous()
+    fast = _rewritten(model, device, memory_format, precision)
+    return lambda x: fast(x.contiguous(memory_format=memory_format)).float().clamp(0.0, 1.0).contiguous()
+
+
+def model_precision(model: nn.Module, device: torch.device, precision: str = "auto") -> str:
+    """'fp32' or 'bf16', the format `model_function` runs `model` in on `device`.
+
+    An explicit choice is kept. "auto" is bf16 only on a CPU with native bf16 (`precision.cpu_bf16_support`)
+    and only for weights that passed the bf16 quality gate (`quality_gate.bf16_passed`); fp32 otherwise,
+    and on other devices, where bf16 has not been measured.
+    """
+    from ganzoo import quality_gate
+
+    resolved = resolve_cpu_precision(precision)
+    if precision != "auto":
+        return resolved
+    if device.type != "cpu" or resolved == "fp32" or not quality_gate.bf16_passed(model):
+        return "fp32"
+    return "bf16"
 
 
 # model -> (what its weights were, the rewritten copy): the app calls model_function on every request, and
@@ -189,47 +210,58 @@ def model_function(model: nn.Module, device: torch.device) -> TensorFn:
 _REWRITTEN: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
 
 
-def _rewritten(model: nn.Module, device: torch.device, memory_format: torch.memory_format) -> nn.Module:
-    """`for_inference(model)` on `device`, rebuilt only when a weight or buffer changed (in place or replaced)."""
-    key = (device, memory_format,
-           tuple((t.data_ptr(), t._version) for t in [*model.parameters(), *model.buffers()]))
+def _rewritten(model: nn.Module, device: torch.device, memory_format: torch.memory_format,
+               precision: str = "fp32") -> nn.Module:
+    """`for_inference(model)` on `device` (in bf16 via `to_bf16` if asked), rebuilt only when a weight or
+    buffer changed (in place or replaced)."""
+    key = (device, memory_format, precision, weights_key(model))
     cached = _REWRITTEN.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
-    fast = for_inference(model).to(device, memory_format=memory_format)
+    fast = for_inference(model)
+    if precision == "bf16":
+        fast = to_bf16(fast)
+    fast = fast.to(device, memory_format=memory_format)
     _REWRITTEN[model] = (key, fast)
     return fast
 
 
-def _sr_function(model: nn.Module | None, scale: int, device: torch.device) -> tuple[TensorFn, int]:
+def weights_key(model: nn.Module) -> tuple:
+    """Changes whenever a weight or buffer of `model` is replaced or changed in place (cheap, no hashing)."""
+    return tuple((t.data_ptr(), t._version) for t in [*model.parameters(), *model.buffers()])
+
+
+def _sr_function(model: nn.Module | None, scale: int, device: torch.device,
+                 precision: str = "auto") -> tuple[TensorFn, int]:
     """The per-tensor upscaling function and its factor: MATLAB bicubic, or the model on `device`."""
     if model is None:
         _check_whole("scale", scale, 1)
         return (lambda lr: imaging.imresize(lr, scale=scale).clamp(0.0, 1.0)), scale
-    return model_function(model, device), sr_scale(model)
+    return model_function(model, device, precision), sr_scale(model)
 
 
 def _memory_format(device: torch.device) -> torch.memory_format:
     """The layout image-to-image models run in on `device`: channels-last (with `for_inference`'s rewrites) on
     the CPU, where `ganzoo benchmark` measured srresnet-x4 at 1.7x the naive speed with outputs within 1e-5
-    (README, Performance); the default layout, unrewritten, elsewhere until measured there. Never a lower
-    precision."""
+    (README, Performance); the default layout, unrewritten, elsewhere until measured there. The number format
+    is `model_precision`'s choice."""
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 
 def upscale(image: imaging.ImageSource, model: nn.Module | None = None, scale: int = 4, tile: int | None = None,
-            device: torch.device | None = None, max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
+            device: torch.device | None = None, max_pixels: int = imaging.MAX_PIXELS,
+            precision: str = "auto") -> Image.Image:
     """Upscale with an SR model (its own `scale` wins) or, without one, MATLAB bicubic by `scale`."""
     device = pick_device(device)
-    fn, scale = _sr_function(model, scale, device)
+    fn, scale = _sr_function(model, scale, device, precision)
     return run_image_to_image(image, fn, scale=scale, tile=tile, max_pixels=max_pixels, device=device)
 
 
 def sr_upscaler(model: nn.Module | None, scale: int = 4, tile: int | None = None, overlap: int = TILE_OVERLAP,
-                device: torch.device | None = None) -> TensorFn:
+                device: torch.device | None = None, precision: str = "auto") -> TensorFn:
     """A tensor-level `upscale` ([N,3,h,w] -> [N,3,sh,sw] on the input's device), e.g. for `evaluate_sr`."""
     device = pick_device(device)
-    fn, scale = _sr_function(model, scale, device)
+    fn, scale = _sr_function(model, scale, device, precision)
     return _tensor_level(fn, scale, tile, overlap, device)
 
 
@@ -243,17 +275,18 @@ def _tensor_level(fn: TensorFn, scale: int, tile: int | None, overlap: int, devi
 # -- deblurring -------------------------------------------------------------------------------------
 
 def deblur(image: imaging.ImageSource, model: nn.Module, tile: int | None = None, device: torch.device | None = None,
-           max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
+           max_pixels: int = imaging.MAX_PIXELS, precision: str = "auto") -> Image.Image:
     """Remove motion blur from one image with a deblurring model (same size out)."""
     device = pick_device(device)
-    return run_image_to_image(image, model_function(model, device), tile=tile, max_pixels=max_pixels, device=device)
+    return run_image_to_image(image, model_function(model, device, precision), tile=tile, max_pixels=max_pixels,
+                              device=device)
 
 
 def deblurrer(model: nn.Module, tile: int | None = None, overlap: int = TILE_OVERLAP,
-              device: torch.device | None = None) -> TensorFn:
+              device: torch.device | None = None, precision: str = "auto") -> TensorFn:
     """A tensor-level `deblur` ([N,3,H,W] -> [N,3,H,W] on the input's device), e.g. for `evaluate_deblur`."""
     device = pick_device(device)
-    return _tensor_level(model_function(model, device), 1, tile, overlap, device)
+    return _tensor_level(model_function(model, device, precision), 1, tile, overlap, device)
 
 
 # -- style transfer ---------------------------------------------------------------------------------
@@ -273,14 +306,15 @@ def load_style_image(style: imaging.ImageSource, max_side: int = STYLE_MAX_SIDE,
 
 def stylizer(model: nn.Module, style: imaging.ImageSource | list[imaging.ImageSource] | None = None,
              alpha: float = 1.0, preserve_color: bool = False, style_weights: list[float] | None = None,
-             device: torch.device | None = None) -> TensorFn:
+             device: torch.device | None = None, precision: str = "auto") -> TensorFn:
     """A tensor function [N,3,H,W] -> [N,3,H,W] in [0, 1] that stylises with `model`.
 
     A fast network (`TransformerNet`) takes no `style`; `alpha` then blends its output with the input
     in image space. `AdaINStyleTransfer` needs `style`: one image (any image source, or an RGB tensor
     [1,3,h,w] as `load_style_image` returns), or several with `style_weights` to
     interpolate between them; `alpha` is AdaIN's feature-space strength (0 returns the input).
-    `preserve_color` keeps the input's chroma (YCbCr) and transfers only luminance.
+    `preserve_color` keeps the input's chroma (YCbCr) and transfers only luminance. A fast network runs
+    through `model_function` (`precision` as there); AdaIN runs in fp32 (bf16 is not offered for it).
     """
     from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
     from ganzoo.models.style import preserve_color as keep_chroma
@@ -288,15 +322,18 @@ def stylizer(model: nn.Module, style: imaging.ImageSource | list[imaging.ImageSo
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be a number from 0 to 1, got {alpha!r}")
     device = pick_device(device)
-    model.to(device).eval()
     if isinstance(model, TransformerNet):
         if style is not None:
             raise ValueError("a fast style network has its style built in; pass style=None "
                              "(use the adain model for a style image)")
+        network = model_function(model, device, precision)
 
         def transfer(x: torch.Tensor) -> torch.Tensor:
-            return torch.lerp(x, model(x).clamp(0.0, 1.0), float(alpha)) if alpha > 0 else x.clone()
+            return torch.lerp(x, network(x), float(alpha)) if alpha > 0 else x.clone()
     elif isinstance(model, AdaINStyleTransfer):
+        if precision not in ("auto", "fp32"):
+            raise ValueError(f"AdaIN runs in fp32 (bf16 is offered for the fast style networks); got {precision!r}")
+        model.to(device).eval()
         if style is None:
             raise ValueError("AdaIN needs a style image (style=...)")
         styles = style if isinstance(style, (list, tuple)) else [style]
@@ -317,11 +354,12 @@ def stylizer(model: nn.Module, style: imaging.ImageSource | list[imaging.ImageSo
 def stylize(image: imaging.ImageSource, model: nn.Module,
             style: imaging.ImageSource | list[imaging.ImageSource] | None = None, alpha: float = 1.0,
             preserve_color: bool = False, style_weights: list[float] | None = None, tile: int | None = None,
-            device: torch.device | None = None, max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
+            device: torch.device | None = None, max_pixels: int = imaging.MAX_PIXELS,
+            precision: str = "auto") -> Image.Image:
     """Stylise one image (same size out; alpha and 16-bit grey input handled as elsewhere): with a fast
     per-style network, or with AdaIN and `style` (see `stylizer`)."""
     device = pick_device(device)
-    fn = stylizer(model, style, alpha, preserve_color, style_weights, device)
+    fn = stylizer(model, style, alpha, preserve_color, style_weights, device, precision)
     return run_image_to_image(image, fn, tile=tile, max_pixels=max_pixels, device=device)
 
 

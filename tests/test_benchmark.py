@@ -92,3 +92,41 @@ def test_default_pipeline_path_matches_the_baseline():
 
 def test_peak_tflops_only_for_known_gpus():
     assert benchmark.peak_tflops(torch.device("cpu")) is None
+
+
+def test_low_precision_rows_state_their_tolerance_and_psnr_delta(tiny_dir, tmp_path, capsys):
+    from PIL import Image
+    from skimage import data
+
+    train, reference = tmp_path / "train", tmp_path / "Set5-like"
+    for folder, image in ((train, data.astronaut()), (reference, data.coffee()[:64, :96])):
+        folder.mkdir()
+        Image.fromarray(image).save(folder / "a.png")
+    code = main(["benchmark", "--model", str(tiny_dir), "--size", "16", "--repeats", "1", "--warmup", "0",
+                 "--no-compile", "--threads", "1", "--thread-sweep", "none", "--json", "--device", "cpu",
+                 "--calibration-data", str(train), "--reference-data", str(reference)])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["reference"]["metric"] == "psnr_y" and result["reference"]["baseline"] > 0
+    assert result["cpu_bf16"]["auto_precision"] in ("fp32", "bf16") and result["cpu_bf16"]["reason"]
+    paths = {row["name"]: row for row in result["paths"]}
+    for name, precision in ((benchmark.DEFAULT_BF16, "bf16"), ("bf16 autocast + channels_last", "bf16"),
+                            (benchmark.INT8, "int8"), ("baseline", "fp32")):
+        row = paths[name]
+        assert row["status"] == "ok" and (PATH_KEYS | {"mean_abs_diff", "psnr_delta_db"}) <= set(row)
+        assert row["settings"]["precision"] == precision
+        tolerance = row["settings"]["tolerance"]
+        assert tolerance == ({"max_abs_diff": benchmark.TOLERANCE} if precision == "fp32" else
+                             {"mean_abs_diff": benchmark.LOW_PRECISION_TOLERANCE})
+        ((metric, bound),) = tolerance.items()
+        assert row["matches"] == (row[metric] <= bound)
+    assert paths["baseline"]["psnr_delta_db"] == 0.0
+    assert 0 < paths[benchmark.DEFAULT_BF16]["mean_abs_diff"] < benchmark.LOW_PRECISION_TOLERANCE
+    assert paths[benchmark.INT8]["max_abs_diff"] > 0
+    assert paths[result["fastest_matching"]]["settings"]["precision"] == "fp32"
+
+
+def test_calibration_must_not_include_the_reference_set(tiny_dir, capsys):
+    data = Path(__file__).parent
+    assert main(["benchmark", "--model", str(tiny_dir), "--size", "8", "--calibration-data", str(data),
+                 "--reference-data", str(data / "sub"), "--device", "cpu"]) == 2
+    assert "must not include the reference set" in capsys.readouterr().err

@@ -1,0 +1,151 @@
+"""Whether bf16 is close enough to fp32 for a model: the per-model gate behind `precision="auto"`.
+
+    python -m ganzoo.quality_gate --models srresnet-x4 srgan-x4 deblurgan style-mosaic --write
+
+runs each model through the pipelines twice, `precision="fp32"` and `"bf16"`, on its evaluation data, and
+writes the results, keyed by a hash of the weights, to `bf16_gate.json` next to this file. A CPU without
+native bf16 emulates it: slowly, but with the same numbers, so the gate can be run on any CPU.
+`pipelines.model_precision` picks bf16 under "auto" only for weights with a passing entry; other or
+retrained weights keep fp32 until the gate has been run for them.
+
+The bar: super-resolution, Y-PSNR within 0.05 dB of fp32 on Set5 and on Set14 and Y-SSIM within 0.001;
+deblurring, PSNR within 0.05 dB on the Levin set; fast style, a mean absolute difference under 1/255 on
+the 10 content photos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import weakref
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganzoo import evaluate, imaging, pipelines
+from ganzoo.precision import cpu_bf16_support
+
+__all__ = ["BAR", "GATE_FILE", "bf16_passed", "gate_model", "weights_sha256"]
+
+GATE_FILE = Path(__file__).with_name("bf16_gate.json")
+BAR = {"psnr_db": 0.05, "ssim": 0.001, "style_mean_abs": 1 / 255}
+COMMAND = "python -m ganzoo.quality_gate --models {models} --data-dir {data} --write"
+
+_DIGESTS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, str]] = weakref.WeakKeyDictionary()
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """SHA-256 of every tensor of `model.state_dict()` (names, dtypes, shapes and bytes), cached per weights."""
+    key = pipelines.weights_key(model)
+    cached = _DIGESTS.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    _DIGESTS[model] = (key, digest.hexdigest())
+    return digest.hexdigest()
+
+
+@cache
+def _records(path: Path) -> dict[str, dict[str, Any]]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def bf16_passed(model: nn.Module, path: Path | None = None) -> bool:
+    """Whether the gate file holds a passing bf16 entry for exactly these weights."""
+    digest = weights_sha256(model)
+    return any(record.get("weights_sha256") == digest and record.get("passed") is True
+               for record in _records(path or GATE_FILE).values())
+
+
+# -- measuring ------------------------------------------------------------------------------------------
+
+def _compare(fp32: dict[str, Any], bf16: dict[str, Any], keys: dict[str, float]) -> dict[str, Any]:
+    """The means of both runs, their differences, and whether each difference is within its bar."""
+    deltas = {key: bf16[key] - fp32[key] for key in keys}
+    return {"fp32": {key: fp32[key] for key in keys}, "bf16": {key: bf16[key] for key in keys}, "delta": deltas,
+            "passed": all(abs(deltas[key]) <= bar for key, bar in keys.items()), "n": fp32["n"]}
+
+
+def gate_sr(model: nn.Module, data_dirs: list[Path]) -> dict[str, Any]:
+    scale = pipelines.sr_scale(model)
+    results = {}
+    for folder in data_dirs:
+        runs = [evaluate.evaluate_sr(pipelines.sr_upscaler(model, device="cpu", precision=precision), folder, scale,
+                                     progress=False) for precision in ("fp32", "bf16")]
+        results[folder.name] = _compare(*runs, {"psnr_y": BAR["psnr_db"], "ssim_y": BAR["ssim"]})
+    return results
+
+
+def gate_deblur(model: nn.Module, data_dir: Path) -> dict[str, Any]:
+    runs = [evaluate.evaluate_deblur(pipelines.deblurrer(model, device="cpu", precision=precision), data_dir,
+                                     reference=False, progress=False) for precision in ("fp32", "bf16")]
+    return {data_dir.name: _compare(*runs, {"psnr": BAR["psnr_db"]})}
+
+
+def gate_style(model: nn.Module, content_dir: Path) -> dict[str, Any]:
+    """Mean and largest absolute difference of the 8-bit outputs, over the content photos at full size."""
+    fp32, bf16 = (pipelines.stylizer(model, device="cpu", precision=p) for p in ("fp32", "bf16"))
+    means, largest = [], 0.0
+    for path in imaging.list_images(content_dir):
+        x = imaging.image_to_tensor(imaging.load_image(path))[0]
+        with torch.inference_mode():
+            diff = (imaging.quantize(fp32(x)) - imaging.quantize(bf16(x))).abs()
+        means.append(diff.mean().item())
+        largest = max(largest, diff.max().item())
+    mean = sum(means) / len(means)
+    return {content_dir.name: {"mean_abs_diff": mean, "max_abs_diff": largest, "n": len(means),
+                               "passed": mean < BAR["style_mean_abs"]}}
+
+
+def gate_model(model: nn.Module, data_dir: Path) -> dict[str, Any]:
+    """Run the bar for `model`'s task on the evaluation data under `data_dir` (the layout of ../shared/data)."""
+    from ganzoo.models import DeblurGANGenerator, TransformerNet
+
+    if hasattr(model, "scale"):
+        results = gate_sr(model, [data_dir / "sr/bench/Set5", data_dir / "sr/bench/Set14"])
+    elif isinstance(model, DeblurGANGenerator):
+        results = gate_deblur(model, data_dir / "blur/bench/levin")
+    elif isinstance(model, TransformerNet):
+        results = gate_style(model, data_dir / "style/content")
+    else:
+        raise ValueError(f"no bf16 quality bar for {type(model).__name__}")
+    return {"class": type(model).__name__, "weights_sha256": weights_sha256(model),
+            "passed": all(r["passed"] for r in results.values()), "bar": BAR, "results": results,
+            "bf16": "native" if cpu_bf16_support().native else "emulated (same numbers, slower)",
+            "torch_version": torch.__version__}
+
+
+def main(argv: list[str] | None = None, load: Callable[[str], nn.Module] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", required=True, help="model names, folders or Hub repo ids")
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"),
+                        help="the evaluation data (default: ../shared/data)")
+    parser.add_argument("--write", action="store_true", help=f"add the results to {GATE_FILE.name}")
+    parser.add_argument("--gate-file", type=Path, default=GATE_FILE)
+    args = parser.parse_args(argv)
+    if load is None:
+        from ganzoo import load
+    records = dict(_records(args.gate_file))
+    for name in args.models:
+        record = gate_model(load(name), args.data_dir)
+        record["command"] = COMMAND.format(models=name, data=args.data_dir)
+        records[name] = record
+        print(json.dumps({name: record}, indent=2), flush=True)
+        if args.write:
+            args.gate_file.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            _records.cache_clear()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
