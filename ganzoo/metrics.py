@@ -139,6 +139,7 @@ def frechet_distance(
 
 GRID_PERIOD = 4  # the lattice frequencies k*H/4, k*W/4 hold periods 2 and 4 (and their mixtures)
 _GRID_NEIGHBOURHOOD = 4  # radius (bins) of the spectrum neighbourhood a peak is compared with
+_QUANTISATION_NOISE = 1 / 255 / np.sqrt(12)  # standard deviation of uniform rounding to 8 bits
 
 
 def grid_artifact_score(image: torch.Tensor | np.ndarray) -> float:
@@ -146,7 +147,8 @@ def grid_artifact_score(image: torch.Tensor | np.ndarray) -> float:
 
     The luma (BT.601, as `rgb_to_y`; a single-channel image is used as is) is cropped to a multiple of
     4 from the top left, mean-subtracted, Hann-windowed (so the borders add no spectral lines), and
-    Fourier-transformed. At each of the 15 lattice frequencies (k*H/4, l*W/4) with k, l in 0..3, not both
+    Fourier-transformed; the log magnitude is taken of |F| plus the magnitude that 8-bit rounding
+    noise would have (so float images smoother than any real one have no spurious peaks). At each of the 15 lattice frequencies (k*H/4, l*W/4) with k, l in 0..3, not both
     0, the peak height is the log magnitude (natural log) of that bin minus the mean log magnitude of
     its 9x9 neighbourhood (wrapped around the spectrum's edges, the bin itself left out). The score is
     the mean of the 15 peak heights: about 0 for natural images (no peaks; their spectra fall smoothly),
@@ -163,7 +165,10 @@ def grid_artifact_score(image: torch.Tensor | np.ndarray) -> float:
     if min(height, width) < 4 * GRID_PERIOD:
         raise ValueError(f"grid_artifact_score needs at least 16x16 pixels, got {height}x{width}")
     window = np.outer(np.hanning(height), np.hanning(width))
-    spectrum = np.log(np.abs(np.fft.fft2((luma - luma.mean()) * window)) + 1e-8)
+    # The floor is the magnitude 8-bit quantisation noise has: images smoother than that (synthetic,
+    # float) would otherwise show the ripples of rounding errors as peaks.
+    floor = _QUANTISATION_NOISE * np.sqrt((window**2).sum())
+    spectrum = np.log(np.abs(np.fft.fft2((luma - luma.mean()) * window)) + floor)
     offsets = np.arange(-_GRID_NEIGHBOURHOOD, _GRID_NEIGHBOURHOOD + 1)
     ring = np.ones((len(offsets), len(offsets)), dtype=bool)
     ring[_GRID_NEIGHBOURHOOD, _GRID_NEIGHBOURHOOD] = False
@@ -199,3 +204,21 @@ def _grid_luma(image: torch.Tensor | np.ndarray) -> np.ndarray:
     if array.ndim != 2:
         raise ValueError(f"expected an HxW or HxWx3 array, got shape {array.shape}")
     return array
+
+
+STRUCTURE_BLUR_SIGMA = 2.0  # pixels: wipes out brush strokes and lattices a few pixels wide, keeps the layout
+
+
+def structure_ssim(pred: torch.Tensor, target: torch.Tensor, blur_sigma: float = STRUCTURE_BLUR_SIGMA) -> torch.Tensor:
+    """Content-structure similarity per image, [N] float64: `ssim` of the BT.601 luma of both images after a
+    Gaussian blur of `blur_sigma` pixels (reflect padding). The blur removes texture finer than a few pixels,
+    so a stylised image that keeps the photo's edges and layout scores high whatever its strokes and palette."""
+    if pred.shape != target.shape or pred.dim() != 4 or pred.shape[1] != 3:
+        raise ValueError(f"structure_ssim needs two RGB [N,3,H,W] tensors of one shape, got {list(pred.shape)} "
+                         f"and {list(target.shape)}")
+    from torchvision.transforms.functional import gaussian_blur
+
+    kernel = 2 * int(3 * blur_sigma + 0.5) + 1
+    pred_y, target_y = (gaussian_blur(rgb_to_y(x.double()), [kernel, kernel], [blur_sigma, blur_sigma])
+                        for x in (pred, target))
+    return ssim(pred_y, target_y)

@@ -28,7 +28,7 @@ TINY = {"num_blocks": 1, "channels": 8}
 BUNDLED_SRRESNET = MODELS["srresnet-x4"]
 needs_bundled = pytest.mark.skipif(not BUNDLED_SRRESNET.is_bundled,
                                    reason="ganzoo/pretrained/srresnet-x4 is not bundled")
-SR_KEYS = {"n", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"}
+SR_KEYS = {"n", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid"}
 
 
 def write_png(path: Path, height: int, width: int, seed: int) -> Path:

@@ -19,7 +19,11 @@ from PIL import Image
 from ganzoo.data import ImageBank
 from ganzoo.imaging import image_to_tensor, load_image
 from ganzoo.losses import (
+    VGG_POOL_CHOICES,
+    FeatureEnsemble,
+    MultiScaleRandomFeatures,
     VGGFeatures,
+    base_layer,
     content_loss,
     gram_matrix,
     gram_style_loss,
@@ -68,6 +72,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
     model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
     model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
+    model.add_argument("--vgg-pool", choices=VGG_POOL_CHOICES, default="max", help="VGG19's pooling")
+    model.add_argument("--vgg-seeds", type=int, default=1,
+                       help="average the losses over this many random VGGs (seeds vgg-seed, vgg-seed+1, ...)")
+    model.add_argument("--features", choices=["vgg19", "multiscale"], default="vgg19",
+                       help="loss network: VGG19 (see --vgg-*) or MultiScaleRandomFeatures (no pooling; "
+                            "all its layers form the Gram loss, --content-layer defaults to k3s2)")
+    model.add_argument("--content-layer", default=None, help="feature layer of the content loss "
+                       f"(default {CONTENT_LAYER} for VGG19)")
     model.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: OMP_NUM_THREADS "
                         "or all cores)")
@@ -84,6 +96,19 @@ def load_style(path: Path, size: int) -> torch.Tensor:
     return image_to_tensor(image)[0]
 
 
+def build_features(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[str, ...], str]:
+    """The loss network the arguments ask for, its Gram layers and its content layer."""
+    if args.features == "multiscale":
+        features = MultiScaleRandomFeatures(seed=args.vgg_seed)
+        return features, features.layers, args.content_layer or "k3s2"
+    style_layers = tuple(args.style_layers)
+    content_layer = args.content_layer or CONTENT_LAYER
+    members = [VGGFeatures(tuple(dict.fromkeys((*style_layers, content_layer))), weights=args.vgg_weights,
+                           weights_path=args.vgg_weights_path, seed=args.vgg_seed + i, pool=args.vgg_pool)
+               for i in range(args.vgg_seeds)]
+    return (members[0] if len(members) == 1 else FeatureEnsemble(members)), style_layers, content_layer
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -93,11 +118,12 @@ def main(argv=None) -> None:
     device = trainer.device
     bank = ImageBank(args.content_dirs, args.crop_size, device)
     style = load_style(args.style_image, args.style_size).to(device)
-    style_layers = tuple(args.style_layers)
-    features = VGGFeatures(tuple(dict.fromkeys((*style_layers, CONTENT_LAYER))), weights=args.vgg_weights,
-                           weights_path=args.vgg_weights_path, seed=args.vgg_seed).to(device)
+    features, style_layers, content_layer = build_features(args)
+    features = features.to(device)
+    members = len(features.members) if isinstance(features, FeatureEnsemble) else 1
     with torch.no_grad():
-        style_grams = {name: gram_matrix(f) for name, f in features(style).items() if name in style_layers}
+        style_grams = {name: gram_matrix(f) for name, f in features(style).items()
+                       if base_layer(name) in style_layers}
     model = TransformerNet(channels=args.channels, num_blocks=args.num_blocks)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     model, optimizer = trainer.prepare(model, optimizer)
@@ -108,9 +134,9 @@ def main(argv=None) -> None:
             output = model(content).float()
             out_features = features(output)
             with torch.no_grad():
-                target = features(content)[CONTENT_LAYER]
-            c_loss = content_loss(out_features[CONTENT_LAYER], target)
-            s_loss = gram_style_loss(out_features, style_grams)
+                targets = {k: f for k, f in features(content).items() if base_layer(k) == content_layer}
+            c_loss = sum(content_loss(out_features[k], t) for k, t in targets.items()) / members
+            s_loss = gram_style_loss(out_features, style_grams) / members
             tv = total_variation(output)
             loss = args.content_weight * c_loss + args.style_weight * s_loss + args.tv_weight * tv
         trainer.optimize(loss, optimizer)
@@ -127,7 +153,7 @@ def main(argv=None) -> None:
     folder = trainer.export(
         model, "final", "style.md", style_name=style_name, style_image=str(args.style_image),
         style_credit=args.style_credit or STYLE_CREDITS.get(style_name, UNKNOWN_CREDIT),
-        loss_network=features.describe(), style_layers=list(style_layers), content_layer=CONTENT_LAYER,
+        loss_network=features.describe(), style_layers=list(style_layers), content_layer=content_layer,
         content_dirs=[str(d) for d in args.content_dirs], content_images=len(bank))
     if folder is not None:  # the style image beside the weights: the card and the app's gallery show it
         thumbnail = load_image(args.style_image).convert("RGB")

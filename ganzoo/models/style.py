@@ -146,6 +146,14 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
         _check_size(type(self).__name__, style, ADAIN_MIN_SIZE, "style images")
         return self.encode(style)["relu4_1"]
 
+    def reconstruct(self, content: torch.Tensor) -> torch.Tensor:
+        """The decoder applied to the content's own relu4_1 features, in [0, 1], same size: what `alpha=0`
+        would give without its exact shortcut; how much structure the decoder keeps."""
+        _check_size(type(self).__name__, content, ADAIN_MIN_SIZE, "content images")
+        height, width = content.shape[-2:]
+        features = self.encode(_pad_to_multiple(content, 8))["relu4_1"]
+        return self.decode(features)[..., :height, :width].clamp(0.0, 1.0)
+
     def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         """`content` [N,3,H,W] stylised with `style` ([1 or N,3,h,w]), in [0, 1], same size as `content`."""
         return self.mix(content, [style], [1.0], alpha)
