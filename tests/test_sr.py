@@ -396,3 +396,25 @@ def test_synthetic_data_reuses_one_batch_and_real_data_does_not(image_folder, mo
     assert first[0] is second[0] and first[1].shape == (2, 3, 8, 8)
     real = sr_batches(argparse.Namespace(**{**vars(args), "synthetic_data": False}), bank)
     assert not torch.equal(real(torch.Generator().manual_seed(1))[0], real(torch.Generator().manual_seed(2))[0])
+
+
+def test_icnr_makes_conv_and_pixel_shuffle_a_nearest_upsampling_at_init():
+    from torch import nn
+
+    from ganzoo.models.srgan import icnr_
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 4 * 5, 3, padding=1)
+    icnr_(conv.weight, 2)
+    nn.init.zeros_(conv.bias)
+    x = torch.randn(2, 6, 7, 9)
+    out = nn.PixelShuffle(2)(conv(x))
+    # the claimed function: a conv to 5 channels (every 4th filter), then nearest x2
+    small = nn.functional.conv2d(x, conv.weight[::4], padding=1)
+    torch.testing.assert_close(out, nn.functional.interpolate(small, scale_factor=2, mode="nearest"))
+    # and a fresh SRResNet's upsampling starts that way too (per-group filters equal), yet differs across groups
+    weight = SRResNet(**TINY).upsample[0].weight
+    groups = weight.reshape(-1, 4, *weight.shape[1:])
+    assert torch.equal(groups, groups[:, :1].expand_as(groups)) and not torch.equal(groups[0, 0], groups[1, 0])
+    with pytest.raises(ValueError, match="groups"):
+        icnr_(torch.empty(6, 3, 3, 3), 2)

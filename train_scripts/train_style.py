@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+import ganzoo
+
 from ganzoo.data import ImageBank
 from ganzoo.imaging import image_to_tensor, load_image
 from ganzoo.losses import (
@@ -65,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     model = parser.add_argument_group("model and loss")
     model.add_argument("--channels", type=int, default=32)
     model.add_argument("--num-blocks", type=int, default=5)
+    model.add_argument("--upsample", choices=["nearest", "bilinear"], default="nearest",
+                       help="TransformerNet's upsampling (nearest paints a lattice, see its docstring)")
     model.add_argument("--content-weight", type=float, default=1.0)
     model.add_argument("--style-weight", type=float, default=10.0)
     model.add_argument("--tv-weight", type=float, default=0.0)
@@ -81,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--content-layer", default=None, help="feature layer of the content loss "
                        f"(default {CONTENT_LAYER} for VGG19)")
     model.add_argument("--lr", type=float, default=1e-3)
+    model.add_argument("--init-from", default=None,
+                       help="fine-tune a trained TransformerNet (name, folder or Hub repo id; its channels and "
+                            "num_blocks replace --channels and --num-blocks)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: OMP_NUM_THREADS "
                         "or all cores)")
     add_training_args(parser, max_steps=40_000, batch_size=4, checkpoint_every=500, sample_every=250)
@@ -124,7 +131,14 @@ def main(argv=None) -> None:
     with torch.no_grad():
         style_grams = {name: gram_matrix(f) for name, f in features(style).items()
                        if base_layer(name) in style_layers}
-    model = TransformerNet(channels=args.channels, num_blocks=args.num_blocks)
+    if args.init_from:
+        trained = ganzoo.load(args.init_from)
+        if not isinstance(trained, TransformerNet):
+            raise SystemExit(f"--init-from must be a TransformerNet, got {type(trained).__name__}")
+        args.channels, args.num_blocks = trained._hub_mixin_config["channels"], trained._hub_mixin_config["num_blocks"]
+    model = TransformerNet(channels=args.channels, num_blocks=args.num_blocks, upsample=args.upsample)
+    if args.init_from:  # the upsampling mode has no weights: a nearest model's weights fit a bilinear one
+        model.load_state_dict(trained.state_dict())
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     model, optimizer = trainer.prepare(model, optimizer)
 
@@ -154,7 +168,7 @@ def main(argv=None) -> None:
         model, "final", "style.md", style_name=style_name, style_image=str(args.style_image),
         style_credit=args.style_credit or STYLE_CREDITS.get(style_name, UNKNOWN_CREDIT),
         loss_network=features.describe(), style_layers=list(style_layers), content_layer=content_layer,
-        content_dirs=[str(d) for d in args.content_dirs], content_images=len(bank))
+        content_dirs=[str(d) for d in args.content_dirs], content_images=len(bank), init_from=args.init_from)
     if folder is not None:  # the style image beside the weights: the card and the app's gallery show it
         thumbnail = load_image(args.style_image).convert("RGB")
         thumbnail.thumbnail((256, 256), Image.Resampling.LANCZOS)
