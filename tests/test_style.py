@@ -395,3 +395,16 @@ def test_train_style_with_multiscale_features_and_init_from(run_script, image_di
     assert model._hub_mixin_config == {"channels": 4, "num_blocks": 1, "upsample": "bilinear"}
     card = (out / "final" / "README.md").read_text()
     assert "multi-scale random features" in card and "seed 5" in card and "k3s2" in card
+
+
+def test_adain_reflects_a_border_around_the_content_and_crops_it_back():
+    from ganzoo.models.style import ADAIN_BORDER, _reflect_border
+
+    for height, width in ((17, 20), (64, 48)):
+        content = torch.rand(1, 3, height, width)
+        padded, crop = _reflect_border(content)
+        border = min(ADAIN_BORDER, height - 1, width - 1)
+        assert padded.shape[-2] % 8 == 0 and padded.shape[-1] % 8 == 0
+        assert padded.shape[-2] >= height + 2 * border and padded.shape[-1] >= width + 2 * border
+        assert torch.equal(padded[crop], content)
+        assert torch.equal(padded[..., border - 1, border:border + width], content[..., 1, :])  # a reflection

@@ -23,6 +23,7 @@ from ganzoo.losses import VGG_WEIGHT_CHOICES, VGGFeatures, adain
 UPSAMPLE_MODES = ("nearest", "bilinear")
 TRANSFORMER_MIN_SIZE = 8  # the 9x9 reflection pad needs more than 4 pixels, the 1/4-scale 3x3 pads 2
 ADAIN_MIN_SIZE = 16  # relu4_1 is 1/8 scale; the decoder's first reflection pad needs 2 pixels there
+ADAIN_BORDER = 32  # reflected pixels around the content: the encoder's zero padding otherwise paints a frame
 ADAIN_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # the style-loss layers; relu4_1 is the code
 
 
@@ -158,9 +159,8 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
         """The decoder applied to the content's own relu4_1 features, in [0, 1], same size: what `alpha=0`
         would give without its exact shortcut; how much structure the decoder keeps."""
         _check_size(type(self).__name__, content, ADAIN_MIN_SIZE, "content images")
-        height, width = content.shape[-2:]
-        features = self.encode(_pad_to_multiple(content, 8))["relu4_1"]
-        return self.decode(features)[..., :height, :width].clamp(0.0, 1.0)
+        padded, crop = _reflect_border(content)
+        return self.decode(self.encode(padded)["relu4_1"])[crop].clamp(0.0, 1.0)
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         """`content` [N,3,H,W] stylised with `style` ([1 or N,3,h,w]), in [0, 1], same size as `content`."""
@@ -181,12 +181,22 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
             raise ValueError(f"style weights must be non-negative with a positive sum, got {weights}")
         if alpha == 0:
             return content.clone()
-        height, width = content.shape[-2:]
-        content_features = self.encode(_pad_to_multiple(content, 8))["relu4_1"]
+        padded, crop = _reflect_border(content)
+        content_features = self.encode(padded)["relu4_1"]
         target = sum(w / sum(weights) * adain(content_features, self.style_features(s))
                      for w, s in zip(weights, styles, strict=True))
         target = alpha * target + (1 - alpha) * content_features
-        return self.decode(target)[..., :height, :width].clamp(0.0, 1.0)
+        return self.decode(target)[crop].clamp(0.0, 1.0)
+
+
+def _reflect_border(content: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """The content reflect-padded by up to ADAIN_BORDER pixels on every side (then to a multiple of 8), and
+    the index that crops a decoded image back to the content: the border the encoder's zero padding
+    disturbs falls outside the crop (issue 16: the visible frame around AdaIN outputs)."""
+    height, width = content.shape[-2:]
+    border = min(ADAIN_BORDER, height - 1, width - 1)
+    padded = _pad_to_multiple(F.pad(content, (border,) * 4, mode="reflect"), 8)
+    return padded, (..., slice(border, border + height), slice(border, border + width))
 
 
 @functools.lru_cache(maxsize=2)
