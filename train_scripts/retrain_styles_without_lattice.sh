@@ -6,7 +6,7 @@
 #   nohup train_scripts/retrain_styles_without_lattice.sh > runs/retrain-styles.log 2>&1 &
 #   python train_scripts/bundle_model.py --export runs/style-mosaic-nolattice/final --name style-mosaic --card style.md
 #
-# Environment: STEPS (100), TV_WEIGHT (2), MAX_SIZE (512, the evaluation), STYLES ("mosaic candy starry_night udnie"), DATA (../shared/data).
+# Environment: STEPS (100), TV_WEIGHT (0.5), MAX_SIZE (512, the evaluation), STYLES ("mosaic candy starry_night udnie"), DATA (../shared/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
@@ -18,7 +18,7 @@ for style in $STYLES; do
     out=runs/$name-nolattice
     python train_scripts/train_style.py --init-from "$name" --style-image "$DATA/style/styles/$style.jpg" \
         --style-name "$style" --content-dirs "$DATA/style/content" "$DATA/sr/train/t91" "$DATA/sr/train/bsds500_train" \
-        --crop-size 128 --batch-size 2 --style-size 256 --style-weight 1 --content-weight 1 --tv-weight "${TV_WEIGHT:-2}" \
+        --crop-size 128 --batch-size 2 --style-size 256 --style-weight 1 --content-weight 1 --tv-weight "${TV_WEIGHT:-0.5}" \
         --lr 5e-4 --upsample bilinear --vgg-weights random --vgg-pool avg --threads 1 --max-steps "${STEPS:-100}" \
         --sample-every 50 --log-every 10 --checkpoint-every 50 --report-to none --resume \
         --output-dir "$out" > "$out.log" 2>&1
