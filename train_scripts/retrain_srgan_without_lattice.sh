@@ -16,7 +16,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
 mkdir -p runs
 python train_scripts/train_srgan.py --init-from srgan-x4 \
     --train-dirs "$DATA/sr/train/bsds500_train" "$DATA/sr/train/bsds500_test" "$DATA/sr/train/t91" \
-    --crop-size 96 --batch-size 4 --content-loss vgg54 --vgg-weights random --vgg-pool avg \
+    --crop-size 64 --batch-size 2 --content-loss vgg54 --vgg-weights random --vgg-pool avg \
     --adversarial-weight 1e-3 --frequency-weight 1 --pixel-weight 0.1 --lr 1e-4 \
     --max-steps 100000 --time-limit "${MINUTES:-15}" --log-every 10 --sample-every 50 --checkpoint-every 50 \
     --report-to none --resume --output-dir runs/srgan-x4-nolattice > runs/srgan-x4-nolattice.log 2>&1
