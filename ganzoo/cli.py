@@ -299,7 +299,40 @@ def evaluate_sr(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**result, "model": args.model, "data": str(args.data), "scale": scale, "precision": precision})
         return 0
-    print_per_image(result, ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"])
+    print_per_image(result, ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid"])
+    return 0
+
+
+@command("evaluate style", "grid-artefact score of stylised photos and their content-structure SSIM to the photos",
+         arg("--model", required=True, help="a bundled style, fast-style or AdaIN model folder or Hub repo id"),
+         arg("--data", type=Path, required=True, help="folder of content photos"),
+         arg("--style", type=Path, help="style image (AdaIN models only)"),
+         arg("--alpha", type=unit_interval, default=1.0, help="style strength from 0 to 1 (default 1)"),
+         arg("--reconstruct", action="store_true",
+             help="AdaIN only: decode the photo's own features (what alpha=0 would return without its exact "
+                  "shortcut to the photo); measures how much structure the decoder keeps"),
+         arg("--max-size", type=positive_int, help="shrink photos to this longer side first (quick checks)"),
+         JSON, DEVICE)
+def evaluate_style(args: argparse.Namespace) -> int:
+    from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
+
+    device = pipelines.pick_device(args.device)
+    model = load_model(style_model_name(args.model) or args.model, device)
+    if not isinstance(model, (TransformerNet, AdaINStyleTransfer)):
+        raise ValueError(f"{args.model} is a {type(model).__name__}, not a style-transfer model")
+    if args.reconstruct:
+        if not isinstance(model, AdaINStyleTransfer):
+            raise ValueError("--reconstruct applies to AdaIN models only")
+        fn = model.reconstruct
+    else:
+        style = pipelines.load_style_image(args.style) if args.style is not None else None
+        fn = pipelines.stylizer(model, style, alpha=args.alpha, device=device)
+    result = evaluate.evaluate_style(lambda x: fn(x.to(device)), args.data, max_size=args.max_size)
+    if args.json:
+        print_json({**result, "model": args.model, "data": str(args.data), "alpha": args.alpha,
+                    "reconstruct": args.reconstruct, "max_size": args.max_size})
+        return 0
+    print_per_image(result, ["grid", "grid_input", "structure_ssim"])
     return 0
 
 

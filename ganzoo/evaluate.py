@@ -19,7 +19,7 @@ from ganzoo.imaging import (
     mod_crop,
     quantize,
 )
-from ganzoo.metrics import frechet_distance, psnr, ssim
+from ganzoo.metrics import frechet_distance, grid_artifact_score, psnr, ssim
 
 # -- digits -----------------------------------------------------------------------------------------
 
@@ -73,7 +73,8 @@ def evaluate_digits(generator: torch.nn.Module, classifier: torch.nn.Module, dat
 def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor], data_dir: str | os.PathLike, scale: int,
                 progress: bool = True) -> dict[str, float | int | list[dict[str, float]]]:
     """The SR benchmark protocol: mod-crop, MATLAB bicubic down, upscale, quantise to 8 bits,
-    then PSNR/SSIM on Y (BT.601) and on RGB, each with a `scale`-pixel border crop.
+    then PSNR/SSIM on Y (BT.601) and on RGB, each with a `scale`-pixel border crop, and the
+    grid-artefact score of the whole output (`metrics.grid_artifact_score`).
 
     `data_dir`: a folder of HR images or a 🤗 dataset (Hub id or `save_to_disk` folder)."""
     rows = []
@@ -89,8 +90,10 @@ def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor], data_dir: str |
             "ssim_y": ssim(sr, hr, crop_border=scale, y_channel=True).item(),
             "psnr_rgb": psnr(sr, hr, crop_border=scale).item(),
             "ssim_rgb": ssim(sr, hr, crop_border=scale).item(),
+            "grid": grid_artifact_score(sr),
         })
-    means = {key: sum(r[key] for r in rows) / len(rows) for key in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
+    means = {key: sum(r[key] for r in rows) / len(rows)
+             for key in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid")}
     return {"n": len(rows), **means, "images": rows}
 
 
@@ -191,4 +194,33 @@ def evaluate_deblur(deblur: Callable[[torch.Tensor], torch.Tensor] | None, data_
         rows.append(row)
     keys = [k for k in rows[0] if k != "image" and all(k in r for r in rows)]
     means = {key: sum(r[key] for r in rows) / len(rows) for key in keys}
+    return {"n": len(rows), **means, "images": rows}
+
+
+# -- style transfer ---------------------------------------------------------------------------------
+
+@torch.no_grad()
+def evaluate_style(stylize: Callable[[torch.Tensor], torch.Tensor], data_dir: str | os.PathLike,
+                   max_size: int | None = None, progress: bool = True) -> dict[str, float | int | list]:
+    """Grid-artefact score (`metrics.grid_artifact_score`) of each stylised photo and of the photo itself,
+    and the content-structure SSIM (`metrics.structure_ssim`) of stylised to photo; outputs quantised to
+    8 bits. `max_size` first shrinks photos whose longer side is larger (Lanczos), for quick checks."""
+    from PIL import Image
+
+    from ganzoo.metrics import grid_artifact_score, structure_ssim
+
+    rows = []
+    for path in tqdm(list_images(data_dir), desc="evaluate", disable=not progress):
+        image = load_image(path).convert("RGB")
+        if max_size is not None and max(image.size) > max_size:
+            image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+        photo = image_to_tensor(image)[0]
+        out = quantize(stylize(photo).to(photo.device, photo.dtype))
+        if out.shape != photo.shape:
+            raise ValueError(f"{path.name}: stylised to {tuple(out.shape)}, expected {tuple(photo.shape)}")
+        rows.append({"image": path.stem, "grid": grid_artifact_score(out), "grid_input": grid_artifact_score(photo),
+                     "structure_ssim": structure_ssim(out, photo).item()})
+    if not rows:
+        raise ValueError(f"no images in {data_dir}")
+    means = {key: sum(r[key] for r in rows) / len(rows) for key in ("grid", "grid_input", "structure_ssim")}
     return {"n": len(rows), **means, "images": rows}

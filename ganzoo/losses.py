@@ -25,6 +25,7 @@ VGG19_LAYERS = {"relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1
 VGG19_IMAGENET_FILE = "vgg19-dcbb9e9d.pth"  # the file torchvision's VGG19_Weights.IMAGENET1K_V1 downloads
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 VGG_WEIGHT_CHOICES = ("imagenet", "random")
+VGG_POOL_CHOICES = ("max", "avg")
 
 
 class VGGWeightsError(RuntimeError):
@@ -62,7 +63,7 @@ class VGGFeatures(torch.nn.Module):
     """
 
     def __init__(self, layers: tuple[str, ...] = ("relu5_4",), weights: str = "imagenet",
-                 weights_path: str | None = None, seed: int = 0) -> None:
+                 weights_path: str | None = None, seed: int = 0, pool: str = "max") -> None:
         from torchvision.models import vgg19
 
         super().__init__()
@@ -71,7 +72,9 @@ class VGGFeatures(torch.nn.Module):
             raise ValueError(f"unknown VGG19 layers {unknown}; choose from {sorted(VGG19_LAYERS)}")
         if weights not in VGG_WEIGHT_CHOICES:
             raise ValueError(f"weights must be one of {VGG_WEIGHT_CHOICES}, got {weights!r}")
-        self.layers, self.weights, self.seed = tuple(layers), weights, seed
+        if pool not in VGG_POOL_CHOICES:
+            raise ValueError(f"pool must be one of {VGG_POOL_CHOICES}, got {pool!r}")
+        self.layers, self.weights, self.seed, self.pool = tuple(layers), weights, seed, pool
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = vgg19(weights=None)
@@ -81,11 +84,15 @@ class VGGFeatures(torch.nn.Module):
         self.features = model.features[:last + 1].eval().requires_grad_(False)
         for relu in (m for m in self.features if isinstance(m, torch.nn.ReLU)):
             relu.inplace = False  # an in-place ReLU would overwrite a returned conv output (conv3_3)
+        if pool == "avg":  # Gatys et al. 2016: average pooling gives smoother gradients than max pooling
+            for index, layer in enumerate(self.features):
+                if isinstance(layer, torch.nn.MaxPool2d):
+                    self.features[index] = torch.nn.AvgPool2d(2, 2)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def describe(self) -> str:
-        names = ", ".join(self.layers)
+        names = ", ".join(self.layers) + (", average pooling" if self.pool == "avg" else "")
         if self.weights == "imagenet":
             return f"VGG19 ({names}) with torchvision's ImageNet weights"
         return f"VGG19 ({names}) with fixed random weights (Kaiming init, seed {self.seed}); no ImageNet weights"
@@ -102,6 +109,82 @@ class VGGFeatures(torch.nn.Module):
             if index in wanted:
                 out[wanted[index]] = h
         return out
+
+
+class MultiScaleRandomFeatures(torch.nn.Module):
+    """Wide one-layer random ReLU networks without pooling, over an image pyramid (Ustyuzhaninov et al. 2017).
+
+    At each scale s in `scales` (the image area-downsampled s times) and each kernel size k, `width`
+    fixed random filters (Kaiming-uniform, from `seed`; deterministic) with ReLU give the activations
+    named f"k{k}s{s}". The pyramid stands in for the paper's very large kernels at a fraction of the
+    cost. No stride or pooling follows a filter, so no sub-lattice of pixels is privileged: a loss on
+    these features cannot be met with a periodic lattice the way a max-pooled network's can.
+    """
+
+    def __init__(self, kernel_sizes: tuple[int, ...] = (3, 5, 7), scales: tuple[int, ...] = (1, 2, 4),
+                 width: int = 128, seed: int = 0) -> None:
+        super().__init__()
+        if not kernel_sizes or any(k < 1 or k % 2 == 0 for k in kernel_sizes):
+            raise ValueError(f"kernel_sizes must be odd and positive, got {kernel_sizes}")
+        if not scales or any(s < 1 for s in scales):
+            raise ValueError(f"scales must be positive integers, got {scales}")
+        self.kernel_sizes, self.scales, self.width, self.seed = tuple(kernel_sizes), tuple(scales), width, seed
+        self.convs = torch.nn.ModuleDict()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for k in kernel_sizes:
+                conv = torch.nn.Conv2d(3, width, k, padding=k // 2, padding_mode="reflect")
+                torch.nn.init.kaiming_uniform_(conv.weight, nonlinearity="relu")
+                torch.nn.init.zeros_(conv.bias)
+                self.convs[f"k{k}"] = conv
+        self.requires_grad_(False)
+        self.layers = tuple(f"k{k}s{s}" for s in scales for k in kernel_sizes)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def describe(self) -> str:
+        return (f"multi-scale random features (Ustyuzhaninov et al. 2017): {self.width} random ReLU filters of "
+                f"sizes {', '.join(map(str, self.kernel_sizes))} on the image at scales 1/"
+                f"{', 1/'.join(map(str, self.scales))}, no pooling (seed {self.seed}); no ImageNet weights")
+
+    def config(self) -> dict[str, object]:
+        """What rebuilds these features exactly (for config.json and model cards)."""
+        return {"kind": "multiscale", "kernel_sizes": list(self.kernel_sizes), "scales": list(self.scales),
+                "width": self.width, "seed": self.seed}
+
+    def train(self, mode: bool = True) -> MultiScaleRandomFeatures:
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Activations named k{size}s{scale} for images in [0, 1]."""
+        h, out = (images - self.mean) / self.std, {}
+        for s in self.scales:
+            x = F.avg_pool2d(h, s) if s > 1 else h
+            for k in self.kernel_sizes:
+                out[f"k{k}s{s}"] = F.relu(self.convs[f"k{k}"](x))
+        return out
+
+
+class FeatureEnsemble(torch.nn.Module):
+    """Several feature networks (e.g. random VGGs of different seeds) as one: activations keyed
+    "<i>/<layer>"; a loss summed over keys and divided by `len(members)` averages the members."""
+
+    def __init__(self, members: list[torch.nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("FeatureEnsemble needs at least one feature network")
+        self.members = torch.nn.ModuleList(members)
+
+    def describe(self) -> str:
+        return f"the average of {len(self.members)}: " + "; ".join(m.describe() for m in self.members)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {f"{i}/{name}": f for i, member in enumerate(self.members) for name, f in member(images).items()}
+
+
+def base_layer(key: str) -> str:
+    """The layer name of a feature key ("relu2_2" or FeatureEnsemble's "1/relu2_2" -> "relu2_2")."""
+    return key.rsplit("/", 1)[-1]
 
 
 class PerceptualLoss(torch.nn.Module):
@@ -209,3 +292,15 @@ def adain_style_loss(out_features: dict[str, torch.Tensor], style_features: dict
         scale = (s_mean.pow(2).mean() + s_std.pow(2).mean()).clamp_min(1e-12)
         total = total + (F.mse_loss(o_mean, s_mean) + F.mse_loss(o_std, s_std)) / scale
     return total
+
+
+def focal_frequency_loss(output: torch.Tensor, target: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Focal frequency loss (Jiang et al. 2021): the squared distance between the images' 2-D spectra
+    (orthonormal FFT per channel), each frequency weighted by its own distance to the power `alpha`,
+    scaled to [0, 1] per image and not differentiated through. Hard frequencies (such as a lattice's
+    peaks, which pixel and deep-feature losses barely see) weigh most."""
+    diff = torch.fft.fft2(output.float(), norm="ortho") - torch.fft.fft2(target.float(), norm="ortho")
+    distance = diff.real.pow(2) + diff.imag.pow(2)
+    weight = distance.detach().sqrt().pow(alpha)
+    weight = weight / weight.flatten(1).amax(1).clamp_min(1e-12).view(-1, *[1] * (weight.dim() - 1))
+    return (weight * distance).mean()

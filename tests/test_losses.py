@@ -229,3 +229,54 @@ def test_feature_matching_loss():
     real = [f.clone().requires_grad_(True) for f in feats]
     feature_matching_loss(fake, real).backward()
     assert all(f.grad is not None for f in fake) and all(r.grad is None for r in real)  # real is detached
+
+
+# -- issue 16: loss networks without a lattice incentive, frequency loss ---------------------------
+
+def test_multiscale_random_features_are_deterministic_by_seed_and_unpooled():
+    from ganzoo.losses import MultiScaleRandomFeatures
+
+    images = torch.rand(2, 3, 32, 40)
+    a, b = MultiScaleRandomFeatures(width=8, seed=3), MultiScaleRandomFeatures(width=8, seed=3)
+    other = MultiScaleRandomFeatures(width=8, seed=4)
+    fa, fb, fo = a(images), b(images), other(images)
+    assert list(fa) == list(a.layers) == ["k3s1", "k5s1", "k7s1", "k3s2", "k5s2", "k7s2", "k3s4", "k5s4", "k7s4"]
+    assert all(torch.equal(fa[k], fb[k]) for k in fa) and not torch.equal(fa["k3s1"], fo["k3s1"])
+    assert fa["k7s1"].shape == (2, 8, 32, 40) and fa["k3s4"].shape == (2, 8, 8, 10)  # no stride, no pooling
+    assert a.config() == {"kind": "multiscale", "kernel_sizes": [3, 5, 7], "scales": [1, 2, 4], "width": 8, "seed": 3}
+    assert "seed 3" in a.describe() and not any(p.requires_grad for p in a.parameters())
+    with pytest.raises(ValueError, match="odd"):
+        MultiScaleRandomFeatures(kernel_sizes=(4,))
+
+
+def test_avg_pool_vgg_and_seed_ensembles():
+    from ganzoo.losses import FeatureEnsemble, VGGFeatures, base_layer
+
+    avg = VGGFeatures(("relu2_1",), weights="random", seed=1, pool="avg")
+    assert any(isinstance(m, torch.nn.AvgPool2d) for m in avg.features)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in avg.features)
+    assert "average pooling" in avg.describe() and "seed 1" in avg.describe()
+    images = torch.rand(1, 3, 16, 16)
+    same = VGGFeatures(("relu2_1",), weights="random", seed=1, pool="avg")(images)["relu2_1"]
+    assert torch.equal(avg(images)["relu2_1"], same)
+    ensemble = FeatureEnsemble([avg, VGGFeatures(("relu2_1",), weights="random", seed=2, pool="avg")])
+    out = ensemble(images)
+    assert list(out) == ["0/relu2_1", "1/relu2_1"] and base_layer("1/relu2_1") == "relu2_1"
+    assert not torch.equal(out["0/relu2_1"], out["1/relu2_1"]) and "seed 2" in ensemble.describe()
+    with pytest.raises(ValueError, match="pool"):
+        VGGFeatures(("relu1_1",), weights="random", pool="median")
+
+
+def test_focal_frequency_loss_is_zero_only_for_equal_images_and_weighs_hard_frequencies():
+    from ganzoo.losses import focal_frequency_loss
+
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 16, 16)
+    assert focal_frequency_loss(target, target).item() == 0
+    lattice = target.clone()
+    lattice[..., ::2, ::2] += 0.1  # one strong frequency off
+    noise = target + 0.1 * torch.randn_like(target) / 2  # the same energy spread over all frequencies
+    assert torch.nn.functional.mse_loss(noise, target) > torch.nn.functional.mse_loss(lattice, target) / 2
+    assert focal_frequency_loss(lattice, target) > focal_frequency_loss(noise, target)
+    grad = torch.autograd.grad(focal_frequency_loss(lattice.requires_grad_(), target), lattice)[0]
+    assert grad.abs().sum() > 0

@@ -5,7 +5,7 @@ from scipy import ndimage
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from ganzoo.metrics import frechet_distance, psnr, rgb_to_y, ssim
+from ganzoo.metrics import frechet_distance, grid_artifact_score, psnr, rgb_to_y, ssim, structure_ssim
 
 CROP = 4
 
@@ -126,3 +126,56 @@ def test_frechet_distance_validates_shapes():
         frechet_distance(np.zeros((4, 3)), np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"\[N,D\]"):
         frechet_distance(np.zeros((1, 3)), np.zeros((4, 3)))
+
+
+# -- grid-artefact score and structure SSIM ---------------------------------------------------------
+
+def _lattice(height: int, width: int, period: int) -> np.ndarray:
+    """A zero-mean random period x period tile repeated over the image, in [-1, 1]: the lattice an
+    upsampling layer paints (for period 4 it has energy at all 15 lattice frequencies, for 2 at 3)."""
+    tile = np.random.default_rng(period).uniform(-1, 1, (period, period))
+    tile -= tile.mean()
+    return np.tile(tile, (height // period + 1, width // period + 1))[:height, :width]
+
+
+def _smooth(height: int = 128, width: int = 160) -> np.ndarray:
+    yy, xx = np.mgrid[0:height, 0:width] / 50.0
+    return 0.5 + 0.3 * np.sin(xx) * np.cos(0.7 * yy)
+
+
+@pytest.mark.parametrize("period,high", [(2, 0.6), (4, 2.0)])
+def test_grid_score_is_high_for_a_lattice_and_low_for_smooth_and_natural_images(period, high):
+    astronaut = data.astronaut().astype(np.float64) / 255.0
+    lattice_on_photo = np.clip(astronaut + 0.03 * _lattice(*astronaut.shape[:2], period)[..., None], 0, 1)
+    assert grid_artifact_score(_smooth()) < 0.3
+    assert grid_artifact_score(data.astronaut()) < 0.3 and grid_artifact_score(data.camera()) < 0.3
+    assert grid_artifact_score(_smooth() + 0.03 * _lattice(128, 160, period)) > high
+    assert grid_artifact_score(lattice_on_photo) > high
+    # a weaker lattice scores lower: the score measures its strength, it is not a detector
+    weak = np.clip(astronaut + 0.005 * _lattice(*astronaut.shape[:2], period)[..., None], 0, 1)
+    assert grid_artifact_score(data.astronaut()) < grid_artifact_score(weak) < grid_artifact_score(lattice_on_photo)
+
+
+def test_grid_score_accepts_arrays_and_tensors_alike():
+    rgb = data.chelsea()[:100, :130]
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1).double() / 255
+    expected = grid_artifact_score(rgb)
+    assert grid_artifact_score(tensor) == pytest.approx(expected)
+    assert grid_artifact_score(tensor[None]) == pytest.approx(expected)
+    luma = rgb_to_y(tensor[None])[0]
+    assert grid_artifact_score(luma) == pytest.approx(expected) == grid_artifact_score(luma[0].numpy())
+    with pytest.raises(ValueError, match="16x16"):
+        grid_artifact_score(np.zeros((15, 40)))
+    with pytest.raises(ValueError, match="batch"):
+        grid_artifact_score(torch.zeros(2, 3, 32, 32))
+
+
+def test_structure_ssim_ignores_fine_texture_but_not_a_different_layout():
+    photo = torch.from_numpy(data.astronaut()[::2, ::2].copy()).permute(2, 0, 1)[None].double() / 255
+    textured = (photo + 0.1 * torch.from_numpy(_lattice(*photo.shape[-2:], 2))).clamp(0, 1)
+    other = torch.from_numpy(data.coffee()[:256, :256].copy()).permute(2, 0, 1)[None].double() / 255
+    assert structure_ssim(photo, photo).item() == pytest.approx(1.0)
+    assert structure_ssim(textured, photo).item() > 0.95 > ssim(textured, photo).item()
+    assert structure_ssim(other, photo).item() < 0.5
+    with pytest.raises(ValueError, match="RGB"):
+        structure_ssim(photo[:, :1], photo[:, :1])

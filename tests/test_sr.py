@@ -28,7 +28,7 @@ TINY = {"num_blocks": 1, "channels": 8}
 BUNDLED_SRRESNET = MODELS["srresnet-x4"]
 needs_bundled = pytest.mark.skipif(not BUNDLED_SRRESNET.is_bundled,
                                    reason="ganzoo/pretrained/srresnet-x4 is not bundled")
-SR_KEYS = {"n", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"}
+SR_KEYS = {"n", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid"}
 
 
 def write_png(path: Path, height: int, width: int, seed: int) -> Path:
@@ -396,3 +396,40 @@ def test_synthetic_data_reuses_one_batch_and_real_data_does_not(image_folder, mo
     assert first[0] is second[0] and first[1].shape == (2, 3, 8, 8)
     real = sr_batches(argparse.Namespace(**{**vars(args), "synthetic_data": False}), bank)
     assert not torch.equal(real(torch.Generator().manual_seed(1))[0], real(torch.Generator().manual_seed(2))[0])
+
+
+def test_icnr_makes_conv_and_pixel_shuffle_a_nearest_upsampling_at_init():
+    from torch import nn
+
+    from ganzoo.models.srgan import icnr_
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 4 * 5, 3, padding=1)
+    icnr_(conv.weight, 2)
+    nn.init.zeros_(conv.bias)
+    x = torch.randn(2, 6, 7, 9)
+    out = nn.PixelShuffle(2)(conv(x))
+    # the claimed function: a conv to 5 channels (every 4th filter), then nearest x2
+    small = nn.functional.conv2d(x, conv.weight[::4], padding=1)
+    torch.testing.assert_close(out, nn.functional.interpolate(small, scale_factor=2, mode="nearest"))
+    # and a fresh SRResNet's upsampling starts that way too (per-group filters equal), yet differs across groups
+    weight = SRResNet(**TINY).upsample[0].weight
+    groups = weight.reshape(-1, 4, *weight.shape[1:])
+    assert torch.equal(groups, groups[:, :1].expand_as(groups)) and not torch.equal(groups[0, 0], groups[1, 0])
+    with pytest.raises(ValueError, match="groups"):
+        icnr_(torch.empty(6, 3, 3, 3), 2)
+
+
+def test_sr_card_reports_the_grid_score_next_to_psnr(tmp_path):
+    from ganzoo.hub import save_with_card
+    from ganzoo.training import MODEL_CARDS_DIR
+
+    scores = {"psnr_y": 30.0, "ssim_y": 0.8, "psnr_rgb": 28.0, "ssim_rgb": 0.7}
+    benchmarks = {"Set5": {"n": 5, **scores, "grid": 0.42, "command": "a"},
+                  "Old": {"n": 1, **scores, "command": "b"}}  # measured before the grid score existed
+    save_with_card(tiny_srresnet(), tmp_path, MODEL_CARDS_DIR / "super-resolution.md", benchmarks=benchmarks,
+                   model_name="srgan-x4", args={}, metrics={}, steps=1, hardware="CPU", wall_time="1s",
+                   train_dirs=[], images=1, content_loss="VGG54", init_from="x", eval_hardware="CPU")
+    rows = [line for line in (tmp_path / "README.md").read_text().splitlines() if line.startswith("| ")]
+    assert rows[0].split(" | ")[5] == "grid"
+    assert "| 0.42 |" in rows[2] and "| not measured |" in rows[3]

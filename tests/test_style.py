@@ -333,3 +333,78 @@ def test_train_adain_smoke(run_script, image_dirs, tmp_path):
     assert "5.0 x the identity loss" in card
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert all(row["identity"] > 0 for row in log if "loss" in row)
+
+
+# -- issue 16: upsampling mode, `evaluate style` ------------------------------------------------------
+
+def test_transformer_upsample_mode_is_config_and_keeps_the_weights(tmp_path):
+    nearest = tiny_net()
+    bilinear = TransformerNet(**TINY_NET, upsample="bilinear").eval()
+    bilinear.load_state_dict(nearest.state_dict())  # the mode has no weights
+    x = photo(32)
+    with torch.no_grad():
+        a, b = nearest(x), bilinear(x)
+    assert a.shape == b.shape and not torch.equal(a, b)
+    bilinear.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["upsample"] == "bilinear"
+    loaded = ganzoo.load(tmp_path / "m")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), b)
+    assert TransformerNet(**TINY_NET).up[0].mode == "nearest"  # older configs (no key) keep their mode
+    with pytest.raises(ValueError, match="upsample"):
+        TransformerNet(**TINY_NET, upsample="bicubic")
+
+
+def test_cli_evaluate_style_fast_and_adain(model_dirs, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(data.astronaut()[::8, ::8]).save(photos / "astronaut.png")
+    Image.fromarray(data.coffee()[::8, ::8]).save(photos / "coffee.png")
+    assert cli_main(["evaluate", "style", "--model", str(model_dirs["fast"]), "--data", str(photos), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 2 and [r["image"] for r in result["images"]] == ["astronaut", "coffee"]
+    assert all(np.isfinite(result[k]) for k in ("grid", "grid_input", "structure_ssim"))
+    assert -1 <= result["structure_ssim"] <= 1 and result["grid_input"] < 1
+    # alpha 0 returns the photos: structure SSIM 1 and the photos' own grid score
+    assert cli_main(["evaluate", "style", "--model", str(model_dirs["fast"]), "--data", str(photos), "--alpha", "0",
+                     "--json"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["structure_ssim"] == pytest.approx(1) and same["grid"] == pytest.approx(same["grid_input"])
+    style = tmp_path / "style.png"
+    Image.fromarray(data.rocket()).save(style)
+    assert cli_main(["evaluate", "style", "--model", str(model_dirs["adain"]), "--data", str(photos),
+                     "--reconstruct", "--max-size", "48"]) == 0
+    assert "structure_ssim" in capsys.readouterr().out
+    assert cli_main(["evaluate", "style", "--model", str(model_dirs["fast"]), "--data", str(photos),
+                     "--reconstruct"]) == 2
+    assert "AdaIN models only" in capsys.readouterr().err
+    assert cli_main(["evaluate", "style", "--model", str(model_dirs["adain"]), "--data", str(photos),
+                     "--style", str(style), "--alpha", "0.5"]) == 0
+
+
+def test_train_style_with_multiscale_features_and_init_from(run_script, image_dirs, tmp_path):
+    start = tmp_path / "start"
+    tiny_net().save_pretrained(start)
+    out = tmp_path / "run"
+    run_script("train_style", [
+        "--style-image", image_dirs["styles"] / "0.png", "--content-dirs", image_dirs["content"],
+        "--crop-size", "32", "--style-size", "48", "--batch-size", "2", "--init-from", start,
+        "--upsample", "bilinear", "--features", "multiscale", "--vgg-seed", "5", "--max-steps", "2",
+        "--sample-every", "2", "--output-dir", out, "--report-to", "none"])
+    model = ganzoo.load(out / "final")
+    assert model._hub_mixin_config == {"channels": 4, "num_blocks": 1, "upsample": "bilinear"}
+    card = (out / "final" / "README.md").read_text()
+    assert "multi-scale random features" in card and "seed 5" in card and "k3s2" in card
+
+
+def test_adain_reflects_a_border_around_the_content_and_crops_it_back():
+    from ganzoo.models.style import ADAIN_BORDER, _reflect_border
+
+    for height, width in ((17, 20), (64, 48)):
+        content = torch.rand(1, 3, height, width)
+        padded, crop = _reflect_border(content)
+        border = min(ADAIN_BORDER, height - 1, width - 1)
+        assert padded.shape[-2] % 8 == 0 and padded.shape[-1] % 8 == 0
+        assert padded.shape[-2] >= height + 2 * border and padded.shape[-1] >= width + 2 * border
+        assert torch.equal(padded[crop], content)
+        assert torch.equal(padded[..., border - 1, border:border + width], content[..., 1, :])  # a reflection

@@ -4,6 +4,8 @@
         --card super-resolution.md --sr-bench Set5=../shared/data/sr/bench/Set5 --sr-bench Set14=../shared/data/sr/bench/Set14
     python train_scripts/bundle_model.py --export runs/mnist-dcgan/final --name mnist-dcgan \
         --card mnist-dcgan.md --digits-data ../shared/data/mnist --classifier mnist-classifier
+    python train_scripts/bundle_model.py --export runs/style-mosaic-bilinear/final --name style-mosaic --card style.md \
+        --style-bench "content photos=../shared/data/style/content" --style-max-size 512
     python train_scripts/bundle_model.py --export runs/deblurgan/final --name deblurgan --card deblurgan.md \
         --deblur-bench "Levin=--data ../shared/data/blur/bench/levin --kernels ../shared/data/blur/kernels/levin09_kernels_from_mat.npz"
 
@@ -23,9 +25,9 @@ import torch
 
 import ganzoo
 from ganzoo import cli
-from ganzoo.evaluate import evaluate_deblur, evaluate_digits, evaluate_sr
+from ganzoo.evaluate import evaluate_deblur, evaluate_digits, evaluate_sr, evaluate_style
 from ganzoo.hub import save_with_card
-from ganzoo.pipelines import deblurrer, sr_upscaler
+from ganzoo.pipelines import deblurrer, sr_upscaler, stylizer
 from ganzoo.registry import PRETRAINED_DIR
 from ganzoo.training import MODEL_CARDS_DIR
 
@@ -38,6 +40,9 @@ def main(argv=None) -> None:
     parser.add_argument("--sr-bench", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--deblur-bench", action="append", default=[], metavar="NAME=OPTIONS",
                         help="options of `ganzoo evaluate deblur` (--data ... [--kernels ...|--trajectories N])")
+    parser.add_argument("--style-bench", action="append", default=[], metavar="NAME=DIR",
+                        help="folder of content photos for a fast style's grid score and structure SSIM")
+    parser.add_argument("--style-max-size", type=int, default=None, help="shrink those photos to this longer side")
     parser.add_argument("--digits-data", default=None, help="MNIST folder for the digit scores")
     parser.add_argument("--classifier", default="mnist-classifier")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="extra card fields")
@@ -57,6 +62,12 @@ def main(argv=None) -> None:
         kernels = cli.benchmark_kernels(bench.kernels, bench.trajectories, bench.seed)
         scores = evaluate_deblur(deblurrer(model), bench.data, kernels)
         benchmarks[name] = {**scores, "command": f"ganzoo evaluate deblur --model {args.name} {options} --json"}
+        print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})
+    for item in args.style_bench:
+        name, folder = item.split("=", 1)
+        scores = evaluate_style(stylizer(model), folder, max_size=args.style_max_size)
+        size = f" --max-size {args.style_max_size}" if args.style_max_size else ""
+        benchmarks[name] = {**scores, "command": f"ganzoo evaluate style --model {args.name} --data {folder}{size} --json"}
         print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})
     if args.digits_data:
         scores = evaluate_digits(model, ganzoo.load(args.classifier), args.digits_data)

@@ -17,7 +17,15 @@ import torch.nn.functional as F
 
 import ganzoo
 from ganzoo.data import data_sources, image_bank
-from ganzoo.losses import PerceptualLoss, VGGFeatures, d_bce_loss, feature_matching_loss, g_bce_loss
+from ganzoo.losses import (
+    VGG_POOL_CHOICES,
+    PerceptualLoss,
+    VGGFeatures,
+    d_bce_loss,
+    feature_matching_loss,
+    focal_frequency_loss,
+    g_bce_loss,
+)
 from ganzoo.models import SRGANDiscriminator, SRResNet
 from ganzoo.training import Trainer, add_training_args, adversarial_step
 from train_srresnet import add_sr_data_args, sr_batches, sr_callbacks
@@ -34,6 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
     parser.add_argument("--adversarial-weight", type=float, default=1e-3)
     parser.add_argument("--pixel-weight", type=float, default=0.0, help="optional MSE term (0 in the paper)")
+    parser.add_argument("--vgg-pool", choices=VGG_POOL_CHOICES, default="max", help="VGG19's pooling")
+    parser.add_argument("--frequency-weight", type=float, default=0.0,
+                        help="focal frequency loss term (Jiang et al. 2021); it sees the lattices VGG54 misses")
     parser.add_argument("--lr", type=float, default=1e-4)
     add_training_args(parser, max_steps=100_000, batch_size=16, checkpoint_every=2000, sample_every=1000)
     return parser.parse_args(argv)
@@ -51,7 +62,7 @@ def main(argv=None) -> None:
         perceptual, content_description = None, "discriminator feature matching (L1 on all 8 conv activations)"
     else:
         features = VGGFeatures((CONTENT_LAYERS[args.content_loss],), weights=args.vgg_weights,
-                               weights_path=args.vgg_weights_path)
+                               weights_path=args.vgg_weights_path, pool=args.vgg_pool)
         perceptual = PerceptualLoss(features).to(trainer.device)
         content_description = f"{args.content_loss.upper()}: {features.describe()}"
     g_opt = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.9, 0.999))
@@ -77,8 +88,11 @@ def main(argv=None) -> None:
             else:
                 content = perceptual(sr, hr)
             pixel = F.mse_loss(sr, hr)
-            loss = content + args.adversarial_weight * adversarial + args.pixel_weight * pixel
-            return loss, {"content": content.item(), "g_adv": adversarial.item(), "mse": pixel.item()}
+            frequency = focal_frequency_loss(sr, hr) if args.frequency_weight else sr.new_zeros(())
+            loss = (content + args.adversarial_weight * adversarial + args.pixel_weight * pixel
+                    + args.frequency_weight * frequency)
+            return loss, {"content": content.item(), "g_adv": adversarial.item(), "mse": pixel.item(),
+                          "ffl": frequency.item()}
 
         return adversarial_step(trainer, discriminator, d_opt, g_opt, d_loss, g_loss)
 

@@ -16,10 +16,15 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+import ganzoo
 from ganzoo.data import add_dataset_args, data_sources, image_bank
 from ganzoo.imaging import image_to_tensor, load_image
 from ganzoo.losses import (
+    VGG_POOL_CHOICES,
+    FeatureEnsemble,
+    MultiScaleRandomFeatures,
     VGGFeatures,
+    base_layer,
     content_loss,
     gram_matrix,
     gram_style_loss,
@@ -62,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     model = parser.add_argument_group("model and loss")
     model.add_argument("--channels", type=int, default=32)
     model.add_argument("--num-blocks", type=int, default=5)
+    model.add_argument("--upsample", choices=["nearest", "bilinear"], default="nearest",
+                       help="TransformerNet's upsampling (nearest paints a lattice, see its docstring)")
     model.add_argument("--content-weight", type=float, default=1.0)
     model.add_argument("--style-weight", type=float, default=10.0)
     model.add_argument("--tv-weight", type=float, default=0.0)
@@ -69,7 +76,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
     model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
     model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
+    model.add_argument("--vgg-pool", choices=VGG_POOL_CHOICES, default="max", help="VGG19's pooling")
+    model.add_argument("--vgg-seeds", type=int, default=1,
+                       help="average the losses over this many random VGGs (seeds vgg-seed, vgg-seed+1, ...)")
+    model.add_argument("--features", choices=["vgg19", "multiscale"], default="vgg19",
+                       help="loss network: VGG19 (see --vgg-*) or MultiScaleRandomFeatures (no pooling; "
+                            "all its layers form the Gram loss, --content-layer defaults to k3s2)")
+    model.add_argument("--content-layer", default=None, help="feature layer of the content loss "
+                       f"(default {CONTENT_LAYER} for VGG19)")
     model.add_argument("--lr", type=float, default=1e-3)
+    model.add_argument("--init-from", default=None,
+                       help="fine-tune a trained TransformerNet (name, folder or Hub repo id; its channels and "
+                            "num_blocks replace --channels and --num-blocks)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: OMP_NUM_THREADS "
                         "or all cores)")
     add_training_args(parser, max_steps=40_000, batch_size=4, checkpoint_every=500, sample_every=250)
@@ -85,6 +103,19 @@ def load_style(path: Path, size: int) -> torch.Tensor:
     return image_to_tensor(image)[0]
 
 
+def build_features(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[str, ...], str]:
+    """The loss network the arguments ask for, its Gram layers and its content layer."""
+    if args.features == "multiscale":
+        features = MultiScaleRandomFeatures(seed=args.vgg_seed)
+        return features, features.layers, args.content_layer or "k3s2"
+    style_layers = tuple(args.style_layers)
+    content_layer = args.content_layer or CONTENT_LAYER
+    members = [VGGFeatures(tuple(dict.fromkeys((*style_layers, content_layer))), weights=args.vgg_weights,
+                           weights_path=args.vgg_weights_path, seed=args.vgg_seed + i, pool=args.vgg_pool)
+               for i in range(args.vgg_seeds)]
+    return (members[0] if len(members) == 1 else FeatureEnsemble(members)), style_layers, content_layer
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -94,12 +125,20 @@ def main(argv=None) -> None:
     device = trainer.device
     bank = image_bank(args, args.content_dirs, args.crop_size, device)
     style = load_style(args.style_image, args.style_size).to(device)
-    style_layers = tuple(args.style_layers)
-    features = VGGFeatures(tuple(dict.fromkeys((*style_layers, CONTENT_LAYER))), weights=args.vgg_weights,
-                           weights_path=args.vgg_weights_path, seed=args.vgg_seed).to(device)
+    features, style_layers, content_layer = build_features(args)
+    features = features.to(device)
+    members = len(features.members) if isinstance(features, FeatureEnsemble) else 1
     with torch.no_grad():
-        style_grams = {name: gram_matrix(f) for name, f in features(style).items() if name in style_layers}
-    model = TransformerNet(channels=args.channels, num_blocks=args.num_blocks)
+        style_grams = {name: gram_matrix(f) for name, f in features(style).items()
+                       if base_layer(name) in style_layers}
+    if args.init_from:
+        trained = ganzoo.load(args.init_from)
+        if not isinstance(trained, TransformerNet):
+            raise SystemExit(f"--init-from must be a TransformerNet, got {type(trained).__name__}")
+        args.channels, args.num_blocks = trained._hub_mixin_config["channels"], trained._hub_mixin_config["num_blocks"]
+    model = TransformerNet(channels=args.channels, num_blocks=args.num_blocks, upsample=args.upsample)
+    if args.init_from:  # the upsampling mode has no weights: a nearest model's weights fit a bilinear one
+        model.load_state_dict(trained.state_dict())
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     model, optimizer = trainer.prepare(model, optimizer)
 
@@ -109,9 +148,9 @@ def main(argv=None) -> None:
             output = model(content).float()
             out_features = features(output)
             with torch.no_grad():
-                target = features(content)[CONTENT_LAYER]
-            c_loss = content_loss(out_features[CONTENT_LAYER], target)
-            s_loss = gram_style_loss(out_features, style_grams)
+                targets = {k: f for k, f in features(content).items() if base_layer(k) == content_layer}
+            c_loss = sum(content_loss(out_features[k], t) for k, t in targets.items()) / members
+            s_loss = gram_style_loss(out_features, style_grams) / members
             tv = total_variation(output)
             loss = args.content_weight * c_loss + args.style_weight * s_loss + args.tv_weight * tv
         trainer.optimize(loss, optimizer)
@@ -128,8 +167,8 @@ def main(argv=None) -> None:
     folder = trainer.export(
         model, "final", "style.md", style_name=style_name, style_image=str(args.style_image),
         style_credit=args.style_credit or STYLE_CREDITS.get(style_name, UNKNOWN_CREDIT),
-        loss_network=features.describe(), style_layers=list(style_layers), content_layer=CONTENT_LAYER,
-        content_dirs=data_sources(args, args.content_dirs), content_images=len(bank))
+        loss_network=features.describe(), style_layers=list(style_layers), content_layer=content_layer,
+        content_dirs=data_sources(args, args.content_dirs), content_images=len(bank), init_from=args.init_from)
     if folder is not None:  # the style image beside the weights: the card and the app's gallery show it
         thumbnail = load_image(args.style_image).convert("RGB")
         thumbnail.thumbnail((256, 256), Image.Resampling.LANCZOS)

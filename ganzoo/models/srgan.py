@@ -23,9 +23,25 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def icnr_(weight: torch.Tensor, factor: int) -> torch.Tensor:
+    """ICNR initialisation (Aitken et al. 2017) of a conv followed by PixelShuffle(`factor`), in place.
+
+    Each group of `factor`**2 output channels that PixelShuffle spreads over one factor x factor block gets
+    the same (Kaiming-initialised) filter, so at initialisation conv + shuffle equals a conv with
+    `factor`**2 times fewer outputs followed by nearest-neighbour upsampling: no checkerboard to unlearn.
+    """
+    out_channels = weight.shape[0]
+    if out_channels % factor**2:
+        raise ValueError(f"{out_channels} output channels do not split into groups of {factor}**2")
+    sub = torch.empty(out_channels // factor**2, *weight.shape[1:], dtype=weight.dtype, device=weight.device)
+    nn.init.kaiming_uniform_(sub, a=5**0.5)  # nn.Conv2d's default init, on the smaller conv
+    with torch.no_grad():
+        return weight.copy_(sub.repeat_interleave(factor**2, dim=0))
+
+
 class SRResNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image",
                                          tags=["super-resolution", "srresnet", "srgan"])):
-    """SRResNet: 9x9 head, residual blocks, global skip, PixelShuffle x2 steps, 9x9 tail.
+    """SRResNet: 9x9 head, residual blocks, global skip, PixelShuffle x2 steps (ICNR-initialised), 9x9 tail.
 
     Takes a low-resolution RGB image in [0, 1] and returns it `scale` times larger.
     """
@@ -43,6 +59,9 @@ class SRResNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image",
             layer for _ in range(int(math.log2(scale)))
             for layer in (nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2), nn.PReLU())])
         self.tail = nn.Conv2d(channels, 3, 9, padding=4)
+        for layer in self.upsample:
+            if isinstance(layer, nn.Conv2d):
+                icnr_(layer.weight, 2)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         head = self.head(lr * 2 - 1)

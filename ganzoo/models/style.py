@@ -20,8 +20,10 @@ from torch import nn
 from ganzoo.hub import GanzooModel, check_choice, check_range, hub_kwargs
 from ganzoo.losses import VGG_WEIGHT_CHOICES, VGGFeatures, adain
 
+UPSAMPLE_MODES = ("nearest", "bilinear")
 TRANSFORMER_MIN_SIZE = 8  # the 9x9 reflection pad needs more than 4 pixels, the 1/4-scale 3x3 pads 2
 ADAIN_MIN_SIZE = 16  # relu4_1 is 1/8 scale; the decoder's first reflection pad needs 2 pixels there
+ADAIN_BORDER = 32  # reflected pixels around the content: the encoder's zero padding otherwise paints a frame
 ADAIN_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # the style-loss layers; relu4_1 is the code
 
 
@@ -65,23 +67,30 @@ class TransformerNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image",
                                                tags=["style-transfer", "fast-neural-style"])):
     """Johnson et al.'s image transformation network for one style.
 
-    9x9 conv, two stride-2 3x3 convs, `num_blocks` residual blocks at 4 x `channels`, two nearest-x2
+    9x9 conv, two stride-2 3x3 convs, `num_blocks` residual blocks at 4 x `channels`, two x2
     upsamplings each followed by a 3x3 conv (instead of transposed convs, which leave checkerboard
     artefacts; Odena et al. 2016), and a 9x9 conv to RGB. Reflection padding and affine instance norm
     throughout (Ulyanov et al. 2016). Any input size from 8x8: it is reflect-padded to a multiple of 4
     and the output cropped back.
+
+    `upsample="nearest"` (Odena et al.'s resize-convolution, the older models' setting) copies each
+    pixel into a 2x2 block, which the trained networks turned into a period-2/4 lattice (issue 16:
+    grid score 1.73 -> 0.70 for style-mosaic by switching its trained weights to bilinear, untrained);
+    `"bilinear"` interpolates instead. The weights are the same shape either way.
     """
 
-    def __init__(self, channels: int = 32, num_blocks: int = 5) -> None:
+    def __init__(self, channels: int = 32, num_blocks: int = 5, upsample: str = "nearest") -> None:
         check_range("channels", channels, 1, 256)
         check_range("num_blocks", num_blocks, 0, 32)
+        check_choice("upsample", upsample, UPSAMPLE_MODES)
         super().__init__()
         c = channels
         self.down = nn.Sequential(*_conv_in_relu(3, c, 9), *_conv_in_relu(c, 2 * c, 3, stride=2),
                                   *_conv_in_relu(2 * c, 4 * c, 3, stride=2))
         self.blocks = nn.Sequential(*[ResidualBlock(4 * c) for _ in range(num_blocks)])
-        self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), *_conv_in_relu(4 * c, 2 * c, 3),
-                                nn.Upsample(scale_factor=2, mode="nearest"), *_conv_in_relu(2 * c, c, 3),
+        mode = {"mode": upsample, **({"align_corners": False} if upsample == "bilinear" else {})}
+        self.up = nn.Sequential(nn.Upsample(scale_factor=2, **mode), *_conv_in_relu(4 * c, 2 * c, 3),
+                                nn.Upsample(scale_factor=2, **mode), *_conv_in_relu(2 * c, c, 3),
                                 _conv(c, 3, 9))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -146,6 +155,13 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
         _check_size(type(self).__name__, style, ADAIN_MIN_SIZE, "style images")
         return self.encode(style)["relu4_1"]
 
+    def reconstruct(self, content: torch.Tensor) -> torch.Tensor:
+        """The decoder applied to the content's own relu4_1 features, in [0, 1], same size: what `alpha=0`
+        would give without its exact shortcut; how much structure the decoder keeps."""
+        _check_size(type(self).__name__, content, ADAIN_MIN_SIZE, "content images")
+        padded, crop = _reflect_border(content)
+        return self.decode(self.encode(padded)["relu4_1"])[crop].clamp(0.0, 1.0)
+
     def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         """`content` [N,3,H,W] stylised with `style` ([1 or N,3,h,w]), in [0, 1], same size as `content`."""
         return self.mix(content, [style], [1.0], alpha)
@@ -165,12 +181,22 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
             raise ValueError(f"style weights must be non-negative with a positive sum, got {weights}")
         if alpha == 0:
             return content.clone()
-        height, width = content.shape[-2:]
-        content_features = self.encode(_pad_to_multiple(content, 8))["relu4_1"]
+        padded, crop = _reflect_border(content)
+        content_features = self.encode(padded)["relu4_1"]
         target = sum(w / sum(weights) * adain(content_features, self.style_features(s))
                      for w, s in zip(weights, styles, strict=True))
         target = alpha * target + (1 - alpha) * content_features
-        return self.decode(target)[..., :height, :width].clamp(0.0, 1.0)
+        return self.decode(target)[crop].clamp(0.0, 1.0)
+
+
+def _reflect_border(content: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """The content reflect-padded by up to ADAIN_BORDER pixels on every side (then to a multiple of 8), and
+    the index that crops a decoded image back to the content: the border the encoder's zero padding
+    disturbs falls outside the crop (issue 16: the visible frame around AdaIN outputs)."""
+    height, width = content.shape[-2:]
+    border = min(ADAIN_BORDER, height - 1, width - 1)
+    padded = _pad_to_multiple(F.pad(content, (border,) * 4, mode="reflect"), 8)
+    return padded, (..., slice(border, border + height), slice(border, border + width))
 
 
 @functools.lru_cache(maxsize=2)
