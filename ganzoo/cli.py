@@ -312,7 +312,7 @@ def evaluate_sr(args: argparse.Namespace) -> int:
              help="AdaIN only: decode the photo's own features (what alpha=0 would return without its exact "
                   "shortcut to the photo); measures how much structure the decoder keeps"),
          arg("--max-size", type=positive_int, help="shrink photos to this longer side first (quick checks)"),
-         JSON, DEVICE)
+         JSON, DEVICE, PRECISION)
 def evaluate_style(args: argparse.Namespace) -> int:
     from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
 
@@ -323,14 +323,16 @@ def evaluate_style(args: argparse.Namespace) -> int:
     if args.reconstruct:
         if not isinstance(model, AdaINStyleTransfer):
             raise ValueError("--reconstruct applies to AdaIN models only")
-        fn = model.reconstruct
+        fn, precision = model.reconstruct, "fp32"
     else:
         style = pipelines.load_style_image(args.style) if args.style is not None else None
-        fn = pipelines.stylizer(model, style, alpha=args.alpha, device=device)
+        fn = pipelines.stylizer(model, style, alpha=args.alpha, device=device, precision=args.precision)
+        precision = pipelines.model_precision(model, device, args.precision) \
+            if isinstance(model, TransformerNet) else "fp32"  # AdaIN runs in fp32 (pipelines.stylizer)
     result = evaluate.evaluate_style(lambda x: fn(x.to(device)), args.data, max_size=args.max_size)
     if args.json:
         print_json({**result, "model": args.model, "data": str(args.data), "alpha": args.alpha,
-                    "reconstruct": args.reconstruct, "max_size": args.max_size})
+                    "reconstruct": args.reconstruct, "max_size": args.max_size, "precision": precision})
         return 0
     print_per_image(result, ["grid", "grid_input", "structure_ssim"])
     return 0

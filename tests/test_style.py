@@ -365,6 +365,10 @@ def test_cli_evaluate_style_fast_and_adain(model_dirs, tmp_path, capsys):
     assert result["n"] == 2 and [r["image"] for r in result["images"]] == ["astronaut", "coffee"]
     assert all(np.isfinite(result[k]) for k in ("grid", "grid_input", "structure_ssim"))
     assert -1 <= result["structure_ssim"] <= 1 and result["grid_input"] < 1
+    assert result["precision"] in ("fp32", "bf16")
+    assert cli_main(["evaluate", "style", "--model", str(model_dirs["fast"]), "--data", str(photos), "--json",
+                     "--precision", "fp32"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "fp32"
     # alpha 0 returns the photos: structure SSIM 1 and the photos' own grid score
     assert cli_main(["evaluate", "style", "--model", str(model_dirs["fast"]), "--data", str(photos), "--alpha", "0",
                      "--json"]) == 0
