@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +93,8 @@ class ImageBank:
     so the data pipeline never waits on disk or on CPU decoding."""
 
     def __init__(self, folders: list[str | os.PathLike], min_size: int, device: torch.device | str = "cpu",
-                 max_images: int | None = None) -> None:
-        paths = [p for folder in folders for p in list_images(folder)][:max_images]
+                 max_images: int | None = None, exclude: set[Path] = frozenset()) -> None:
+        paths = [p for folder in folders for p in list_images(folder) if p not in exclude][:max_images]
         self._fill([[path] for path in paths], min_size, device)
         if not self.images:
             raise ValueError(f"no training images of at least {min_size}x{min_size} pixels in {folders}")
@@ -133,7 +132,6 @@ class ImageBank:
 
 
 BLURRED_DIR_PREFIX = "blur"
-KERNEL_SUFFIX = re.compile(r"_ker_?\d+$")
 
 
 def sharp_folders(folder: Path) -> list[Path]:
@@ -141,12 +139,22 @@ def sharp_folders(folder: Path) -> list[Path]:
     return sorted(p for p in [folder, *folder.rglob("*")] if p.is_dir() and p.name == "sharp")
 
 
+def sharp_stem_of(blurred_stem: str, sharp_stems: set[str]) -> str | None:
+    """The sharp image a blurred one shows: the same stem, else the longest sharp stem that the blurred
+    stem starts with followed by `_` (`im_1_ker_3` -> `im_1`; `car_2_kernel_01` -> `car_2`, not `car`)."""
+    if blurred_stem in sharp_stems:
+        return blurred_stem
+    prefixes = [s for s in sharp_stems if blurred_stem.startswith(f"{s}_")]
+    return max(prefixes, key=len) if prefixes else None
+
+
 def blur_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
     """(blurred, sharp) image paths under `folder`, sorted.
 
     Every folder named `sharp` pairs with its sibling folders whose names start
     with "blur" (GoPro: `<scene>/blur/X.png` + `<scene>/sharp/X.png`; Levin:
-    `blurred_*/im_1_ker_3.png` + `sharp/im_1.png`, the `_ker_N` suffix naming the kernel).
+    `blurred_*/im_1_ker_3.png` + `sharp/im_1.png`; Lai et al. 2016: `blurred/X_kernel_01.png` +
+    `sharp/X.png`), a blurred file pairing with the sharp one whose stem it starts with (`sharp_stem_of`).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -157,9 +165,9 @@ def blur_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
         for blurred_dir in sorted(p for p in sharp_dir.parent.iterdir()
                                   if p.is_dir() and p.name.lower().startswith(BLURRED_DIR_PREFIX)):
             for path in image_files(blurred_dir):
-                stem = path.stem if path.stem in sharp else KERNEL_SUFFIX.sub("", path.stem)
-                if stem not in sharp:
-                    raise FileNotFoundError(f"{path}: no sharp image {stem}.* in {sharp_dir}")
+                stem = sharp_stem_of(path.stem, set(sharp))
+                if stem is None:
+                    raise FileNotFoundError(f"{path}: no sharp image in {sharp_dir} whose name it starts with")
                 pairs.append((path, sharp[stem]))
     if not pairs:
         raise FileNotFoundError(f"{folder}: no blurred/sharp pairs (expected a `sharp/` folder beside `blur*/` "
