@@ -167,7 +167,8 @@ def blur_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
             for path in image_files(blurred_dir):
                 stem = sharp_stem_of(path.stem, set(sharp))
                 if stem is None:
-                    raise FileNotFoundError(f"{path}: no sharp image in {sharp_dir} whose name it starts with")
+                    raise FileNotFoundError(f"{path}: no sharp image {path.stem}.* (nor one whose stem it starts "
+                                            f"with, then _) in {sharp_dir}")
                 pairs.append((path, sharp[stem]))
     if not pairs:
         raise FileNotFoundError(f"{folder}: no blurred/sharp pairs (expected a `sharp/` folder beside `blur*/` "

@@ -15,7 +15,6 @@ A run that continues another (`--init-from`) adds its steps and hours to the mod
 """
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -27,9 +26,7 @@ from ganzoo.blur_sets import HeldOut
 from ganzoo.data import ImageBank
 from ganzoo.degrade import ShakeBlur
 from ganzoo.models import DeblurUNet
-from ganzoo.training import Trainer, add_training_args
-
-HISTORY_NAME = "training_history.json"
+from ganzoo.training import Trainer, add_training_args, run_history, write_history
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -72,29 +69,27 @@ def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Te
     return torch.sqrt((x - y) ** 2 + eps**2).mean()
 
 
-def load_model(args: argparse.Namespace) -> tuple[DeblurUNet, list[dict]]:
-    """The model to train and the training history it carries (empty for a fresh one)."""
+def load_model(args: argparse.Namespace) -> DeblurUNet:
     config = dict(width=args.width, encoder_blocks=args.encoder_blocks, middle_blocks=args.middle_blocks,
                   decoder_blocks=args.decoder_blocks)
     if args.init_from is None:
-        return DeblurUNet(**config), []
+        return DeblurUNet(**config)
     source = Path(args.init_from)
     if (source / "model.safetensors").is_file() and not (source / "config.json").is_file():
         model = DeblurUNet(**config)  # a checkpoint of this script: the flags give the architecture
         model.load_state_dict(load_file(source / "model.safetensors"))
-        return model, []
+        return model
     model = ganzoo.load(args.init_from)
     if not isinstance(model, DeblurUNet):
         raise SystemExit(f"--init-from must be a DeblurUNet, got {type(model).__name__}")
     for key, value in (model._hub_mixin_config or {}).items():  # the card then says what was trained
         setattr(args, key, value)
-    history = source / HISTORY_NAME
-    return model, json.loads(history.read_text()) if history.is_file() else []
+    return model
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    model, history = load_model(args)  # before the data: a wrong --init-from fails fast
+    model = load_model(args)  # before the data: a wrong --init-from fails fast
     held_out = HeldOut(args.held_out)
     train_paths, dropped = held_out.split_images(args.train_dirs)
     synth = ShakeBlur(args.crop_size, tuple(args.lengths), args.max_kernel, args.max_noise, args.saturation)
@@ -123,16 +118,9 @@ def main(argv=None) -> None:
         return torch.cat([fixed_blurred, restored, fixed_sharp])
 
     trainer.fit(train_step, [model], sample_fn=sample, sample_nrow=4)
-    history = [*history, {"run": str(args.output_dir), "steps": trainer.state.step,
-                          "hours": round(trainer.state.train_seconds / 3600, 3), "init_from": args.init_from,
-                          "hardware": trainer.hardware()}]
     fields = {"data": {"sharp_images": len(bank), "held_out_images_dropped": len(dropped), **held_out.describe()},
-              "train_dirs": args.train_dirs, "init_from": args.init_from, "history": history,
-              "total_steps": sum(h["steps"] for h in history),
-              "total_hours": round(sum(h["hours"] for h in history), 2)}
-    folder = trainer.export(model, "final", "deblur-unet.md", **fields)
-    if folder is not None:
-        (folder / HISTORY_NAME).write_text(json.dumps(history, indent=2) + "\n")
+              "train_dirs": args.train_dirs, "init_from": args.init_from, **run_history(trainer, args.init_from)}
+    write_history(trainer.export(model, "final", "deblur-unet.md", **fields), fields["history"])
     trainer.end()
 
 
