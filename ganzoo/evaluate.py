@@ -164,6 +164,8 @@ def richardson_lucy(blurred: torch.Tensor, kernel: torch.Tensor, iterations: int
     padded by symmetric reflection, computed with float32 FFTs and the kernel's transform computed once:
     the same result to ~1e-3 and several times faster for 75 px kernels.
     """
+    from scipy.fft import next_fast_len
+
     kh, kw = kernel.shape
     pad = max(kernel.shape)
     grey = bool((blurred[0] == blurred[0, :1]).all())
@@ -171,10 +173,11 @@ def richardson_lucy(blurred: torch.Tensor, kernel: torch.Tensor, iterations: int
     image = torch.from_numpy(np.pad(blurred[0, :1 if grey else 3].float().numpy(), ((0, 0), (pad, pad), (pad, pad)),
                                     mode="symmetric"))
     h, w = image.shape[-2:]
-    size = (h + kh, w + kw)  # room for zeros so the FFT's circular convolution is scipy's zero-padded one
+    # Room for zeros so the FFT's circular convolution is scipy's zero-padded one, rounded up to fast FFT sizes.
+    size = (next_fast_len(h + kh, real=True), next_fast_len(w + kw, real=True))
     inside = torch.zeros(size)
     inside[:h, :w] = 1
-    image = torch.nn.functional.pad(image, (0, kw, 0, kh))
+    image = torch.nn.functional.pad(image, (0, size[1] - w, 0, size[0] - h))
     psf = torch.zeros(size)
     psf[:kh, :kw] = kernel.float()
     psf = torch.roll(psf, (-(kh // 2), -(kw // 2)), dims=(0, 1))  # scipy's "same": the centre at k // 2
