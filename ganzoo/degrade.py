@@ -347,20 +347,24 @@ def blur_valid(regions: torch.Tensor, kernel: torch.Tensor, size: int) -> torch.
 
 class ShakeBlur:
     """Training pairs for blur never seen: random camera-shake kernels of path length drawn uniformly from
-    `lengths` px (at most `max_kernel` px wide), sensor noise of std up to `max_noise`, and with chance
-    `saturation` highlights brighter than the sensor records, clipped after the blur; 8-bit output.
+    `lengths` px (at most `max_kernel` px wide) or, with chance `sized_fraction`, paths stretched to span a
+    grid of odd size uniform in [5, max_kernel] (a curled path of 100 px often spans only 20-40 px, so
+    large kernels need this), sensor noise of std up to `max_noise`, and with chance `saturation`
+    highlights brighter than the sensor records, clipped after the blur; 8-bit output.
 
     Takes regions `max_kernel - 1` px larger than the crop, so even the largest blur sees real content.
     """
 
     def __init__(self, crop_size: int, lengths: tuple[float, float] = (1.0, 100.0), max_kernel: int = 75,
-                 max_noise: float = 0.02, saturation: float = 0.2) -> None:
+                 max_noise: float = 0.02, saturation: float = 0.2, sized_fraction: float = 0.0) -> None:
         if not 0 < lengths[0] <= lengths[1]:
             raise ValueError(f"lengths must be (low, high) with 0 < low <= high, got {lengths}")
-        if max_kernel < 3 or crop_size < 8 or not 0 <= saturation <= 1 or max_noise < 0:
-            raise ValueError("need max_kernel >= 3, crop_size >= 8, saturation in [0, 1], max_noise >= 0")
+        if max_kernel < 5 or crop_size < 8 or not 0 <= saturation <= 1 or not 0 <= sized_fraction <= 1 \
+                or max_noise < 0:
+            raise ValueError("need max_kernel >= 5, crop_size >= 8, saturation and sized_fraction in [0, 1], "
+                             "max_noise >= 0")
         self.crop_size, self.lengths, self.max_kernel = crop_size, lengths, max_kernel
-        self.max_noise, self.saturation = max_noise, saturation
+        self.max_noise, self.saturation, self.sized_fraction = max_noise, saturation, sized_fraction
 
     @property
     def region_size(self) -> int:
@@ -370,7 +374,11 @@ class ShakeBlur:
         """Regions [N,3,region,region] in [0, 1] -> (blurred, sharp) crops [N,3,crop,crop]."""
         blurred, sharp = [], []
         for region in regions:
-            kernel = shake_kernel(_uniform(rng, *self.lengths), rng, self.max_kernel)
+            if self.sized_fraction > 0 and _uniform(rng) < self.sized_fraction:
+                size = 5 + 2 * int(torch.randint((self.max_kernel - 5) // 2 + 1, (), generator=rng))
+                kernel = sized_shake_kernel(size, rng)
+            else:
+                kernel = shake_kernel(_uniform(rng, *self.lengths), rng, self.max_kernel)
             if _uniform(rng) < self.saturation:
                 # Scene radiance above the sensor's white point: blurred, the highlight still clips.
                 gain = _uniform(rng, 1.5, 4.0)

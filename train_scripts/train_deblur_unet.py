@@ -42,6 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--max-kernel", type=int, default=75, help="largest kernel side in px")
     data.add_argument("--max-noise", type=float, default=0.02, help="noise std drawn from [0, this]")
     data.add_argument("--saturation", type=float, default=0.2, help="share of crops with clipped highlights")
+    data.add_argument("--sized-fraction", type=float, default=0.0,
+                      help="share of kernels stretched to span a random size up to --max-kernel")
     model = parser.add_argument_group("model and optimiser")
     model.add_argument("--init-from", default=None, help="a trained DeblurUNet (name, export folder, Hub id, or "
                                                          "a checkpoints/checkpoint-N folder with the same flags)")
@@ -52,16 +54,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--lr", type=float, default=1e-3)
     model.add_argument("--min-lr", type=float, default=1e-6)
     model.add_argument("--warmup-steps", type=int, default=100)
+    model.add_argument("--schedule-steps", type=int, default=None,
+                       help="length of the cosine schedule (default: --max-steps)")
     model.add_argument("--weight-decay", type=float, default=0.0)
     add_training_args(parser, max_steps=3000, batch_size=4, checkpoint_every=250, sample_every=250)
     return parser.parse_args(argv)
 
 
 def learning_rate(args: argparse.Namespace, step: int) -> float:
-    """Linear warm-up, then cosine decay to `--min-lr` at `--max-steps` (a function of the step: resumable)."""
+    """Linear warm-up, then cosine decay to `--min-lr` at `--schedule-steps` (a function of the step: resumable)."""
     if step < args.warmup_steps:
         return args.lr * (step + 1) / args.warmup_steps
-    progress = min((step - args.warmup_steps) / max(args.max_steps - args.warmup_steps, 1), 1.0)
+    total = args.schedule_steps or args.max_steps
+    progress = min((step - args.warmup_steps) / max(total - args.warmup_steps, 1), 1.0)
     return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
 
 
@@ -92,7 +97,8 @@ def main(argv=None) -> None:
     model = load_model(args)  # before the data: a wrong --init-from fails fast
     held_out = HeldOut(args.held_out)
     train_paths, dropped = held_out.split_images(args.train_dirs)
-    synth = ShakeBlur(args.crop_size, tuple(args.lengths), args.max_kernel, args.max_noise, args.saturation)
+    synth = ShakeBlur(args.crop_size, tuple(args.lengths), args.max_kernel, args.max_noise, args.saturation,
+                      args.sized_fraction)
     trainer = Trainer(args, "deblur-unet")
     bank = ImageBank(args.train_dirs, synth.region_size, trainer.device, exclude=set(dropped))
     print(f"{len(bank)} training images ({len(dropped)} held out, {bank.skipped} smaller than "
