@@ -226,3 +226,22 @@ def test_train_script_holds_out_and_keeps_history_across_runs(run_script, lai_se
     history = json.loads((second / "final" / "training_history.json").read_text())
     assert [h["steps"] for h in history] == [2, 1] and history[1]["init_from"] == str(first / "final")
     assert "**3 steps," in (second / "final" / "README.md").read_text()
+
+
+def test_the_gan_stage_fine_tunes_a_unet_on_shake_blur(run_script, lai_set, tmp_path):
+    start = tmp_path / "unet"
+    torch.manual_seed(0)
+    DeblurUNet(**TINY).save_pretrained(start)
+    train = tmp_path / "train"
+    for i in range(2):
+        save(torch.rand(1, 3, 48, 48), train / f"{i}.png")
+    out = tmp_path / "gan"
+    run_script("train_deblurgan", ["--train-dirs", train, "--held-out", lai_set, "--init-from", start,
+                                   "--shake-lengths", "2", "20", "--max-kernel", "15", "--sized-fraction", "0.5",
+                                   "--crop-size", "32", "--batch-size", "2", "--critic-channels", "4",
+                                   "--vgg-weights", "random", "--pixel-weight", "100", "--max-steps", "1",
+                                   "--report-to", "none", "--sample-every", "100", "--output-dir", out])
+    assert isinstance(ganzoo.load(out / "final"), DeblurUNet)
+    card = (out / "final" / "README.md").read_text()
+    assert "fine-tuned with the DeblurGAN losses" in card and "WGAN-GP" in card
+    assert json.loads((out / "final" / "training_history.json").read_text())[-1]["steps"] == 1

@@ -66,6 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="blur with degrade.ShakeBlur instead: camera paths of these lengths, kernels up to "
                            "--max-kernel px, noise up to --noise-sigma, clipped highlights (no recorded kernels)")
     data.add_argument("--max-kernel", type=int, default=75)
+    data.add_argument("--sized-fraction", type=float, default=0.0,
+                      help="with --shake-lengths: share of kernels stretched to span a random size up to --max-kernel")
     data.add_argument("--val-dir", default=None, help="validation pairs (e.g. the Levin benchmark folder)")
     data.add_argument("--eval-every", type=int, default=1000)
     data.add_argument("--synthetic-data", action="store_true",
@@ -107,8 +109,8 @@ def deblur_batches(args: argparse.Namespace, device: torch.device):
     if kernels:
         held_out.check_kernels(kernels, args.kernels_dir)
     dropped = held_out.split_images(args.train_dirs)[1] if args.train_dirs else []
-    shake = ShakeBlur(args.crop_size, tuple(args.shake_lengths), args.max_kernel, args.noise_sigma) \
-        if args.shake_lengths else None
+    shake = ShakeBlur(args.crop_size, tuple(args.shake_lengths), args.max_kernel, args.noise_sigma,
+                      sized_fraction=args.sized_fraction) if args.shake_lengths else None
     sharp_bank = (ImageBank(args.train_dirs, shake.region_size if shake else args.crop_size, device,
                             exclude=set(dropped)) if args.train_dirs else None)
     pair_bank = PairedImageBank(args.pair_dirs, args.crop_size, device) if args.pair_dirs else None
