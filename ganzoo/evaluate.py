@@ -126,8 +126,8 @@ def deblur_cases(data_dir: str | os.PathLike, kernels: list[torch.Tensor] | None
             if table and number is not None:
                 index = int(number.group(1))
                 if index not in table:
-                    raise ValueError(f"{blurred_path.name} names kernel {index}, but the kernels are "
-                                     f"{', '.join(map(str, sorted(table)))}")
+                    raise ValueError(f"{blurred_path.name} names kernel {index}, but {len(table)} kernels were given "
+                                     f"(numbered {', '.join(map(str, sorted(table)))})")
                 kernel = table[index]
             name = f"{blurred_path.parent.name}/{blurred_path.stem}"
             cases.append((name, _read_rgb(blurred_path), _read_rgb(sharp_path), kernel))

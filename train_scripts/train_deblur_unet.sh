@@ -7,7 +7,8 @@
 #   1. 500 steps of a 2,200-step cosine schedule, kernels from camera paths of 1-100 px. (The run was stopped
 #      at step 583 and exported from its step-500 checkpoint by the same command with --resume --max-steps 500.)
 #   2. from 1.: half the kernels stretched to span 5-75 px (a curled 100 px path often spans only 20-40 px,
-#      so 1. rarely saw large kernels), a fresh cosine from 4e-4 over 900 steps, stopped by --time-limit.
+#      so 1. rarely saw large kernels), a fresh cosine from 3e-4 to 1e-6 over 260 steps (--time-limit 28 as a
+#      guard). The machine was shared by five sessions: a step took 5-6 s instead of ~0.6 s.
 # Environment: DATA (../shared/data), THREADS (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,8 @@ COMMON=(--train-dirs "$DATA/sr/train/bsds500_train" "$DATA/sr/train/bsds500_test
 python train_scripts/train_deblur_unet.py "${COMMON[@]}" --lr 5e-4 --max-steps 500 --schedule-steps 2200 --resume \
     --output-dir runs/deblur-unet > runs/deblur-unet.log 2>&1
 python train_scripts/train_deblur_unet.py "${COMMON[@]}" --init-from runs/deblur-unet/final --sized-fraction 0.5 \
-    --lr 4e-4 --warmup-steps 50 --max-steps 900 --time-limit 42 --resume --output-dir runs/deblur-unet-2 \
+    --lr 3e-4 --warmup-steps 20 --max-steps 260 --time-limit 28 --checkpoint-every 50 --resume \
+    --output-dir runs/deblur-unet-2 \
     > runs/deblur-unet-2.log 2>&1
 
 # Input and Richardson-Lucy (true kernel) rows once, the model's rows without them; bundle_model merges them.
