@@ -60,7 +60,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
 
 #: what `ganzoo deblur`, `ganzoo evaluate deblur` and the Deblur tab use without a choice: the bundled
 #: model with the best measured gain on unseen blur (model cards, README "Deblurring")
-DEFAULT_DEBLUR_MODEL = "deblurgan"
+DEFAULT_DEBLUR_MODEL = "deblur-unet"
 
 
 def list_models() -> list[ModelEntry]:

@@ -27,7 +27,7 @@ from ganzoo.evaluate import evaluate_deblur, evaluate_digits, evaluate_sr
 from ganzoo.hub import save_with_card
 from ganzoo.pipelines import deblurrer, sr_upscaler
 from ganzoo.registry import PRETRAINED_DIR
-from ganzoo.training import MODEL_CARDS_DIR
+from ganzoo.training import HISTORY_NAME, MODEL_CARDS_DIR
 
 
 def main(argv=None) -> None:
@@ -79,6 +79,8 @@ def main(argv=None) -> None:
     save_with_card(model, out, MODEL_CARDS_DIR / args.card, benchmarks=benchmarks, **record)
     for picture in sorted(args.export.glob("*.jpg")):  # e.g. a fast style's style.jpg, shown by its card
         shutil.copy2(picture, out / picture.name)
+    if (args.export / HISTORY_NAME).is_file():  # so a later --init-from run continues the step and hour totals
+        shutil.copy2(args.export / HISTORY_NAME, out / HISTORY_NAME)
     print(f"bundled {out}: {sorted(p.name for p in out.iterdir())}")
 
 
