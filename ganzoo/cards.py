@@ -27,6 +27,7 @@ TEMPLATE_FOR_CLASS = {
     "DigitClassifier": "mnist-classifier.md",
     "SRResNet": "super-resolution.md",
     "DeblurGANGenerator": "deblurgan.md",
+    "DeblurUNet": "deblur-unet.md",
     "TransformerNet": "style.md",
     "AdaINStyleTransfer": "adain.md",
 }
@@ -66,7 +67,9 @@ def card_metadata(base: ModelCardData, template: str, fields: dict[str, Any], te
         data.license, data.license_name, data.license_link = (BSDS500_LICENSE[k] for k in
                                                               ("license", "license_name", "license_link"))
     data.datasets = training_datasets(template, args) or None
-    data.base_model = base_model(fields.get("base_model") or args.get("init_from"))
+    base = base_model(fields.get("base_model") or args.get("init_from"))
+    # a run continued from an earlier export of the same model is not a fine-tune of another model
+    data.base_model = None if base is not None and base.split("/")[-1] == fields.get("model_name") else base
     papers = [f"arxiv:{paper}" for paper in cited_papers(text)]
     data.tags = sorted(set(data.tags or []) | set(papers))
     results = EVAL_RESULTS.get(Path(template).name, lambda _: [])(fields)
@@ -111,7 +114,7 @@ def link_papers(text: str) -> str:
 
 
 def _dataset_id(name: str) -> str:
-    first = name.split()[0].lower()
+    first = re.sub(r"[^a-z0-9-]", "", name.split()[0].lower())  # "moderate:" -> "moderate"
     return HUB_DATASETS.get(first, first)
 
 
@@ -161,6 +164,7 @@ def digit_classifier_results(fields: dict[str, Any]) -> list[EvalResult]:
 EVAL_RESULTS: dict[str, Callable[[dict[str, Any]], list[EvalResult]]] = {
     "super-resolution.md": sr_results,
     "deblurgan.md": deblur_results,
+    "deblur-unet.md": deblur_results,
     "mnist-dcgan.md": digit_gan_results,
     "mnist-classifier.md": digit_classifier_results,
 }
@@ -203,7 +207,7 @@ def fields_from_card(text: str, template: str, model_name: str) -> dict[str, Any
                 "psnr_y": number(row["PSNR Y"]), "ssim_y": number(row["SSIM Y"]),
                 "psnr_rgb": number(row["PSNR RGB"]), "ssim_rgb": number(row["SSIM RGB"])}
             for table in markdown_tables(text) for row in table if "PSNR Y" in row}
-    elif template == "deblurgan.md":
+    elif template in ("deblurgan.md", "deblur-unet.md"):
         fields["benchmarks"] = {row["data"]: {"psnr": number(row[f"{model_name} PSNR"]), "ssim": number(row["SSIM"])}
                                 for table in markdown_tables(text) for row in table if f"{model_name} PSNR" in row}
     elif template == "mnist-dcgan.md":

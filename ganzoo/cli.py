@@ -21,6 +21,7 @@ from tqdm import tqdm
 import ganzoo
 from ganzoo import evaluate, pipelines, registry
 from ganzoo.hub import GanzooModel, ModelLoadError
+from ganzoo.models.deblur_unet import DeblurUNet
 from ganzoo.models.deblurgan import DeblurGANGenerator
 from ganzoo.models.digits import DigitClassifier, DigitGenerator
 from ganzoo.precision import PRECISIONS
@@ -30,6 +31,7 @@ DEFAULT_SR_MODEL = "srgan-x4" if "srgan-x4" in registry.MODELS else BICUBIC
 # ImageError, ModelLoadError and validation errors are ValueErrors; missing files and Hub failures are OSErrors.
 USER_ERRORS = (ValueError, OSError, torch.OutOfMemoryError)
 GROUPS = {"evaluate": "measure a model on a benchmark data set"}
+DEBLUR_MODELS = (DeblurGANGenerator, DeblurUNet)
 
 Argument = tuple[tuple[str, ...], dict[str, Any]]
 Handler = Callable[[argparse.Namespace], int]
@@ -92,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def load_model(name: str, device: torch.device, expected: type[GanzooModel] | None = None) -> GanzooModel:
+def load_model(name: str, device: torch.device,
+               expected: type[GanzooModel] | tuple[type[GanzooModel], ...] | None = None) -> GanzooModel:
     """`ganzoo.load` with Hub failures named after the model and an optional class check."""
     try:
         model = ganzoo.load(name, device=str(device))
@@ -101,7 +104,8 @@ def load_model(name: str, device: torch.device, expected: type[GanzooModel] | No
     except (SafetensorError, RecursionError) as err:  # garbage weights; a config nested too deeply to parse
         raise ModelLoadError(f"cannot load model {name!r}: {type(err).__name__}: {err}") from None
     if expected is not None and not isinstance(model, expected):
-        raise ModelLoadError(f"{name!r} is a {type(model).__name__}, not a {expected.__name__}")
+        names = " or ".join(cls.__name__ for cls in (expected if isinstance(expected, tuple) else (expected,)))
+        raise ModelLoadError(f"{name!r} is a {type(model).__name__}, not a {names}")
     return model
 
 
@@ -361,13 +365,14 @@ def evaluate_digits(args: argparse.Namespace) -> int:
 
 @command("deblur", "remove motion blur from images (files or folders) into an output folder as PNG",
          INPUTS, OUTPUT_DIR,
-         arg("--model", default="deblurgan", help="deblurring model: name, folder or Hub repo id"),
+         arg("--model", default=registry.DEFAULT_DEBLUR_MODEL,
+             help=f"deblurring model: name, folder or Hub repo id (default: {registry.DEFAULT_DEBLUR_MODEL})"),
          TILE, DEVICE, PRECISION)
 def deblur(args: argparse.Namespace) -> int:
     check_tile(args.tile)
     files = input_files(args.inputs)
     device = pipelines.pick_device(args.device)
-    model = load_model(args.model, device, DeblurGANGenerator)
+    model = load_model(args.model, device, DEBLUR_MODELS)
     return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur(
         path, model, tile=args.tile, device=device, precision=args.precision))
 
@@ -387,11 +392,13 @@ def benchmark_kernels(path: Path | None, trajectories: int | None, seed: int) ->
 
 
 @command("evaluate deblur", "PSNR/SSIM of a deblurring model and of its blurred input on blurred/sharp pairs "
-         "(GoPro or Levin layout) or on sharp images blurred with given kernels",
-         arg("--model", default="deblurgan", help="name, folder or Hub repo id; 'none' scores the input only"),
+         "(GoPro, Levin or Lai et al. 2016 layout) or on sharp images blurred with given kernels",
+         arg("--model", default=registry.DEFAULT_DEBLUR_MODEL, help="name, folder or Hub repo id; 'none' scores "
+             f"the input only (default: {registry.DEFAULT_DEBLUR_MODEL})"),
          arg("--data", type=Path, required=True,
-             help="folder with sharp/ and blur*/ subfolders, or a folder of sharp images (then give kernels); or a "
-             "🤗 dataset (Hub id or `save_to_disk` folder) with blur*/sharp image columns, or sharp images only"),
+             help="folder with sharp/ and blur*/ subfolders (and kernels/ in the Lai layout), or a folder of sharp "
+                  "images (then give kernels); or a 🤗 dataset (Hub id or `save_to_disk` folder) with blur*/sharp "
+                  "image columns, or sharp images only"),
          arg("--kernels", type=Path, help="kernel file (.npz/.png) or folder: blurs sharp images with each; for "
              "pairs named *_ker_N, kernel N is the true one for the Richardson-Lucy reference"),
          arg("--trajectories", type=positive_int, metavar="N",
@@ -406,7 +413,7 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
     kernels = benchmark_kernels(args.kernels, args.trajectories, args.seed)
     fn, precision = None, None
     if args.model != "none":
-        model = load_model(args.model, device, DeblurGANGenerator)
+        model = load_model(args.model, device, DEBLUR_MODELS)
         fn = pipelines.deblurrer(model, tile=args.tile, device=device, precision=args.precision)
         precision = pipelines.model_precision(model, device, args.precision)
     result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference)
@@ -415,6 +422,30 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
                     "kernels": str(args.kernels) if args.kernels else args.trajectories, "precision": precision})
         return 0
     print_per_image(result, [k for k in result if k not in ("n", "images")])
+    return 0
+
+
+@command("make-blur-set", "write a seeded deblurring benchmark in the Lai et al. 2016 layout (sharp/, blurred/, "
+         "kernels/): every image blurred by every random camera-shake kernel, plus noise",
+         arg("--images", type=Path, required=True, help="folder of sharp images"),
+         arg("--first", type=positive_int, help="only the first N images in name order"),
+         arg("-o", "--output", type=Path, required=True, help="folder to create (must be new or empty)"),
+         arg("--kernels", type=positive_int, default=8, help="how many kernels (default: 8)"),
+         arg("--lengths", type=float, nargs=2, metavar=("LOW", "HIGH"), help="camera path lengths in px"),
+         arg("--sizes", type=int, nargs=2, metavar=("LOW", "HIGH"), help="kernel sizes in px (odd sizes between)"),
+         arg("--noise", type=float, default=0.01, help="Gaussian noise std on [0, 1] (default: 0.01)"),
+         arg("--seed", type=int, default=0))
+def make_blur_set(args: argparse.Namespace) -> int:
+    from ganzoo import blur_sets
+
+    if args.noise < 0:
+        raise ValueError(f"--noise must be at least 0, got {args.noise}")
+    images = evaluate.list_images(args.images)[:args.first]
+    kernels = blur_sets.set_kernels(args.kernels, args.seed, lengths=args.lengths, sizes=args.sizes)
+    output = blur_sets.make_blur_set(images, args.output, kernels, args.seed, args.noise)
+    blur_sets.write_manifest(output, {k: v for k, v in vars(args).items() if k not in ("command", "handler")})
+    print(f"{output}: {len(images)} images x {len(kernels)} kernels "
+          f"({', '.join(str(k.shape[-1]) for k in kernels)} px)")
     return 0
 
 

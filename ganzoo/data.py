@@ -109,8 +109,8 @@ class ImageBank:
     so the data pipeline never waits on disk or on CPU decoding."""
 
     def __init__(self, folders: list[str | os.PathLike], min_size: int, device: torch.device | str = "cpu",
-                 max_images: int | None = None) -> None:
-        paths = [p for folder in folders for p in list_images(folder)][:max_images]
+                 max_images: int | None = None, exclude: set[Path] = frozenset()) -> None:
+        paths = [p for folder in folders for p in list_images(folder) if p not in exclude][:max_images]
         self._fill([[path] for path in paths], min_size, device)
         if not self.images:
             raise ValueError(f"no training images of at least {min_size}x{min_size} pixels in {folders}")
@@ -149,7 +149,6 @@ class ImageBank:
 
 
 BLURRED_DIR_PREFIX = "blur"
-KERNEL_SUFFIX = re.compile(r"_ker_?\d+$")
 
 
 def sharp_folders(folder: Path) -> list[Path]:
@@ -157,12 +156,22 @@ def sharp_folders(folder: Path) -> list[Path]:
     return sorted(p for p in [folder, *folder.rglob("*")] if p.is_dir() and p.name == "sharp")
 
 
+def sharp_stem_of(blurred_stem: str, sharp_stems: set[str]) -> str | None:
+    """The sharp image a blurred one shows: the same stem, else the longest sharp stem that the blurred
+    stem starts with followed by `_` (`im_1_ker_3` -> `im_1`; `car_2_kernel_01` -> `car_2`, not `car`)."""
+    if blurred_stem in sharp_stems:
+        return blurred_stem
+    prefixes = [s for s in sharp_stems if blurred_stem.startswith(f"{s}_")]
+    return max(prefixes, key=len) if prefixes else None
+
+
 def blur_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
     """(blurred, sharp) image paths under `folder`, sorted.
 
     Every folder named `sharp` pairs with its sibling folders whose names start
     with "blur" (GoPro: `<scene>/blur/X.png` + `<scene>/sharp/X.png`; Levin:
-    `blurred_*/im_1_ker_3.png` + `sharp/im_1.png`, the `_ker_N` suffix naming the kernel).
+    `blurred_*/im_1_ker_3.png` + `sharp/im_1.png`; Lai et al. 2016: `blurred/X_kernel_01.png` +
+    `sharp/X.png`), a blurred file pairing with the sharp one whose stem it starts with (`sharp_stem_of`).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -173,9 +182,10 @@ def blur_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
         for blurred_dir in sorted(p for p in sharp_dir.parent.iterdir()
                                   if p.is_dir() and p.name.lower().startswith(BLURRED_DIR_PREFIX)):
             for path in image_files(blurred_dir):
-                stem = path.stem if path.stem in sharp else KERNEL_SUFFIX.sub("", path.stem)
-                if stem not in sharp:
-                    raise FileNotFoundError(f"{path}: no sharp image {stem}.* in {sharp_dir}")
+                stem = sharp_stem_of(path.stem, set(sharp))
+                if stem is None:
+                    raise FileNotFoundError(f"{path}: no sharp image {path.stem}.* (nor one whose stem it starts "
+                                            f"with, then _) in {sharp_dir}")
                 pairs.append((path, sharp[stem]))
     if not pairs:
         raise FileNotFoundError(f"{folder}: no blurred/sharp pairs (expected a `sharp/` folder beside `blur*/` "
@@ -304,11 +314,13 @@ def dataset_images(source: str | os.PathLike, split: str | None = None) -> list[
 
 
 def image_bank(args: argparse.Namespace, folders: list[str | os.PathLike], min_size: int,
-               device: torch.device | str = "cpu", *, paired: bool = False, optional: bool = False) -> ImageBank | None:
+               device: torch.device | str = "cpu", *, paired: bool = False, optional: bool = False,
+               exclude: frozenset[Path] | set[Path] = frozenset()) -> ImageBank | None:
     """The training images of `folders` (blurred/sharp pair folders if `paired`) and of `--dataset-name`.
 
     The dataset joins the paired bank when `--blurred-column` is given, the unpaired one otherwise. With
     `--streaming` it is read through a `StreamingImageBank`. None (if `optional`) when neither gives anything.
+    `exclude`: folder images to leave out (held-out evaluation images, `blur_sets.HeldOut`).
     """
     name = _dataset_for(args, paired)
     from_dataset = name is not None
@@ -319,7 +331,7 @@ def image_bank(args: argparse.Namespace, folders: list[str | os.PathLike], min_s
     if from_dataset and args.streaming and folders:
         raise ValueError("--streaming reads only the dataset: drop the folders or --streaming")
     groups: list[list[Any]] = ([list(pair) for folder in folders for pair in blur_pairs(folder)] if paired else
-                               [[path] for folder in folders for path in list_images(folder)])
+                               [[path] for folder in folders for path in list_images(folder) if path not in exclude])
     if from_dataset:
         dataset = load_image_dataset(name, args.dataset_split, config_name=args.dataset_config_name,
                                      data_dir=args.train_data_dir, streaming=args.streaming, cache_dir=args.cache_dir)

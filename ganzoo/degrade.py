@@ -21,13 +21,17 @@ from PIL import Image
 
 __all__ = [
     "BlurSynthesizer",
+    "ShakeBlur",
     "add_noise",
     "blur",
+    "blur_valid",
     "center_kernel",
     "load_kernels",
     "random_trajectory",
     "random_trajectory_kernel",
     "rasterize_trajectory",
+    "shake_kernel",
+    "sized_shake_kernel",
 ]
 
 PAD_MODES = ("reflect", "replicate", "circular")
@@ -124,6 +128,26 @@ def random_trajectory_kernel(
         raise ValueError(f"kernel size must be at least 3, got {size}")
     length = max_length * _uniform(rng, min_length_fraction, 1.0)
     return rasterize_trajectory(random_trajectory(length, steps, rng), size)
+
+
+def shake_kernel(length: float, rng: torch.Generator | None = None, max_size: int = 75) -> torch.Tensor:
+    """A camera-shake kernel whose path has arc length `length` px, on the smallest odd grid that holds it
+    (at most `max_size`; a wider path is scaled down to fit)."""
+    points = random_trajectory(length, rng=rng)
+    reach = float((points - points.mean(0)).abs().max())
+    size = min(2 * math.ceil(reach) + 3, max_size - 1 + max_size % 2)
+    return rasterize_trajectory(points, max(size, 3))
+
+
+def sized_shake_kernel(size: int, rng: torch.Generator | None = None) -> torch.Tensor:
+    """A camera-shake kernel that spans a `size` x `size` grid (odd `size`): a path 1-2x `size` long,
+    scaled so that its widest excursion reaches the grid's edge."""
+    if size < 5 or size % 2 == 0:
+        raise ValueError(f"size must be odd and at least 5, got {size}")
+    points = random_trajectory(size * _uniform(rng, 1.0, 2.0), rng=rng)
+    points = points - points.mean(0)
+    points = points * (((size - 1) / 2 - 1) / float(points.abs().max().clamp_min(1e-9)))
+    return rasterize_trajectory(points, size)
 
 
 def _natural_key(path: Path) -> list:
@@ -299,3 +323,69 @@ class BlurSynthesizer:
             index = circular.nonzero()[:, 0].to(sharp.device)
             blurred[index] = blur(sharp[index], kernels[index], padding="circular")
         return add_noise(blurred, sigma.to(sharp.device), rng), kernels
+
+
+def blur_valid(regions: torch.Tensor, kernel: torch.Tensor, size: int) -> torch.Tensor:
+    """The central `size` x `size` of regions [N,C,H,W] convolved with `kernel` [k,k], every output pixel
+    computed from real image content (H, W >= size + k - 1): no padding rule reaches the crop.
+
+    Circular convolution by FFT, exact on that central crop and fast for kernels up to 75 px.
+    """
+    kh, kw = kernel.shape
+    h, w = regions.shape[-2:]
+    if h < size + kh - 1 or w < size + kw - 1:
+        raise ValueError(f"a {size}px crop blurred by a {kh}x{kw} kernel needs regions of at least "
+                         f"{size + kh - 1}x{size + kw - 1}, got {h}x{w}")
+    padded = torch.zeros(h, w, dtype=regions.dtype, device=regions.device)
+    padded[:kh, :kw] = kernel.to(regions)
+    # Move the kernel's centre to the origin so the output lines up with `blur`'s (scipy's "same").
+    padded = torch.roll(padded, (-((kh - 1) // 2), -((kw - 1) // 2)), dims=(0, 1))
+    out = torch.fft.irfft2(torch.fft.rfft2(regions) * torch.fft.rfft2(padded), s=(h, w))
+    top, left = (h - size) // 2, (w - size) // 2
+    return out[..., top:top + size, left:left + size]
+
+
+class ShakeBlur:
+    """Training pairs for blur never seen: random camera-shake kernels of path length drawn uniformly from
+    `lengths` px (at most `max_kernel` px wide) or, with chance `sized_fraction`, paths stretched to span a
+    grid of odd size uniform in [5, max_kernel] (a curled path of 100 px often spans only 20-40 px, so
+    large kernels need this), sensor noise of std up to `max_noise`, and with chance `saturation`
+    highlights brighter than the sensor records, clipped after the blur; 8-bit output.
+
+    Takes regions `max_kernel - 1` px larger than the crop, so even the largest blur sees real content.
+    """
+
+    def __init__(self, crop_size: int, lengths: tuple[float, float] = (1.0, 100.0), max_kernel: int = 75,
+                 max_noise: float = 0.02, saturation: float = 0.2, sized_fraction: float = 0.0) -> None:
+        if not 0 < lengths[0] <= lengths[1]:
+            raise ValueError(f"lengths must be (low, high) with 0 < low <= high, got {lengths}")
+        if max_kernel < 5 or crop_size < 8 or not 0 <= saturation <= 1 or not 0 <= sized_fraction <= 1 \
+                or max_noise < 0:
+            raise ValueError("need max_kernel >= 5, crop_size >= 8, saturation and sized_fraction in [0, 1], "
+                             "max_noise >= 0")
+        self.crop_size, self.lengths, self.max_kernel = crop_size, lengths, max_kernel
+        self.max_noise, self.saturation, self.sized_fraction = max_noise, saturation, sized_fraction
+
+    @property
+    def region_size(self) -> int:
+        return self.crop_size + self.max_kernel - 1
+
+    def __call__(self, regions: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Regions [N,3,region,region] in [0, 1] -> (blurred, sharp) crops [N,3,crop,crop]."""
+        blurred, sharp = [], []
+        for region in regions:
+            if self.sized_fraction > 0 and _uniform(rng) < self.sized_fraction:
+                size = 5 + 2 * int(torch.randint((self.max_kernel - 5) // 2 + 1, (), generator=rng))
+                kernel = sized_shake_kernel(size, rng)
+            else:
+                kernel = shake_kernel(_uniform(rng, *self.lengths), rng, self.max_kernel)
+            if _uniform(rng) < self.saturation:
+                # Scene radiance above the sensor's white point: blurred, the highlight still clips.
+                gain = _uniform(rng, 1.5, 4.0)
+                region = torch.where(region > 0.9, region * gain, region)
+            blurred.append(blur_valid(region[None], kernel, self.crop_size)[0])
+            lo, hi = (self.region_size - self.crop_size) // 2, (self.region_size + self.crop_size) // 2
+            sharp.append(region[:, lo:hi, lo:hi].clamp(0, 1))
+        sigma = torch.tensor([_uniform(rng, 0.0, self.max_noise) for _ in blurred])
+        noisy = add_noise(torch.stack(blurred).clamp(0, 1), sigma, rng)
+        return (noisy * 255).round() / 255, torch.stack(sharp)

@@ -165,11 +165,11 @@ def sr_scale(model: nn.Module) -> int:
 def image_model_scale(model: nn.Module) -> int:
     """How many times larger an image-to-image model's output is: its `scale` for SR, 1 for deblurring and
     fast style networks; ValueError for any other model (a digit generator, a classifier)."""
-    from ganzoo.models import DeblurGANGenerator, TransformerNet
+    from ganzoo.models import DeblurGANGenerator, DeblurUNet, TransformerNet
 
     if hasattr(model, "scale"):
         return sr_scale(model)
-    if isinstance(model, (DeblurGANGenerator, TransformerNet)):
+    if isinstance(model, (DeblurGANGenerator, DeblurUNet, TransformerNet)):
         return 1
     raise ValueError(f"{type(model).__name__} is not an image-to-image model")
 

@@ -46,6 +46,8 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
                "SRGAN x4: SRResNet fine-tuned with a perceptual + adversarial loss, sharper textures"),
     ModelEntry("deblurgan", "deblurring", "ganzoo/deblurgan",
                "DeblurGAN: removes camera-shake motion blur (WGAN-GP + perceptual loss)"),
+    ModelEntry("deblur-unet", "deblurring", "ganzoo/deblur-unet",
+               "U-Net of NAFNet blocks trained for PSNR on random camera shake up to 75 px"),
     ModelEntry("style-mosaic", "style", "ganzoo/style-mosaic", "fast style transfer: mosaic (Johnson et al. 2016)"),
     ModelEntry("style-candy", "style", "ganzoo/style-candy", "fast style transfer: candy (Johnson et al. 2016)"),
     ModelEntry("style-starry-night", "style", "ganzoo/style-starry-night",
@@ -54,6 +56,11 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("adain", "style", "ganzoo/adain",
                "arbitrary style transfer from any style image (AdaIN, Huang & Belongie 2017)"),
 ]}
+
+
+#: what `ganzoo deblur`, `ganzoo evaluate deblur` and the Deblur tab use without a choice: the bundled
+#: model with the best measured gain on unseen blur (model cards, README "Deblurring")
+DEFAULT_DEBLUR_MODEL = "deblur-unet"
 
 
 def list_models() -> list[ModelEntry]:

@@ -389,3 +389,24 @@ def _format_seconds(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+HISTORY_NAME = "training_history.json"
+
+
+def run_history(trainer: Trainer, init_from: str | None) -> dict[str, Any]:
+    """Card fields for a model trained over several runs: the runs so far (read from `init_from`'s
+    `training_history.json` when it has one), this run added, and the total steps and hours."""
+    earlier = Path(init_from) / HISTORY_NAME if init_from else None
+    history = json.loads(earlier.read_text()) if earlier is not None and earlier.is_file() else []
+    history.append({"run": str(trainer.output_dir), "steps": trainer.state.step,
+                    "hours": round(trainer.state.train_seconds / 3600, 3), "init_from": init_from,
+                    "hardware": trainer.hardware()})
+    return {"history": history, "total_steps": sum(h["steps"] for h in history),
+            "total_hours": round(sum(h["hours"] for h in history), 2)}
+
+
+def write_history(folder: Path | None, history: list[dict[str, Any]]) -> None:
+    """Keep the run history beside an export, so a later `--init-from` run continues it."""
+    if folder is not None:
+        (folder / HISTORY_NAME).write_text(json.dumps(history, indent=2) + "\n")

@@ -1,7 +1,7 @@
 """The app's Deblur tab (space/tabs/deblur.py): in process, through gradio_client, and in headless Chromium.
 
-One server per module with a tiny untrained DeblurGAN generator (1 block, 4 channels) standing in
-for the bundled `deblurgan`, so every call takes milliseconds.
+One server per module with tiny untrained models standing in for the bundled `deblur-unet` (a 2-level
+DeblurUNet of width 4) and `deblurgan` (here a 1-block DeblurGAN generator), so every call takes milliseconds.
 """
 
 from __future__ import annotations
@@ -25,17 +25,20 @@ from PIL import Image
 
 import ganzoo
 from ganzoo import pipelines
-from ganzoo.models import DeblurGANGenerator
+from ganzoo.models import DeblurGANGenerator, DeblurUNet
 
 
 @pytest.fixture(scope="module")
 def deblur_env(tmp_path_factory) -> dict[str, str]:
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-deblurgan")
-    model = DeblurGANGenerator(channels=4, num_blocks=1).eval()
-    torch.nn.init.normal_(model.tail[1].weight, std=0.05)  # not the identity, so the output differs from the input
-    model.save_pretrained(folder)
-    return {"GANZOO_DEBLUR_MODEL": str(folder)}
+    gan_folder, unet_folder = tmp_path_factory.mktemp("tiny-deblurgan"), tmp_path_factory.mktemp("tiny-unet")
+    gan = DeblurGANGenerator(channels=4, num_blocks=1).eval()
+    torch.nn.init.normal_(gan.tail[1].weight, std=0.05)  # not the identity, so the output differs from the input
+    gan.save_pretrained(gan_folder)
+    unet = DeblurUNet(width=4, encoder_blocks=[1, 1], middle_blocks=1, decoder_blocks=[1, 1]).eval()
+    torch.nn.init.normal_(unet.ending.weight, std=0.05)
+    unet.save_pretrained(unet_folder)
+    return {"GANZOO_DEBLUR_MODEL": str(gan_folder), "GANZOO_DEBLUR_UNET_MODEL": str(unet_folder)}
 
 
 @pytest.fixture
@@ -75,26 +78,37 @@ def test_bad_inputs_are_clear_errors(deblur_tab):
         (lambda: deblur_tab.deblur_image(rgb_image(1100, 1000)), r"at most 1,048,576 pixels \(1024x1024\)"),
         (lambda: deblur_tab.blur_and_deblur(rgb_image(20, 64), 20, 0), "at least 32x32"),
         (lambda: deblur_tab.blur_and_deblur(rgb_image(64, 64), 500, 0), "Blur length must be"),
+        (lambda: deblur_tab.deblur_image(rgb_image(8, 8), "Wiener"), "Model must be one of"),
         (lambda: deblur_tab.blur_and_deblur(rgb_image(64, 64), 20, -1), "Seed must be"),
     ]:
         with pytest.raises(gr.Error, match=message):
             call()
 
 
-def test_deblur_keeps_alpha_and_matches_the_pipeline(deblur_tab, deblur_env):
+@pytest.mark.parametrize("choice, variable", [("Deblur U-Net", "GANZOO_DEBLUR_UNET_MODEL"),
+                                              ("DeblurGAN", "GANZOO_DEBLUR_MODEL")])
+def test_deblur_keeps_alpha_and_matches_the_pipeline(deblur_tab, deblur_env, choice, variable):
     image = rgb_image(37, 29, mode="RGBA")
-    before, after = deblur_tab.deblur_image(image)
+    before, after = deblur_tab.deblur_image(image, choice)
     assert before is image and after.size == image.size and after.mode == "RGBA"
-    expected = pipelines.deblur(image, ganzoo.load(deblur_env["GANZOO_DEBLUR_MODEL"]))
+    expected = pipelines.deblur(image, ganzoo.load(deblur_env[variable]))
     assert max_diff(after, expected) <= 1
+
+
+def test_the_default_is_the_registry_default_and_the_text_gives_both_gains(deblur_tab):
+    from ganzoo import registry
+
+    assert deblur_tab.MODELS[deblur_tab.DEFAULT_CHOICE][1] == registry.DEFAULT_DEBLUR_MODEL
+    assert set(deblur_tab.GAINS) == set(deblur_tab.CHOICES) and all("dB" in g for g in deblur_tab.GAINS.values())
 
 
 def test_blur_and_deblur_scores(deblur_tab):
     sharp = Image.open(deblur_tab.EXAMPLES_DIR / deblur_tab.SHARP_EXAMPLES[0][0])
     gallery, rows = deblur_tab.blur_and_deblur(sharp, 25, 3)
-    assert [caption.split(" (")[0].split(":")[0] for _, caption in gallery] == [
-        "Kernel", "Blurred", "Deblurred", "Original"]
-    assert gallery[0][0].size == (31 * 8, 31 * 8) and gallery[1][0].size == sharp.size
+    assert [caption.split(":")[0] for _, caption in gallery[1:]] == [
+        "Blurred", "Deblurred (Deblur U-Net)", "Deblurred (DeblurGAN)", "Original"]
+    assert gallery[0][1].startswith("Kernel (length 25, seed 3")
+    assert gallery[0][0].width == gallery[0][0].height >= 200 and gallery[1][0].size == sharp.size
     blurred_psnr, blurred_ssim = rows[0][1:]
     assert 15 < blurred_psnr < 40 and 0 < blurred_ssim < 1  # a visible but not total blur
     again, _ = deblur_tab.blur_and_deblur(sharp, 25, 3)
@@ -111,11 +125,12 @@ def test_deblur_api(client, deblur_env, tmp_path):
     path = tmp_path / "blurred.png"
     image = rgb_image(30, 22, seed=3)
     image.save(path)
-    before_path, after_path = client.predict(handle_file(str(path)), api_name="/deblur")
-    with Image.open(before_path) as before, Image.open(after_path) as after:
-        assert before.size == after.size == (30, 22)
-        expected = pipelines.deblur(image, ganzoo.load(deblur_env["GANZOO_DEBLUR_MODEL"]))
-        assert max_diff(after.convert("RGB"), expected) <= 1
+    for choice, variable in (("DeblurGAN", "GANZOO_DEBLUR_MODEL"), ("Deblur U-Net", "GANZOO_DEBLUR_UNET_MODEL")):
+        before_path, after_path = client.predict(handle_file(str(path)), choice, api_name="/deblur")
+        with Image.open(before_path) as before, Image.open(after_path) as after:
+            assert before.size == after.size == (30, 22)
+            expected = pipelines.deblur(image, ganzoo.load(deblur_env[variable]))
+            assert max_diff(after.convert("RGB"), expected) <= 1
 
 
 def test_blur_and_deblur_api(client, tmp_path):
@@ -125,9 +140,9 @@ def test_blur_and_deblur_api(client, tmp_path):
     path = deblur.EXAMPLES_DIR / deblur.SHARP_EXAMPLES[1][0]
     gallery, table = client.predict(handle_file(str(path)), 30, 1, api_name="/blur_and_deblur")
     assert table["headers"] == ["Image", "PSNR (dB)", "SSIM"]
-    assert [row[0] for row in table["data"]] == ["Blurred", "Deblurred (DeblurGAN)"]
+    assert [row[0] for row in table["data"]] == ["Blurred", "Deblurred (Deblur U-Net)", "Deblurred (DeblurGAN)"]
     assert all(math.isfinite(float(row[1])) for row in table["data"])
-    assert len(gallery) == 4
+    assert len(gallery) == 5
 
 
 # --- in a real browser --------------------------------------------------------------------------
@@ -140,6 +155,7 @@ def test_deblur_in_browser(server, tmp_path):
         page.get_by_role("tab", name="Deblur").click()
         page.locator("#deblur-input input[type=file]").set_input_files(str(path))
         page.locator("#deblur-input img").first.wait_for(state="visible")  # upload finished
+        page.locator("#deblur-model").get_by_label("DeblurGAN").check()
         page.locator("#deblur-run").click()
         images = page.locator("#deblur-slider img")
         images.nth(1).wait_for(state="visible")

@@ -29,7 +29,7 @@ from ganzoo.evaluate import evaluate_deblur, evaluate_digits, evaluate_sr, evalu
 from ganzoo.hub import save_with_card
 from ganzoo.pipelines import deblurrer, sr_upscaler, stylizer
 from ganzoo.registry import PRETRAINED_DIR
-from ganzoo.training import MODEL_CARDS_DIR
+from ganzoo.training import HISTORY_NAME, MODEL_CARDS_DIR
 
 
 def main(argv=None) -> None:
@@ -43,6 +43,10 @@ def main(argv=None) -> None:
     parser.add_argument("--style-bench", action="append", default=[], metavar="NAME=DIR",
                         help="folder of content photos for a fast style's grid score and structure SSIM")
     parser.add_argument("--style-max-size", type=int, default=None, help="shrink those photos to this longer side")
+    parser.add_argument("--deblur-json", action="append", default=[], metavar="NAME=FILE[+FILE...]",
+                        help="`ganzoo evaluate deblur --json` outputs already measured on one data set (e.g. the "
+                             "model's with --no-reference and `--model none`'s for the input and Richardson-Lucy), "
+                             "merged into one row")
     parser.add_argument("--digits-data", default=None, help="MNIST folder for the digit scores")
     parser.add_argument("--classifier", default="mnist-classifier")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="extra card fields")
@@ -69,6 +73,11 @@ def main(argv=None) -> None:
         size = f" --max-size {args.style_max_size}" if args.style_max_size else ""
         benchmarks[name] = {**scores, "command": f"ganzoo evaluate style --model {args.name} --data {folder}{size} --json"}
         print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})
+    for item in args.deblur_json:
+        name, files = item.split("=", 1)
+        benchmarks[name] = merged_deblur_results([json.loads(Path(f).read_text()) for f in files.split("+")],
+                                                 args.name)
+        print(name, {k: round(v, 4) for k, v in benchmarks[name].items() if isinstance(v, float)})
     if args.digits_data:
         scores = evaluate_digits(model, ganzoo.load(args.classifier), args.digits_data)
         record["metrics"] = scores
@@ -81,7 +90,19 @@ def main(argv=None) -> None:
     save_with_card(model, out, MODEL_CARDS_DIR / args.card, benchmarks=benchmarks, **record)
     for picture in sorted(args.export.glob("*.jpg")):  # e.g. a fast style's style.jpg, shown by its card
         shutil.copy2(picture, out / picture.name)
+    if (args.export / HISTORY_NAME).is_file():  # so a later --init-from run continues the step and hour totals
+        shutil.copy2(args.export / HISTORY_NAME, out / HISTORY_NAME)
     print(f"bundled {out}: {sorted(p.name for p in out.iterdir())}")
+
+
+def merged_deblur_results(results: list[dict], name: str) -> dict:
+    """One benchmark row from several `evaluate deblur --json` runs on the same data (same input scores)."""
+    if len({(r["data"], r["n"], round(r["psnr_input"], 6)) for r in results}) != 1:
+        raise SystemExit("--deblur-json files must measure the same data (data, n and input PSNR differ)")
+    merged = {k: v for r in results for k, v in r.items() if k not in ("images", "model")}
+    kernels = results[0]["kernels"]
+    option = f" --kernels {kernels}" if isinstance(kernels, str) else (f" --trajectories {kernels}" if kernels else "")
+    return {**merged, "command": f"ganzoo evaluate deblur --model {name} --data {merged['data']}{option} --json"}
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ step then draws half its batch from each.
 
 Two stages work best on a small budget, as SRResNet before SRGAN: first the generator alone on
 L1 (`--adversarial-weight 0 --perceptual-weight 0 --pixel-weight 1 --beta1 0.9`; no critic is
-built), then the GAN recipe from that start (`--init-from runs/deblurgan-l1/final`).
+built), then the GAN recipe from that start (`--init-from runs/deblurgan-l1/final`). The start may also
+be a `DeblurUNet` (train_deblur_unet.py); `--shake-lengths` then makes the pairs as that script does.
+
+`--held-out` names evaluation sets: their images are dropped from `--train-dirs`, and a recorded kernel
+that belongs to one stops the run before it starts.
 """
 
 import argparse
@@ -25,8 +29,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import ganzoo
+from ganzoo.blur_sets import HeldOut
 from ganzoo.data import add_dataset_args, data_sources, image_bank
-from ganzoo.degrade import BlurSynthesizer, load_kernels
+from ganzoo.degrade import BlurSynthesizer, ShakeBlur, load_kernels
 from ganzoo.evaluate import evaluate_deblur
 from ganzoo.losses import (
     PerceptualLoss,
@@ -35,9 +40,9 @@ from ganzoo.losses import (
     wgan_d_loss,
     wgan_g_loss,
 )
-from ganzoo.models import DeblurGANGenerator, PatchGANCritic
+from ganzoo.models import DeblurGANGenerator, DeblurUNet, PatchGANCritic
 from ganzoo.pipelines import deblurrer
-from ganzoo.training import Trainer, add_training_args, adversarial_step
+from ganzoo.training import Trainer, add_training_args, adversarial_step, run_history, write_history
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,6 +59,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="share of synthetic pairs blurred with circular instead of reflect borders (as synthetic "
                            "benchmarks such as Levin's are made)")
     data.add_argument("--crop-size", type=int, default=256)
+    data.add_argument("--held-out", nargs="*", default=[], metavar="SET",
+                      help="evaluation sets (benchmark folders, image folders, kernel files or folders) that "
+                           "training must never read")
+    data.add_argument("--shake-lengths", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                      help="blur with degrade.ShakeBlur instead: camera paths of these lengths, kernels up to "
+                           "--max-kernel px, noise up to --noise-sigma, clipped highlights (no recorded kernels)")
+    data.add_argument("--max-kernel", type=int, default=75)
+    data.add_argument("--sized-fraction", type=float, default=0.0,
+                      help="with --shake-lengths: share of kernels stretched to span a random size up to --max-kernel")
     data.add_argument("--val-dir", default=None, help="validation pairs (e.g. the Levin benchmark folder)")
     data.add_argument("--eval-every", type=int, default=1000)
     data.add_argument("--synthetic-data", action="store_true",
@@ -81,6 +95,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.train_dirs and not args.pair_dirs and not (args.dataset_name or args.train_data_dir):
         parser.error("give --train-dirs (sharp images), --pair-dirs (blurred/sharp pairs) and/or --dataset-name")
+    if args.shake_lengths and args.kernels_dir:
+        parser.error("--shake-lengths blurs with random camera shake only; drop --kernels-dir")
     weights = (args.adversarial_weight, args.perceptual_weight, args.pixel_weight)
     if min(weights) < 0 or max(weights) == 0:
         parser.error("loss weights must be >= 0 and at least one of them > 0")
@@ -89,9 +105,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def deblur_batches(args: argparse.Namespace, device: torch.device):
     """A step's (blurred, sharp) crops: synthetic blur of sharp crops and/or real pairs."""
-    sharp_bank = image_bank(args, args.train_dirs, args.crop_size, device, optional=True)
-    pair_bank = image_bank(args, args.pair_dirs, args.crop_size, device, paired=True, optional=True)
+    held_out = HeldOut(args.held_out)
     kernels = load_kernels(args.kernels_dir) if args.kernels_dir else None
+    if kernels:
+        held_out.check_kernels(kernels, args.kernels_dir)
+    dropped = held_out.split_images(args.train_dirs)[1] if args.train_dirs else []
+    shake = ShakeBlur(args.crop_size, tuple(args.shake_lengths), args.max_kernel, args.noise_sigma,
+                      sized_fraction=args.sized_fraction) if args.shake_lengths else None
+    sharp_bank = image_bank(args, args.train_dirs, shake.region_size if shake else args.crop_size, device,
+                            optional=True, exclude=set(dropped))
+    pair_bank = image_bank(args, args.pair_dirs, args.crop_size, device, paired=True, optional=True)
     synthesizer = BlurSynthesizer(kernels, args.recorded_fraction if kernels else 0.0, args.kernel_size,
                                   (0.0, args.noise_sigma), args.circular_fraction)
     both = sharp_bank is not None and pair_bank is not None
@@ -102,14 +125,18 @@ def deblur_batches(args: argparse.Namespace, device: torch.device):
         if pair_bank is not None:
             parts.append(pair_bank.random_pairs(n_real, args.crop_size, rng))
         if sharp_bank is not None:
-            sharp = sharp_bank.random_crops(args.batch_size - n_real, args.crop_size, rng)
-            parts.append((synthesizer(sharp, rng)[0], sharp))
+            if shake is not None:
+                parts.append(shake(sharp_bank.random_crops(args.batch_size - n_real, shake.region_size, rng), rng))
+            else:
+                sharp = sharp_bank.random_crops(args.batch_size - n_real, args.crop_size, rng)
+                parts.append((synthesizer(sharp, rng)[0], sharp))
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     description = {
         "sharp_images": len(sharp_bank) if sharp_bank else 0,
         "pairs": len(pair_bank) if pair_bank else 0,
         "recorded_kernels": len(kernels) if kernels else 0,
+        "held_out_images_dropped": len(dropped), **held_out.describe(),
     }
     if args.synthetic_data:
         fixed = fresh(torch.Generator().manual_seed(0))
@@ -117,7 +144,7 @@ def deblur_batches(args: argparse.Namespace, device: torch.device):
     return fresh, description
 
 
-def load_generator(args: argparse.Namespace) -> DeblurGANGenerator:
+def load_generator(args: argparse.Namespace) -> DeblurGANGenerator | DeblurUNet:
     if args.init_from is None:
         return DeblurGANGenerator(channels=args.channels, num_blocks=args.num_blocks, dropout=args.dropout)
     checkpoint = Path(args.init_from)
@@ -128,8 +155,10 @@ def load_generator(args: argparse.Namespace) -> DeblurGANGenerator:
         generator.load_state_dict(load_file(checkpoint / "model.safetensors"))
         return generator
     generator = ganzoo.load(args.init_from)
+    if isinstance(generator, DeblurUNet):
+        return generator
     if not isinstance(generator, DeblurGANGenerator):
-        raise SystemExit(f"--init-from must be a DeblurGANGenerator, got {type(generator).__name__}")
+        raise SystemExit(f"--init-from must be a DeblurGANGenerator or DeblurUNet, got {type(generator).__name__}")
     # The loaded config decides the architecture; record it so the card's arguments say what was trained.
     config = generator._hub_mixin_config or {}
     for key in ("channels", "num_blocks", "dropout"):
@@ -202,7 +231,9 @@ def main(argv=None) -> None:
               "data": data_description, "train_dirs": data_sources(args, args.train_dirs),
               "pair_dirs": data_sources(args, args.pair_dirs, paired=True),
               "kernels_dir": args.kernels_dir, "init_from": args.init_from}
-    trainer.export(generator, "final", "deblurgan.md", **fields)
+    card = "deblur-unet.md" if isinstance(unwrap(generator), DeblurUNet) else "deblurgan.md"
+    fields.update(run_history(trainer, args.init_from))
+    write_history(trainer.export(generator, "final", card, **fields), fields["history"])
     if critic is not None:
         trainer.export(critic, "critic", "deblurgan.md", **fields)
     trainer.end()

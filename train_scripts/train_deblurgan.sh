@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The bundled `deblurgan`, exactly as trained here: five runs of train_deblurgan.py on one CPU thread.
+# Historical: it trains on Levin's kernels, which are evaluation-only since issue 13 (train_deblur_unet.sh is the
+# honest protocol: --held-out refuses them).
 #
 #   source .venv/bin/activate && nohup train_scripts/train_deblurgan.sh > runs/train_deblurgan.log 2>&1 &
 #

@@ -1,5 +1,6 @@
 """Model classes of every family, by name (the `_class_name` in each config.json)."""
 
+from ganzoo.models.deblur_unet import DeblurUNet
 from ganzoo.models.deblurgan import DeblurGANGenerator, PatchGANCritic
 from ganzoo.models.digits import DigitClassifier, DigitDiscriminator, DigitGenerator
 from ganzoo.models.srgan import SRGANDiscriminator, SRResNet
@@ -8,7 +9,7 @@ from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
 MODEL_CLASSES = {cls.__name__: cls for cls in (
     DigitGenerator, DigitDiscriminator, DigitClassifier,
     SRResNet, SRGANDiscriminator,
-    DeblurGANGenerator, PatchGANCritic,
+    DeblurGANGenerator, PatchGANCritic, DeblurUNet,
     TransformerNet, AdaINStyleTransfer,
 )}
 

@@ -1,0 +1,134 @@
+"""Train the deblurring U-Net (NAFNet blocks, `DeblurUNet`) for PSNR on blur it will never be scored on.
+
+    python train_scripts/train_deblur_unet.py --train-dirs ../shared/data/sr/train/* \
+        --held-out runs/eval/deblur-large runs/eval/deblur-moderate ../shared/data/sr/bench/Set5 \
+            ../shared/data/blur/bench/levin ../shared/data/blur/kernels \
+        --output-dir runs/deblur-unet --time-limit 60
+
+Every pair is made on the fly: a random crop's surrounding region is blurred by a fresh Boracchi-Foi
+camera-shake trajectory (path length uniform in `--lengths`, kernels up to `--max-kernel` px), so every
+pixel of the crop is blurred from real image content; then sensor noise, sometimes clipped highlights,
+and 8-bit rounding (`degrade.ShakeBlur`). No recorded kernel is used. `--held-out` names the evaluation
+sets: their images are dropped from the training folders and their kernels may not appear in training.
+Loss: Charbonnier (a smooth L1). AdamW with a cosine learning rate from `--lr` to `--min-lr`.
+A run that continues another (`--init-from`) adds its steps and hours to the model's training history.
+"""
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+import ganzoo
+from ganzoo.blur_sets import HeldOut
+from ganzoo.data import ImageBank
+from ganzoo.degrade import ShakeBlur
+from ganzoo.models import DeblurUNet
+from ganzoo.training import Trainer, add_training_args, run_history, write_history
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--train-dirs", nargs="+", required=True, help="folders of sharp images")
+    data.add_argument("--held-out", nargs="*", default=[], metavar="SET",
+                      help="evaluation sets (benchmark folders, image folders, kernel files or folders) that "
+                           "training must never read")
+    data.add_argument("--crop-size", type=int, default=128)
+    data.add_argument("--lengths", type=float, nargs=2, default=(1.0, 100.0), metavar=("LOW", "HIGH"),
+                      help="camera path lengths in px")
+    data.add_argument("--max-kernel", type=int, default=75, help="largest kernel side in px")
+    data.add_argument("--max-noise", type=float, default=0.02, help="noise std drawn from [0, this]")
+    data.add_argument("--saturation", type=float, default=0.2, help="share of crops with clipped highlights")
+    data.add_argument("--sized-fraction", type=float, default=0.0,
+                      help="share of kernels stretched to span a random size up to --max-kernel")
+    model = parser.add_argument_group("model and optimiser")
+    model.add_argument("--init-from", default=None, help="a trained DeblurUNet (name, export folder, Hub id, or "
+                                                         "a checkpoints/checkpoint-N folder with the same flags)")
+    model.add_argument("--width", type=int, default=16)
+    model.add_argument("--encoder-blocks", type=int, nargs="+", default=[1, 1, 1, 2])
+    model.add_argument("--middle-blocks", type=int, default=2)
+    model.add_argument("--decoder-blocks", type=int, nargs="+", default=[1, 1, 1, 1])
+    model.add_argument("--lr", type=float, default=1e-3)
+    model.add_argument("--min-lr", type=float, default=1e-6)
+    model.add_argument("--warmup-steps", type=int, default=100)
+    model.add_argument("--schedule-steps", type=int, default=None,
+                       help="length of the cosine schedule (default: --max-steps)")
+    model.add_argument("--weight-decay", type=float, default=0.0)
+    add_training_args(parser, max_steps=3000, batch_size=4, checkpoint_every=250, sample_every=250)
+    return parser.parse_args(argv)
+
+
+def learning_rate(args: argparse.Namespace, step: int) -> float:
+    """Linear warm-up, then cosine decay to `--min-lr` at `--schedule-steps` (a function of the step: resumable)."""
+    if step < args.warmup_steps:
+        return args.lr * (step + 1) / args.warmup_steps
+    total = args.schedule_steps or args.max_steps
+    progress = min((step - args.warmup_steps) / max(total - args.warmup_steps, 1), 1.0)
+    return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    return torch.sqrt((x - y) ** 2 + eps**2).mean()
+
+
+def load_model(args: argparse.Namespace) -> DeblurUNet:
+    config = dict(width=args.width, encoder_blocks=args.encoder_blocks, middle_blocks=args.middle_blocks,
+                  decoder_blocks=args.decoder_blocks)
+    if args.init_from is None:
+        return DeblurUNet(**config)
+    source = Path(args.init_from)
+    if (source / "model.safetensors").is_file() and not (source / "config.json").is_file():
+        model = DeblurUNet(**config)  # a checkpoint of this script: the flags give the architecture
+        model.load_state_dict(load_file(source / "model.safetensors"))
+        return model
+    model = ganzoo.load(args.init_from)
+    if not isinstance(model, DeblurUNet):
+        raise SystemExit(f"--init-from must be a DeblurUNet, got {type(model).__name__}")
+    for key, value in (model._hub_mixin_config or {}).items():  # the card then says what was trained
+        setattr(args, key, value)
+    return model
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    model = load_model(args)  # before the data: a wrong --init-from fails fast
+    held_out = HeldOut(args.held_out)
+    train_paths, dropped = held_out.split_images(args.train_dirs)
+    synth = ShakeBlur(args.crop_size, tuple(args.lengths), args.max_kernel, args.max_noise, args.saturation,
+                      args.sized_fraction)
+    trainer = Trainer(args, "deblur-unet")
+    bank = ImageBank(args.train_dirs, synth.region_size, trainer.device, exclude=set(dropped))
+    print(f"{len(bank)} training images ({len(dropped)} held out, {bank.skipped} smaller than "
+          f"{synth.region_size} px); {len(train_paths)} before the size filter")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.9), weight_decay=args.weight_decay)
+    model, optimizer = trainer.prepare(model, optimizer)
+
+    def train_step(step: int, rng: torch.Generator) -> dict[str, float]:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(args, step)
+        blurred, sharp = synth(bank.random_crops(args.batch_size, synth.region_size, rng), rng)
+        with trainer.accelerator.autocast():
+            restored = model(blurred).float()
+        loss = charbonnier(restored, sharp)
+        trainer.optimize(loss, optimizer)
+        return {"charbonnier": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
+
+    fixed_blurred, fixed_sharp = synth(bank.random_crops(4, synth.region_size, torch.Generator().manual_seed(1234)),
+                                       torch.Generator().manual_seed(1234))
+
+    def sample(step: int) -> torch.Tensor:
+        restored = trainer.accelerator.unwrap_model(model)(fixed_blurred).float()
+        return torch.cat([fixed_blurred, restored, fixed_sharp])
+
+    trainer.fit(train_step, [model], sample_fn=sample, sample_nrow=4)
+    fields = {"data": {"sharp_images": len(bank), "held_out_images_dropped": len(dropped), **held_out.describe()},
+              "train_dirs": args.train_dirs, "init_from": args.init_from, **run_history(trainer, args.init_from)}
+    write_history(trainer.export(model, "final", "deblur-unet.md", **fields), fields["history"])
+    trainer.end()
+
+
+if __name__ == "__main__":
+    main()
