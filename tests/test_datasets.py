@@ -23,7 +23,7 @@ from ganzoo.data import (
     is_dataset_source,
     load_image_dataset,
 )
-from ganzoo.models import DeblurGANGenerator, SRResNet, TransformerNet
+from ganzoo.models import AdaINStyleTransfer, DeblurGANGenerator, SRResNet, TransformerNet
 
 HUB_ID = "ganzoo-test/tiny-images"
 SIZES = [(48, 56), (56, 48), (64, 64)]
@@ -208,6 +208,20 @@ def test_style_trains_from_imagefolder(run_script, image_folder, tmp_path):
     assert isinstance(ganzoo.load(out / "final"), TransformerNet) and log_steps(out)[-1] == 2
     card = (out / "final" / "README.md").read_text()
     assert f"3 content photos from imagefolder {image_folder} (🤗 dataset)" in card
+
+
+def test_adain_trains_from_imagefolder_and_refuses_streaming(run_script, image_folder, tmp_path):
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    smooth_image(40, 40, 9).save(styles / "style.png")
+    out = tmp_path / "run"
+    common = ["--dataset-name", "imagefolder", "--train-data-dir", image_folder, "--style-dirs", styles,
+              "--resize", "40", "--width", "4", "--vgg-weights", "random", "--output-dir", out]
+    run_script("train_adain", [*common, *SMOKE])
+    assert isinstance(ganzoo.load(out / "final"), AdaINStyleTransfer) and log_steps(out)[-1] == 2
+    assert f"3 content photos from imagefolder {image_folder} (🤗 dataset)" in (out / "final" / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        run_script("train_adain", [*common, "--streaming", *SMOKE])
 
 
 # -- evaluation from a dataset ---------------------------------------------------------------------------

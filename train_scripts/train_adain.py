@@ -21,7 +21,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from ganzoo.data import ImageBank
+from ganzoo.data import ImageBank, add_dataset_args, data_sources, image_bank
 from ganzoo.losses import adain, adain_style_loss, content_loss
 from ganzoo.models import AdaINStyleTransfer
 from ganzoo.training import Trainer, add_training_args
@@ -30,7 +30,7 @@ from ganzoo.training import Trainer, add_training_args
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--content-dirs", nargs="+", required=True, help="folders of content photos")
+    data.add_argument("--content-dirs", nargs="+", default=[], help="folders of content photos (and/or --dataset-name)")
     data.add_argument("--style-dirs", nargs="+", required=True, help="folders of style images (paintings)")
     data.add_argument("--crop-size", type=int, default=256)
     data.add_argument("--resize", type=int, default=512, help="shorter side of every image before cropping")
@@ -46,8 +46,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: OMP_NUM_THREADS "
                         "or all cores)")
+    add_dataset_args(parser)
     add_training_args(parser, max_steps=160_000, batch_size=8, checkpoint_every=1000, sample_every=500)
     args = parser.parse_args(argv)
+    if args.streaming:
+        parser.error("--streaming is not supported here: every content image is resized once, in memory")
     if args.identity_weight < 0:
         parser.error(f"--identity-weight must be >= 0, got {args.identity_weight}")
     if args.resize < args.crop_size:
@@ -55,9 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def resized_bank(folders: list[str], short_side: int, crop_size: int, device: torch.device) -> ImageBank:
-    """An ImageBank whose images are resized (antialiased bilinear) to `short_side` on their shorter side."""
-    bank = ImageBank(folders, min(crop_size, 16), device)
+def resized_bank(bank: ImageBank, short_side: int, crop_size: int) -> ImageBank:
+    """`bank` with its images resized (antialiased bilinear) to `short_side` on their shorter side."""
     for i, image in enumerate(bank.images):
         scale = short_side / min(image.shape[-2:])
         size = (max(crop_size, round(image.shape[-2] * scale)), max(crop_size, round(image.shape[-1] * scale)))
@@ -72,8 +74,9 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     trainer = Trainer(args, "adain")
     device = trainer.device
-    contents = resized_bank(args.content_dirs, args.resize, args.crop_size, device)
-    styles = resized_bank(args.style_dirs, args.resize, args.crop_size, device)
+    min_size = min(args.crop_size, 16)  # smaller images are scaled up to --resize
+    contents = resized_bank(image_bank(args, args.content_dirs, min_size, device), args.resize, args.crop_size)
+    styles = resized_bank(ImageBank(args.style_dirs, min_size, device), args.resize, args.crop_size)
     net = AdaINStyleTransfer(width=args.width, encoder_weights=args.vgg_weights, encoder_seed=args.vgg_seed)
     net.to(device)
     optimizer = torch.optim.Adam(net.decoder.parameters(), lr=args.lr)
@@ -114,7 +117,7 @@ def main(argv=None) -> None:
 
     trainer.fit(train_step, [decoder], sample_fn=sample, sample_nrow=4)
     trainer.export(net, "final", "adain.md", encoder=net.encoder.describe(),
-                   content_dirs=[str(d) for d in args.content_dirs], style_dirs=[str(d) for d in args.style_dirs],
+                   content_dirs=data_sources(args, args.content_dirs), style_dirs=[str(d) for d in args.style_dirs],
                    content_images=len(contents), style_images=len(styles))
     trainer.end()
 
