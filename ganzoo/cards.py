@@ -48,6 +48,7 @@ PAPERS = {
     "DeblurGAN: Blind Motion Deblurring Using Conditional Adversarial Networks": "1711.07064",
     "Perceptual Losses for Real-Time Style Transfer and Super-Resolution": "1603.08155",
     "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization": "1703.06868",
+    "Simple Baselines for Image Restoration": "2204.04676",
 }
 #: run arguments that name training data (folders, Hub ids)
 _DATA_ARGS = re.compile(r"(^|_)(dirs?|data|dataset_name|train_data_dir)$")
