@@ -2,8 +2,11 @@
 generator loss = adversarial + 100 x perceptual (VGG conv3_3), on synthetic motion blur.
 
     accelerate launch train_scripts/train_deblurgan.py --train-dirs ../shared/data/sr/train/* \
-        --kernels-dir ../shared/data/blur/kernels --val-dir ../shared/data/blur/bench/levin \
+        --shake-lengths 1 100 --held-out ../shared/data/sr/bench/Set5 ../shared/data/sr/bench/Set14 \
+        ../shared/data/blur/bench/levin ../shared/data/blur/kernels \
         --output-dir runs/deblurgan --vgg-weights imagenet --mixed-precision bf16
+
+(Levin's kernels and `kernels_12.npz` are evaluation-only: `--held-out` refuses them as `--kernels-dir`.)
 
 Training pairs are made on the fly: random crops of sharp images, blurred with a
 random camera-shake trajectory kernel or (with `--kernels-dir`, a fraction
