@@ -15,23 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from tqdm import tqdm
 
 import ganzoo
-from ganzoo import evaluate, pipelines, registry
-from ganzoo.hub import GanzooModel, ModelLoadError
-from ganzoo.models.deblur_unet import DeblurUNet
-from ganzoo.models.deblurgan import DeblurGANGenerator
-from ganzoo.models.digits import DigitClassifier, DigitGenerator
+from ganzoo import degrade, evaluate, pipelines, registry
+from ganzoo.models import DEBLURRING_MODELS, AdaINStyleTransfer, DigitClassifier, DigitGenerator, TransformerNet
+from ganzoo.pipelines import BICUBIC
 from ganzoo.precision import PRECISIONS
 
-BICUBIC = "bicubic"
-DEFAULT_SR_MODEL = "srgan-x4" if "srgan-x4" in registry.MODELS else BICUBIC
-# ImageError, ModelLoadError and validation errors are ValueErrors; missing files and Hub failures are OSErrors.
+# ImageError, ModelLoadError and validation errors are ValueErrors; missing input files are OSErrors.
 USER_ERRORS = (ValueError, OSError, torch.OutOfMemoryError)
 GROUPS = {"evaluate": "measure a model on a benchmark data set"}
-DEBLUR_MODELS = (DeblurGANGenerator, DeblurUNet)
 
 Argument = tuple[tuple[str, ...], dict[str, Any]]
 Handler = Callable[[argparse.Namespace], int]
@@ -94,37 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def load_model(name: str, device: torch.device,
-               expected: type[GanzooModel] | tuple[type[GanzooModel], ...] | None = None) -> GanzooModel:
-    """`ganzoo.load` with Hub failures named after the model and an optional class check."""
-    try:
-        model = ganzoo.load(name, device=str(device))
-    except OSError as err:
-        raise ModelLoadError(f"cannot load model {name!r}: {err}") from None
-    except (SafetensorError, RecursionError) as err:  # garbage weights; a config nested too deeply to parse
-        raise ModelLoadError(f"cannot load model {name!r}: {type(err).__name__}: {err}") from None
-    if expected is not None and not isinstance(model, expected):
-        names = " or ".join(cls.__name__ for cls in (expected if isinstance(expected, tuple) else (expected,)))
-        raise ModelLoadError(f"{name!r} is a {type(model).__name__}, not a {names}")
-    return model
-
-
-def load_sr_model(name: str, device: torch.device) -> GanzooModel | None:
-    """None for bicubic, else the loaded super-resolution model."""
-    if name == BICUBIC:
-        return None
-    model = load_model(name, device)
-    pipelines.sr_scale(model)
-    return model
-
-
-def load_image_model(name: str, device: torch.device) -> GanzooModel:
-    """An image-to-image model (super-resolution, deblurring or a fast style network)."""
-    model = load_model(name, device)
-    pipelines.image_model_scale(model)
-    return model
-
-
 def check_tile(tile: int | None) -> None:
     if tile is not None and tile <= 2 * pipelines.TILE_OVERLAP:
         raise ValueError(f"--tile must be more than {2 * pipelines.TILE_OVERLAP} "
@@ -173,7 +136,7 @@ def models(args: argparse.Namespace) -> int:
          DEVICE)
 def sample(args: argparse.Namespace) -> int:
     device = pipelines.pick_device(args.device)
-    generator = load_model(args.model, device, DigitGenerator)
+    generator = ganzoo.load(args.model, device=str(device), expected=DigitGenerator)
     grid = pipelines.sample_digits_grid(generator, n=args.n, seed=args.seed, digit=args.digit, nrow=args.nrow)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     grid.save(args.output)
@@ -182,27 +145,17 @@ def sample(args: argparse.Namespace) -> int:
 
 @command("upscale", "upscale images (files or folders) into an output folder as PNG",
          INPUTS, OUTPUT_DIR,
-         arg("--model", default=DEFAULT_SR_MODEL, help=f"{BICUBIC}, a model name, folder or Hub repo id "
-             f"(default: {DEFAULT_SR_MODEL})"),
+         arg("--model", default=registry.DEFAULT_SR_MODEL, help=f"{BICUBIC}, a model name, folder or Hub repo id "
+             f"(default: {registry.DEFAULT_SR_MODEL})"),
          arg("--scale", type=positive_int, default=4, help="factor for bicubic (a model uses its own)"),
          TILE, DEVICE, PRECISION)
 def upscale(args: argparse.Namespace) -> int:
     check_tile(args.tile)
     files = input_files(args.inputs)
     device = pipelines.pick_device(args.device)
-    model = load_sr_model(args.model, device)
+    model = pipelines.load_sr_model(args.model, device)
     return for_each_file(files, args.output, "upscale", lambda path: pipelines.upscale(
         path, model, scale=args.scale, tile=args.tile, device=device, precision=args.precision))
-
-
-def style_model_name(style: str) -> str | None:
-    """The registry name of a bundled fast style ("mosaic", "starry_night", "style-mosaic"), else None."""
-    name = style.replace("_", "-")
-    for candidate in (name, f"style-{name}"):
-        entry = registry.MODELS.get(candidate)
-        if entry is not None and entry.task == "style" and candidate != "adain":
-            return candidate
-    return None
 
 
 def unit_interval(text: str) -> float:
@@ -215,25 +168,24 @@ def unit_interval(text: str) -> float:
 @command("stylize", "repaint images (files or folders) in a style, into an output folder as PNG",
          INPUTS, OUTPUT_DIR,
          arg("--style", required=True, metavar="NAME_OR_IMAGE",
-             help="a bundled style (" + ", ".join(n.removeprefix("style-") for n, e in registry.MODELS.items()
-                                                  if e.task == "style" and n != "adain")
+             help="a bundled style (" + ", ".join(e.name.removeprefix("style-")
+                                                  for e in registry.list_models("fast-style"))
              + "), a fast-style model folder or Hub repo id, or any style image file (uses AdaIN)"),
          arg("--alpha", type=unit_interval, default=1.0, help="style strength from 0 (the photo) to 1 (default)"),
          arg("--preserve-color", action="store_true", help="keep the photo's colours, transfer only luminance"),
          arg("--adain-model", default="adain", help="AdaIN model for a style image (default: adain)"),
          TILE, DEVICE, PRECISION)
 def stylize(args: argparse.Namespace) -> int:
-    from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
-
     check_tile(args.tile)
     files = input_files(args.inputs)
     device = pipelines.pick_device(args.device)
     if Path(args.style).is_file():
         style_image = pipelines.load_style_image(args.style)  # read once; a bad style file fails the whole run
-        model = load_model(args.adain_model, device, AdaINStyleTransfer)
+        model = ganzoo.load(args.adain_model, device=str(device), expected=AdaINStyleTransfer)
     else:
         style_image = None
-        model = load_model(style_model_name(args.style) or args.style, device, TransformerNet)
+        model = ganzoo.load(registry.fast_style_name(args.style) or args.style, device=str(device),
+                            expected=TransformerNet)
     return for_each_file(files, args.output, "stylize", lambda path: pipelines.stylize(
         path, model, style=style_image, alpha=args.alpha, preserve_color=args.preserve_color, tile=args.tile,
         device=device, precision=args.precision))
@@ -280,7 +232,7 @@ def output_path(path: Path, folder: Path, written: dict[Path, Path]) -> Path:
 
 
 @command("evaluate sr", "PSNR/SSIM (Y and RGB) on a folder of HR images, with the standard bicubic degradation",
-         arg("--model", default=DEFAULT_SR_MODEL, help=f"{BICUBIC}, a model name, folder or Hub repo id"),
+         arg("--model", default=registry.DEFAULT_SR_MODEL, help=f"{BICUBIC}, a model name, folder or Hub repo id"),
          arg("--data", type=Path, required=True, help="folder of high-resolution images (e.g. Set5), or a 🤗 dataset: Hub id or "
              "`save_to_disk` folder"),
          arg("--scale", type=positive_int, help="upscaling factor (default: the model's; 4 for bicubic)"),
@@ -288,17 +240,10 @@ def output_path(path: Path, folder: Path, written: dict[Path, Path]) -> Path:
 def evaluate_sr(args: argparse.Namespace) -> int:
     check_tile(args.tile)
     device = pipelines.pick_device(args.device)
-    model = load_sr_model(args.model, device)
-    if model is None:
-        scale = args.scale or 4
-        upscaler = pipelines.sr_upscaler(None, scale)
-        precision = "fp32"  # bicubic
-    else:
-        scale = pipelines.sr_scale(model)
-        if args.scale not in (None, scale):
-            raise ValueError(f"{args.model} upscales x{scale}, not x{args.scale}")
-        upscaler = pipelines.sr_upscaler(model, tile=args.tile, device=device, precision=args.precision)
-        precision = pipelines.model_precision(model, device, args.precision)
+    model = pipelines.load_sr_model(args.model, device)
+    scale = pipelines.sr_output_scale(model, args.scale)
+    upscaler = pipelines.sr_upscaler(model, scale, tile=args.tile, device=device, precision=args.precision)
+    precision = pipelines.model_precision(model, device, args.precision)
     result = evaluate.evaluate_sr(upscaler, args.data, scale)
     if args.json:
         print_json({**result, "model": args.model, "data": str(args.data), "scale": scale, "precision": precision})
@@ -318,12 +263,9 @@ def evaluate_sr(args: argparse.Namespace) -> int:
          arg("--max-size", type=positive_int, help="shrink photos to this longer side first (quick checks)"),
          JSON, DEVICE, PRECISION)
 def evaluate_style(args: argparse.Namespace) -> int:
-    from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
-
     device = pipelines.pick_device(args.device)
-    model = load_model(style_model_name(args.model) or args.model, device)
-    if not isinstance(model, (TransformerNet, AdaINStyleTransfer)):
-        raise ValueError(f"{args.model} is a {type(model).__name__}, not a style-transfer model")
+    model = ganzoo.load(registry.fast_style_name(args.model) or args.model, device=str(device),
+                        expected=(TransformerNet, AdaINStyleTransfer))
     if args.reconstruct:
         if not isinstance(model, AdaINStyleTransfer):
             raise ValueError("--reconstruct applies to AdaIN models only")
@@ -333,7 +275,7 @@ def evaluate_style(args: argparse.Namespace) -> int:
         fn = pipelines.stylizer(model, style, alpha=args.alpha, device=device, precision=args.precision)
         precision = pipelines.model_precision(model, device, args.precision) \
             if isinstance(model, TransformerNet) else "fp32"  # AdaIN runs in fp32 (pipelines.stylizer)
-    result = evaluate.evaluate_style(lambda x: fn(x.to(device)), args.data, max_size=args.max_size)
+    result = evaluate.evaluate_style(lambda x: fn(x.to(device)).to(x.device), args.data, max_size=args.max_size)
     if args.json:
         print_json({**result, "model": args.model, "data": str(args.data), "alpha": args.alpha,
                     "reconstruct": args.reconstruct, "max_size": args.max_size, "precision": precision})
@@ -351,8 +293,8 @@ def evaluate_style(args: argparse.Namespace) -> int:
          JSON, DEVICE)
 def evaluate_digits(args: argparse.Namespace) -> int:
     device = pipelines.pick_device(args.device)
-    generator = load_model(args.model, device, DigitGenerator)
-    classifier = load_model(args.classifier, device, DigitClassifier)
+    generator = ganzoo.load(args.model, device=str(device), expected=DigitGenerator)
+    classifier = ganzoo.load(args.classifier, device=str(device), expected=DigitClassifier)
     result = evaluate.evaluate_digits(generator, classifier, args.data, args.samples_per_class, args.seed)
     if args.json:
         print_json({**result, "model": args.model, "classifier": args.classifier, "data": str(args.data)})
@@ -372,23 +314,9 @@ def deblur(args: argparse.Namespace) -> int:
     check_tile(args.tile)
     files = input_files(args.inputs)
     device = pipelines.pick_device(args.device)
-    model = load_model(args.model, device, DEBLUR_MODELS)
+    model = ganzoo.load(args.model, device=str(device), expected=DEBLURRING_MODELS)
     return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur(
         path, model, tile=args.tile, device=device, precision=args.precision))
-
-
-def benchmark_kernels(path: Path | None, trajectories: int | None, seed: int) -> list[torch.Tensor] | None:
-    """Kernels from a file or folder, or `trajectories` random camera-shake kernels drawn from `seed`."""
-    from ganzoo import degrade
-
-    if path is not None and trajectories is not None:
-        raise ValueError("give --kernels or --trajectories, not both")
-    if path is not None:
-        return degrade.load_kernels(path)
-    if trajectories is not None:
-        rng = torch.Generator().manual_seed(seed)
-        return [degrade.random_trajectory_kernel(31, rng) for _ in range(trajectories)]
-    return None
 
 
 @command("evaluate deblur", "PSNR/SSIM of a deblurring model and of its blurred input on blurred/sharp pairs "
@@ -410,10 +338,10 @@ def benchmark_kernels(path: Path | None, trajectories: int | None, seed: int) ->
 def evaluate_deblur(args: argparse.Namespace) -> int:
     check_tile(args.tile)
     device = pipelines.pick_device(args.device)
-    kernels = benchmark_kernels(args.kernels, args.trajectories, args.seed)
+    kernels = degrade.benchmark_kernels(args.kernels, args.trajectories, args.seed)
     fn, precision = None, None
     if args.model != "none":
-        model = load_model(args.model, device, DEBLUR_MODELS)
+        model = ganzoo.load(args.model, device=str(device), expected=DEBLURRING_MODELS)
         fn = pipelines.deblurrer(model, tile=args.tile, device=device, precision=args.precision)
         precision = pipelines.model_precision(model, device, args.precision)
     result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference)
@@ -490,7 +418,7 @@ def benchmark_command(args: argparse.Namespace) -> int:
     device = pipelines.pick_device(args.device)
     if args.model == BICUBIC:
         raise ValueError("benchmark needs a model, not bicubic")
-    model = load_image_model(args.model, device)
+    model = pipelines.load_image_model(args.model, device)
     result = benchmark.run_benchmark(
         model, size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
         device=device, compile=args.compile, onnx=args.onnx, thread_sweep=args.thread_sweep, tiled=args.tiled,
@@ -520,7 +448,7 @@ def export_onnx_command(args: argparse.Namespace) -> int:
 
     if args.model == BICUBIC:
         raise ValueError("bicubic is not a model to export")
-    model = load_image_model(args.model, torch.device("cpu"))
+    model = pipelines.load_image_model(args.model)
     path = export.export_onnx(model, args.output, opset=args.opset or export.DEFAULT_OPSET)
     print(path)
     return 0

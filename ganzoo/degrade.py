@@ -23,6 +23,7 @@ __all__ = [
     "BlurSynthesizer",
     "ShakeBlur",
     "add_noise",
+    "benchmark_kernels",
     "blur",
     "blur_valid",
     "center_kernel",
@@ -216,6 +217,20 @@ def load_kernels(folder: str | os.PathLike, skip_png_copies: bool = True) -> lis
     if not kernels:
         raise ValueError(f"{folder}: no .npz or .png kernels found")
     return kernels
+
+
+def benchmark_kernels(path: str | os.PathLike | None, trajectories: int | None,
+                      seed: int) -> list[torch.Tensor] | None:
+    """Kernels from a file or folder, or `trajectories` random camera-shake kernels drawn from `seed`
+    (what `ganzoo evaluate deblur --kernels/--trajectories/--seed` blurs with); None for neither."""
+    if path is not None and trajectories is not None:
+        raise ValueError("give --kernels or --trajectories, not both")
+    if path is not None:
+        return load_kernels(path)
+    if trajectories is not None:
+        rng = torch.Generator().manual_seed(seed)
+        return [random_trajectory_kernel(31, rng) for _ in range(trajectories)]
+    return None
 
 
 def center_kernel(kernel: torch.Tensor, size: int) -> torch.Tensor:

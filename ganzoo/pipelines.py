@@ -2,6 +2,12 @@
 
 Conversion (decoding, alpha, 16-bit grey), the device, tiling and the
 inference context live here and in `imaging`, nowhere else.
+
+Each image-to-image task comes as a pair with the same arguments: `upscale`/`sr_upscaler`,
+`deblur`/`deblurrer`, `stylize`/`stylizer`. The first takes an image (file, PIL, array) and returns a
+PIL image; the second returns the same work as a tensor function [N,3,H,W] -> [N,3,sH,sW] (for
+benchmarks and training-time evaluation). Only the image-level one takes `image` and `max_pixels`
+(a decoding limit); the image-level one is the tensor-level one run through `run_image_to_image`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from ganzoo.models.digits import latent_noise
 from ganzoo.precision import resolve_cpu_precision
 
 __all__ = [
+    "BICUBIC",
     "IMAGE_SUFFIXES",
     "TILE_OVERLAP",
     "deblur",
@@ -31,6 +38,8 @@ __all__ = [
     "expand_inputs",
     "image_model_scale",
     "interpolate_digits",
+    "load_image_model",
+    "load_sr_model",
     "load_style_image",
     "model_function",
     "model_precision",
@@ -39,6 +48,7 @@ __all__ = [
     "sample_digits",
     "sample_digits_grid",
     "slerp",
+    "sr_output_scale",
     "sr_scale",
     "sr_upscaler",
     "stylize",
@@ -136,10 +146,15 @@ def run_image_to_image(image: imaging.ImageSource, fn: TensorFn, scale: int = 1,
     With `tile`, large images go through `imaging.tiled_apply`; 16-bit grey
     input gives 16-bit grey output.
     """
+    device = pick_device(device)
+    return _run_on_image(image, _tensor_level(fn, scale, tile, overlap, device), max_pixels)
+
+
+def _run_on_image(image: imaging.ImageSource, fn: TensorFn, max_pixels: int) -> Image.Image:
+    """Decode `image`, apply the tensor function `fn` to its RGB, re-attach alpha (resized to the output)."""
     rgb, alpha, bit_depth = imaging.image_to_tensor(imaging.load_image(image, max_pixels))
-    with torch.inference_mode():
-        out = _apply(fn, rgb.to(pick_device(device)), scale, tile, overlap)
-    if alpha is not None and scale != 1:
+    out = fn(rgb)
+    if alpha is not None and tuple(out.shape[-2:]) != tuple(alpha.shape[-2:]):
         alpha = imaging.imresize(alpha, size=tuple(out.shape[-2:]))
     return imaging.tensor_to_image(out, alpha, bit_depth)
 
@@ -154,6 +169,14 @@ def _apply(fn: TensorFn, x: torch.Tensor, scale: int, tile: int | None, overlap:
     return y
 
 
+def _tensor_level(fn: TensorFn, scale: int, tile: int | None, overlap: int, device: torch.device) -> TensorFn:
+    """`fn` on `device` without autograd, tiled and size-checked; the result on the input's device."""
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return _apply(fn, x.to(device), scale, tile, overlap).to(x.device)
+    return apply
+
+
 def sr_scale(model: nn.Module) -> int:
     """The upscaling factor of a super-resolution model (its `scale` attribute)."""
     scale = getattr(model, "scale", None)
@@ -165,11 +188,11 @@ def sr_scale(model: nn.Module) -> int:
 def image_model_scale(model: nn.Module) -> int:
     """How many times larger an image-to-image model's output is: its `scale` for SR, 1 for deblurring and
     fast style networks; ValueError for any other model (a digit generator, a classifier)."""
-    from ganzoo.models import DeblurGANGenerator, DeblurUNet, TransformerNet
+    from ganzoo.models import DEBLURRING_MODELS, TransformerNet
 
     if hasattr(model, "scale"):
         return sr_scale(model)
-    if isinstance(model, (DeblurGANGenerator, DeblurUNet, TransformerNet)):
+    if isinstance(model, (*DEBLURRING_MODELS, TransformerNet)):
         return 1
     raise ValueError(f"{type(model).__name__} is not an image-to-image model")
 
@@ -188,7 +211,7 @@ def model_function(model: nn.Module, device: torch.device, precision: str = "aut
     return lambda x: fast(x.contiguous(memory_format=memory_format)).float().clamp(0.0, 1.0).contiguous()
 
 
-def model_precision(model: nn.Module, device: torch.device, precision: str = "auto") -> str:
+def model_precision(model: nn.Module | None, device: torch.device, precision: str = "auto") -> str:
     """'fp32' or 'bf16', the format `model_function` runs `model` in on `device`.
 
     An explicit choice is kept. "auto" is bf16 only on a CPU with native bf16 (`precision.cpu_bf16_support`)
@@ -197,6 +220,8 @@ def model_precision(model: nn.Module, device: torch.device, precision: str = "au
     """
     from ganzoo import quality_gate
 
+    if model is None:  # bicubic
+        return "fp32"
     resolved = resolve_cpu_precision(precision)
     if precision != "auto":
         return resolved
@@ -231,6 +256,40 @@ def weights_key(model: nn.Module) -> tuple:
     return tuple((t.data_ptr(), t._version) for t in [*model.parameters(), *model.buffers()])
 
 
+BICUBIC = "bicubic"  # the name that stands for no model: MATLAB bicubic interpolation
+
+
+def load_sr_model(name: str, device: torch.device | str = "cpu") -> nn.Module | None:
+    """None for "bicubic", else the super-resolution model `name` (name, folder or Hub repo id)."""
+    from ganzoo.registry import load
+
+    if name == BICUBIC:
+        return None
+    model = load(name, device=str(device))
+    sr_scale(model)
+    return model
+
+
+def load_image_model(name: str, device: torch.device | str = "cpu") -> nn.Module:
+    """An image-to-image model (super-resolution, deblurring or a fast style network) by name."""
+    from ganzoo.registry import load
+
+    model = load(name, device=str(device))
+    image_model_scale(model)
+    return model
+
+
+def sr_output_scale(model: nn.Module | None, requested: int | None = None) -> int:
+    """The factor an upscaling runs at: the model's own (ValueError if `requested` differs), else `requested`
+    or 4 for bicubic."""
+    if model is None:
+        return 4 if requested is None else requested
+    scale = sr_scale(model)
+    if requested not in (None, scale):
+        raise ValueError(f"{type(model).__name__} upscales x{scale}, not x{requested}")
+    return scale
+
+
 def _sr_function(model: nn.Module | None, scale: int, device: torch.device,
                  precision: str = "auto") -> tuple[TensorFn, int]:
     """The per-tensor upscaling function and its factor: MATLAB bicubic, or the model on `device`."""
@@ -249,42 +308,32 @@ def _memory_format(device: torch.device) -> torch.memory_format:
 
 
 def upscale(image: imaging.ImageSource, model: nn.Module | None = None, scale: int = 4, tile: int | None = None,
-            device: torch.device | None = None, max_pixels: int = imaging.MAX_PIXELS,
-            precision: str = "auto") -> Image.Image:
+            overlap: int = TILE_OVERLAP, device: torch.device | None = None, precision: str = "auto",
+            max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
     """Upscale with an SR model (its own `scale` wins) or, without one, MATLAB bicubic by `scale`."""
-    device = pick_device(device)
-    fn, scale = _sr_function(model, scale, device, precision)
-    return run_image_to_image(image, fn, scale=scale, tile=tile, max_pixels=max_pixels, device=device)
+    return _run_on_image(image, sr_upscaler(model, scale, tile, overlap, device, precision), max_pixels)
 
 
-def sr_upscaler(model: nn.Module | None, scale: int = 4, tile: int | None = None, overlap: int = TILE_OVERLAP,
+def sr_upscaler(model: nn.Module | None = None, scale: int = 4, tile: int | None = None, overlap: int = TILE_OVERLAP,
                 device: torch.device | None = None, precision: str = "auto") -> TensorFn:
-    """A tensor-level `upscale` ([N,3,h,w] -> [N,3,sh,sw] on the input's device), e.g. for `evaluate_sr`."""
+    """`upscale` as a tensor function ([N,3,h,w] -> [N,3,sh,sw] on the input's device), e.g. for `evaluate_sr`."""
     device = pick_device(device)
     fn, scale = _sr_function(model, scale, device, precision)
     return _tensor_level(fn, scale, tile, overlap, device)
 
 
-def _tensor_level(fn: TensorFn, scale: int, tile: int | None, overlap: int, device: torch.device) -> TensorFn:
-    def apply(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return _apply(fn, x.to(device), scale, tile, overlap).to(x.device)
-    return apply
-
-
 # -- deblurring -------------------------------------------------------------------------------------
 
-def deblur(image: imaging.ImageSource, model: nn.Module, tile: int | None = None, device: torch.device | None = None,
-           max_pixels: int = imaging.MAX_PIXELS, precision: str = "auto") -> Image.Image:
+def deblur(image: imaging.ImageSource, model: nn.Module, tile: int | None = None, overlap: int = TILE_OVERLAP,
+           device: torch.device | None = None, precision: str = "auto",
+           max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
     """Remove motion blur from one image with a deblurring model (same size out)."""
-    device = pick_device(device)
-    return run_image_to_image(image, model_function(model, device, precision), tile=tile, max_pixels=max_pixels,
-                              device=device)
+    return _run_on_image(image, deblurrer(model, tile, overlap, device, precision), max_pixels)
 
 
 def deblurrer(model: nn.Module, tile: int | None = None, overlap: int = TILE_OVERLAP,
               device: torch.device | None = None, precision: str = "auto") -> TensorFn:
-    """A tensor-level `deblur` ([N,3,H,W] -> [N,3,H,W] on the input's device), e.g. for `evaluate_deblur`."""
+    """`deblur` as a tensor function ([N,3,H,W] -> [N,3,H,W] on the input's device), e.g. for `evaluate_deblur`."""
     device = pick_device(device)
     return _tensor_level(model_function(model, device, precision), 1, tile, overlap, device)
 
@@ -304,10 +353,22 @@ def load_style_image(style: imaging.ImageSource, max_side: int = STYLE_MAX_SIDE,
     return imaging.image_to_tensor(image)[0]
 
 
+def stylize(image: imaging.ImageSource, model: nn.Module,
+            style: imaging.ImageSource | list[imaging.ImageSource] | None = None, alpha: float = 1.0,
+            preserve_color: bool = False, style_weights: list[float] | None = None, tile: int | None = None,
+            overlap: int = TILE_OVERLAP, device: torch.device | None = None, precision: str = "auto",
+            max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
+    """Stylise one image (same size out; alpha and 16-bit grey input handled as elsewhere): with a fast
+    per-style network, or with AdaIN and `style` (see `stylizer`)."""
+    fn = stylizer(model, style, alpha, preserve_color, style_weights, tile, overlap, device, precision)
+    return _run_on_image(image, fn, max_pixels)
+
+
 def stylizer(model: nn.Module, style: imaging.ImageSource | list[imaging.ImageSource] | None = None,
              alpha: float = 1.0, preserve_color: bool = False, style_weights: list[float] | None = None,
-             device: torch.device | None = None, precision: str = "auto") -> TensorFn:
-    """A tensor function [N,3,H,W] -> [N,3,H,W] in [0, 1] that stylises with `model`.
+             tile: int | None = None, overlap: int = TILE_OVERLAP, device: torch.device | None = None,
+             precision: str = "auto") -> TensorFn:
+    """`stylize` as a tensor function [N,3,H,W] -> [N,3,H,W] in [0, 1] on the input's device.
 
     A fast network (`TransformerNet`) takes no `style`; `alpha` then blends its output with the input
     in image space. `AdaINStyleTransfer` needs `style`: one image (any image source, or an RGB tensor
@@ -346,21 +407,8 @@ def stylizer(model: nn.Module, style: imaging.ImageSource | list[imaging.ImageSo
         # a ValueError like every user error here (the CLI and the app report those)
         raise ValueError(  # noqa: TRY004
             f"{type(model).__name__} is not a style-transfer model (TransformerNet or AdaINStyleTransfer)")
-    if not preserve_color:
-        return transfer
-    return lambda x: keep_chroma(x, transfer(x))
-
-
-def stylize(image: imaging.ImageSource, model: nn.Module,
-            style: imaging.ImageSource | list[imaging.ImageSource] | None = None, alpha: float = 1.0,
-            preserve_color: bool = False, style_weights: list[float] | None = None, tile: int | None = None,
-            device: torch.device | None = None, max_pixels: int = imaging.MAX_PIXELS,
-            precision: str = "auto") -> Image.Image:
-    """Stylise one image (same size out; alpha and 16-bit grey input handled as elsewhere): with a fast
-    per-style network, or with AdaIN and `style` (see `stylizer`)."""
-    device = pick_device(device)
-    fn = stylizer(model, style, alpha, preserve_color, style_weights, device, precision)
-    return run_image_to_image(image, fn, tile=tile, max_pixels=max_pixels, device=device)
+    styled = transfer if not preserve_color else (lambda x: keep_chroma(x, transfer(x)))
+    return _tensor_level(styled, 1, tile, overlap, device)
 
 
 def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:

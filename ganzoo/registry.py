@@ -11,6 +11,7 @@ from typing import Any
 
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from safetensors import SafetensorError
 
 from ganzoo.hub import CONFIG_NAME, WEIGHTS_NAME, GanzooModel, ModelLoadError
 
@@ -19,12 +20,25 @@ MAX_CONFIG_BYTES = 1 << 20
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # org/name: a bare word is a (mistyped) short name
 
 
+#: what a model is -> the task it serves (`ganzoo models` lists the task; callers choose by kind)
+KINDS = {"digit-generator": "digits", "digit-classifier": "digits", "super-resolution": "super-resolution",
+         "deblurring": "deblurring", "fast-style": "style", "arbitrary-style": "style"}
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    task: str
+    kind: str
     repo_id: str
     description: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: unknown kind {self.kind!r}; known: {', '.join(KINDS)}")
+
+    @property
+    def task(self) -> str:
+        return KINDS[self.kind]
 
     @property
     def bundled_path(self) -> Path:
@@ -36,9 +50,9 @@ class ModelEntry:
 
 
 MODELS: dict[str, ModelEntry] = {e.name: e for e in [
-    ModelEntry("mnist-dcgan", "digits", "ganzoo/mnist-dcgan",
+    ModelEntry("mnist-dcgan", "digit-generator", "ganzoo/mnist-dcgan",
                "class-conditional DCGAN generator for 28x28 MNIST digits"),
-    ModelEntry("mnist-classifier", "digits", "ganzoo/mnist-classifier",
+    ModelEntry("mnist-classifier", "digit-classifier", "ganzoo/mnist-classifier",
                "small CNN that scores generated digits (accuracy, FID features)"),
     ModelEntry("srresnet-x4", "super-resolution", "ganzoo/srresnet-x4",
                "SRResNet x4 trained with MSE: the highest PSNR, smooth textures"),
@@ -48,23 +62,36 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
                "DeblurGAN: removes camera-shake motion blur (WGAN-GP + perceptual loss)"),
     ModelEntry("deblur-unet", "deblurring", "ganzoo/deblur-unet",
                "U-Net of NAFNet blocks trained for PSNR on random camera shake up to 75 px"),
-    ModelEntry("style-mosaic", "style", "ganzoo/style-mosaic", "fast style transfer: mosaic (Johnson et al. 2016)"),
-    ModelEntry("style-candy", "style", "ganzoo/style-candy", "fast style transfer: candy (Johnson et al. 2016)"),
-    ModelEntry("style-starry-night", "style", "ganzoo/style-starry-night",
+    ModelEntry("style-mosaic", "fast-style", "ganzoo/style-mosaic", "fast style transfer: mosaic (Johnson et al. 2016)"),
+    ModelEntry("style-candy", "fast-style", "ganzoo/style-candy", "fast style transfer: candy (Johnson et al. 2016)"),
+    ModelEntry("style-starry-night", "fast-style", "ganzoo/style-starry-night",
                "fast style transfer: The Starry Night, van Gogh (Johnson et al. 2016)"),
-    ModelEntry("style-udnie", "style", "ganzoo/style-udnie", "fast style transfer: Udnie, Picabia (Johnson et al. 2016)"),
-    ModelEntry("adain", "style", "ganzoo/adain",
+    ModelEntry("style-udnie", "fast-style", "ganzoo/style-udnie", "fast style transfer: Udnie, Picabia (Johnson et al. 2016)"),
+    ModelEntry("adain", "arbitrary-style", "ganzoo/adain",
                "arbitrary style transfer from any style image (AdaIN, Huang & Belongie 2017)"),
 ]}
 
 
+#: what `ganzoo upscale`, `ganzoo evaluate sr` use without a choice
+DEFAULT_SR_MODEL = "srgan-x4"
 #: what `ganzoo deblur`, `ganzoo evaluate deblur` and the Deblur tab use without a choice: the bundled
 #: model with the best measured gain on unseen blur (model cards, README "Deblurring")
 DEFAULT_DEBLUR_MODEL = "deblur-unet"
 
 
-def list_models() -> list[ModelEntry]:
-    return list(MODELS.values())
+def list_models(kind: str | None = None) -> list[ModelEntry]:
+    """Every known model, or those of one kind (e.g. "fast-style")."""
+    return [e for e in MODELS.values() if kind is None or e.kind == kind]
+
+
+def fast_style_name(style: str) -> str | None:
+    """The registry name of a fast style network ("mosaic", "starry_night", "style-mosaic"), else None."""
+    name = style.replace("_", "-")
+    for candidate in (name, f"style-{name}"):
+        entry = MODELS.get(candidate)
+        if entry is not None and entry.kind == "fast-style":
+            return candidate
+    return None
 
 
 def resolve(name_or_path: str | os.PathLike) -> str:
@@ -98,9 +125,31 @@ def read_config(source: str, **download: Any) -> dict[str, Any]:
     return config
 
 
+ModelClasses = type[GanzooModel] | tuple[type[GanzooModel], ...]
+
+
 def load(name_or_path: str | os.PathLike, device: str = "cpu", allow_pickle: bool = False,
-         **download: Any) -> GanzooModel:
-    """Load any ganzoo model by short name, folder or Hub repo id (the class comes from config.json)."""
+         expected: ModelClasses | None = None, **download: Any) -> GanzooModel:
+    """Load any ganzoo model by short name, folder or Hub repo id (the class comes from config.json).
+
+    Every failure (a bad name, config or weights file, a Hub or file-system error, a model of another
+    class than `expected`) is a `ModelLoadError` that names the model.
+    """
+    try:
+        model = _load(name_or_path, device, allow_pickle, **download)
+    except ModelLoadError:
+        raise
+    except OSError as err:  # file system or Hub
+        raise ModelLoadError(f"cannot load model {str(name_or_path)!r}: {err}") from None
+    except (SafetensorError, RecursionError) as err:  # garbage weights; a config nested too deeply to parse
+        raise ModelLoadError(f"cannot load model {str(name_or_path)!r}: {type(err).__name__}: {err}") from None
+    if expected is not None and not isinstance(model, expected):
+        names = " or ".join(cls.__name__ for cls in (expected if isinstance(expected, tuple) else (expected,)))
+        raise ModelLoadError(f"{str(name_or_path)!r} is a {type(model).__name__}, not a {names}")
+    return model
+
+
+def _load(name_or_path: str | os.PathLike, device: str, allow_pickle: bool, **download: Any) -> GanzooModel:
     from ganzoo.models import MODEL_CLASSES
 
     source = resolve(name_or_path)

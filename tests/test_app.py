@@ -54,7 +54,7 @@ def tiny_generator(tiny_model_dir):
 def server(tiny_model_dir, tmp_path_factory):
     """URL of `python space/app.py` running with the tiny generator; stopped after the module."""
     log_path = tmp_path_factory.mktemp("app") / "server.log"
-    with app_server({"GANZOO_DIGITS_MODEL": str(tiny_model_dir)}, log_path) as running:
+    with app_server({"GANZOO_MODEL_MNIST_DCGAN": str(tiny_model_dir)}, log_path) as running:
         yield running.url
 
 

@@ -38,7 +38,7 @@ def deblur_env(tmp_path_factory) -> dict[str, str]:
     unet = DeblurUNet(width=4, encoder_blocks=[1, 1], middle_blocks=1, decoder_blocks=[1, 1]).eval()
     torch.nn.init.normal_(unet.ending.weight, std=0.05)
     unet.save_pretrained(unet_folder)
-    return {"GANZOO_DEBLUR_MODEL": str(gan_folder), "GANZOO_DEBLUR_UNET_MODEL": str(unet_folder)}
+    return {"GANZOO_MODEL_DEBLURGAN": str(gan_folder), "GANZOO_MODEL_DEBLUR_UNET": str(unet_folder)}
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def test_bad_inputs_are_clear_errors(deblur_tab):
             call()
 
 
-@pytest.mark.parametrize("choice, variable", [("Deblur U-Net", "GANZOO_DEBLUR_UNET_MODEL"),
-                                              ("DeblurGAN", "GANZOO_DEBLUR_MODEL")])
+@pytest.mark.parametrize("choice, variable", [("Deblur U-Net", "GANZOO_MODEL_DEBLUR_UNET"),
+                                              ("DeblurGAN", "GANZOO_MODEL_DEBLURGAN")])
 def test_deblur_keeps_alpha_and_matches_the_pipeline(deblur_tab, deblur_env, choice, variable):
     image = rgb_image(37, 29, mode="RGBA")
     before, after = deblur_tab.deblur_image(image, choice)
@@ -98,7 +98,7 @@ def test_deblur_keeps_alpha_and_matches_the_pipeline(deblur_tab, deblur_env, cho
 def test_the_default_is_the_registry_default_and_the_text_gives_both_gains(deblur_tab):
     from ganzoo import registry
 
-    assert deblur_tab.MODELS[deblur_tab.DEFAULT_CHOICE][1] == registry.DEFAULT_DEBLUR_MODEL
+    assert deblur_tab.MODELS[deblur_tab.DEFAULT_CHOICE] == registry.DEFAULT_DEBLUR_MODEL
     assert set(deblur_tab.GAINS) == set(deblur_tab.CHOICES) and all("dB" in g for g in deblur_tab.GAINS.values())
 
 
@@ -125,7 +125,7 @@ def test_deblur_api(client, deblur_env, tmp_path):
     path = tmp_path / "blurred.png"
     image = rgb_image(30, 22, seed=3)
     image.save(path)
-    for choice, variable in (("DeblurGAN", "GANZOO_DEBLUR_MODEL"), ("Deblur U-Net", "GANZOO_DEBLUR_UNET_MODEL")):
+    for choice, variable in (("DeblurGAN", "GANZOO_MODEL_DEBLURGAN"), ("Deblur U-Net", "GANZOO_MODEL_DEBLUR_UNET")):
         before_path, after_path = client.predict(handle_file(str(path)), choice, api_name="/deblur")
         with Image.open(before_path) as before, Image.open(after_path) as after:
             assert before.size == after.size == (30, 22)

@@ -2,13 +2,12 @@
 
 One server per module, `python space/app.py`, with two tiny untrained fast-style networks and a tiny
 AdaIN model (random-weight encoder) standing in for the bundled ones, via GANZOO_STYLE_MODELS and
-GANZOO_ADAIN_MODEL.
+GANZOO_MODEL_ADAIN.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from urllib.parse import urljoin
 
 import pytest
@@ -34,7 +33,7 @@ from ganzoo.models import AdaINStyleTransfer, TransformerNet
 def style_env(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("style-models")
     folders = []
-    for seed, name in enumerate(("style-alpha", "style-beta")):
+    for seed, name in enumerate(("style-mosaic", "style-candy")):
         torch.manual_seed(seed)
         TransformerNet(channels=4, num_blocks=1).eval().save_pretrained(root / name)
         Image.new("RGB", (40, 30), ("red", "blue")[seed]).save(root / name / "style.jpg")
@@ -44,7 +43,8 @@ def style_env(tmp_path_factory) -> dict[str, str]:
     with torch.no_grad():  # an untrained decoder's output lies below 0; lift it into view
         adain.decoder[-1][1].bias.fill_(0.5)
     adain.save_pretrained(root / "adain")
-    return {"GANZOO_STYLE_MODELS": os.pathsep.join(folders), "GANZOO_ADAIN_MODEL": str(root / "adain")}
+    return {"GANZOO_MODEL_STYLE_MOSAIC": folders[0], "GANZOO_MODEL_STYLE_CANDY": folders[1],
+            "GANZOO_MODEL_ADAIN": str(root / "adain")}
 
 
 @pytest.fixture
@@ -71,7 +71,8 @@ def test_app_has_the_stylize_endpoint_and_small_examples(style_env, monkeypatch)
     assert "stylize" in {fn.api_name for fn in app.fns.values()}
     from tabs import style
 
-    assert style.style_choices() == ["alpha", "beta", style.OWN_STYLE]
+    # the two overridden styles, the other bundled ones, AdaIN
+    assert style.style_choices() == ["mosaic", "candy", "starry-night", "udnie", style.OWN_STYLE]
     for name in style.CONTENT_EXAMPLES:
         path = style.EXAMPLES_DIR / name
         assert path.stat().st_size < 60_000 and Image.open(path).size[0] * Image.open(path).size[1] <= style.MAX_PIXELS
@@ -79,16 +80,16 @@ def test_app_has_the_stylize_endpoint_and_small_examples(style_env, monkeypatch)
 
 def test_fast_style_matches_the_pipeline(style_tab, style_env):
     image = rgb_image(30, 21)
-    before, after = style_tab.stylize_image(image, "beta", None, 0.7, False)
+    before, after = style_tab.stylize_image(image, "candy", None, 0.7, False)
     assert before is image and after.size == image.size
-    expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_STYLE_MODELS"].split(os.pathsep)[1]), alpha=0.7)
+    expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_MODEL_STYLE_CANDY"]), alpha=0.7)
     assert max_diff(after, expected) <= 1
 
 
 def test_own_style_uses_adain(style_tab, style_env):
     image, painting = rgb_image(33, 20), Image.fromarray(data.coffee())
     _, after = style_tab.stylize_image(image, style_tab.OWN_STYLE, painting, 1.0, True)
-    expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_ADAIN_MODEL"]), style=painting,
+    expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_MODEL_ADAIN"]), style=painting,
                                  preserve_color=True)
     assert max_diff(after, expected) <= 1
     _, unchanged = style_tab.stylize_image(image, style_tab.OWN_STYLE, painting, 0.0, False)
@@ -99,12 +100,12 @@ def test_bad_inputs_are_clear_errors(style_tab):
     import gradio as gr
 
     for call, message in [
-        (lambda: style_tab.stylize_image(None, "alpha", None), "No image"),
-        (lambda: style_tab.stylize_image(rgb_image(600, 500), "alpha", None), "at most 262,144 pixels"),
+        (lambda: style_tab.stylize_image(None, "mosaic", None), "No image"),
+        (lambda: style_tab.stylize_image(rgb_image(600, 500), "mosaic", None), "at most 262,144 pixels"),
         (lambda: style_tab.stylize_image(rgb_image(20, 20), "gamma", None), "Unknown style 'gamma'"),
         (lambda: style_tab.stylize_image(rgb_image(20, 20), style_tab.OWN_STYLE, None), "No style image"),
-        (lambda: style_tab.stylize_image(rgb_image(20, 20), "alpha", None, 1.5), "from 0 to 1"),
-        (lambda: style_tab.stylize_image(rgb_image(4, 4), "alpha", None), "at least 8x8"),
+        (lambda: style_tab.stylize_image(rgb_image(20, 20), "mosaic", None, 1.5), "from 0 to 1"),
+        (lambda: style_tab.stylize_image(rgb_image(4, 4), "mosaic", None), "at least 8x8"),
     ]:
         with pytest.raises(gr.Error, match=message):
             call()
@@ -113,19 +114,21 @@ def test_bad_inputs_are_clear_errors(style_tab):
 def test_without_bundled_models_the_tab_says_so(monkeypatch, tmp_path):
     import gradio as gr
 
-    monkeypatch.setenv("GANZOO_STYLE_MODELS", "")
-    monkeypatch.setenv("GANZOO_ADAIN_MODEL", "")
+    from ganzoo import registry
+
+    for name in ("style-mosaic", "style-candy", "style-starry-night", "style-udnie", "adain"):
+        monkeypatch.delenv("GANZOO_MODEL_" + name.upper().replace("-", "_"), raising=False)
+    monkeypatch.setattr(registry, "PRETRAINED_DIR", tmp_path)  # nothing bundled
     load_app_module()
     from tabs import style
 
-    monkeypatch.setattr(style, "adain_model_name", lambda: None)
     assert style.style_choices() == []
     with gr.Blocks() as blocks:
         style.build()
     assert any("No style-transfer models are bundled" in str(getattr(b, "value", ""))
                for b in blocks.blocks.values())
     with pytest.raises(gr.Error, match="No style-transfer models are bundled"):
-        style.stylize_image(rgb_image(20, 20), "alpha", None)
+        style.stylize_image(rgb_image(20, 20), "mosaic", None)
 
 
 # --- through the HTTP API -----------------------------------------------------------------------
@@ -137,9 +140,9 @@ def test_stylize_api(client, style_env, tmp_path):
     image = rgb_image(26, 18, seed=3)
     image.save(path)
     Image.fromarray(data.coffee()[:100, :100]).save(style_path)
-    _, after = client.predict(handle_file(str(path)), "alpha", None, 1.0, False, api_name="/stylize")
+    _, after = client.predict(handle_file(str(path)), "mosaic", None, 1.0, False, api_name="/stylize")
     with Image.open(after) as shown:
-        expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_STYLE_MODELS"].split(os.pathsep)[0]))
+        expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_MODEL_STYLE_MOSAIC"]))
         assert max_diff(shown, expected) <= 1
     _, after = client.predict(handle_file(str(path)), "Your own style (upload)", handle_file(str(style_path)), 0.5,
                               False, api_name="/stylize")
@@ -169,8 +172,8 @@ def test_style_tab_in_browser(server, tmp_path):
         page.get_by_role("tab", name="Style transfer").click()
         page.locator("#style-content input[type=file]").set_input_files(str(path))
         page.locator("#style-content img").first.wait_for(state="visible")
-        page.locator("#style-gallery button.thumbnail-item").nth(1).click()  # the second style, "beta"
-        expect(page.locator("#style-choice").get_by_label("beta")).to_be_checked()
+        page.locator("#style-gallery button.thumbnail-item").nth(1).click()  # the second style, "candy"
+        expect(page.locator("#style-choice").get_by_label("candy")).to_be_checked()
         page.locator("#style-run").click()
         images = page.locator("#style-slider img")
         images.nth(1).wait_for(state="visible")

@@ -45,7 +45,7 @@ def tiny_sr_dirs(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def sr_env(tiny_sr_dirs) -> dict[str, str]:
-    return {"GANZOO_SRGAN_MODEL": str(tiny_sr_dirs["srgan"]), "GANZOO_SRRESNET_MODEL": str(tiny_sr_dirs["srresnet"])}
+    return {"GANZOO_MODEL_SRGAN_X4": str(tiny_sr_dirs["srgan"]), "GANZOO_MODEL_SRRESNET_X4": str(tiny_sr_dirs["srresnet"])}
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_alpha_and_slider_pair(upscale_tab, sr_env):
     before, after = upscale_tab.upscale_image(image, upscale_tab.SRRESNET)
     assert after.mode == "RGBA" and after.size == (48, 40)
     assert before.size == after.size and before.mode == "RGBA"
-    expected = pipelines.upscale(image, ganzoo.load(sr_env["GANZOO_SRRESNET_MODEL"]))
+    expected = pipelines.upscale(image, ganzoo.load(sr_env["GANZOO_MODEL_SRRESNET_X4"]))
     assert max_diff(after, expected) <= 1
     assert max_diff(before, pipelines.upscale(image, None)) == 0  # the input, MATLAB-bicubic to the output size
 
@@ -113,7 +113,7 @@ def test_upscale_api(client, sr_env, tmp_path):
     before_path, after_path = client.predict(handle_file(str(path)), "SRGAN x4", api_name="/upscale")
     with Image.open(before_path) as before, Image.open(after_path) as after:
         assert after.size == (80, 64) and before.size == (80, 64)
-        expected = pipelines.upscale(image, ganzoo.load(sr_env["GANZOO_SRGAN_MODEL"]))
+        expected = pipelines.upscale(image, ganzoo.load(sr_env["GANZOO_MODEL_SRGAN_X4"]))
         assert max_diff(after.convert("RGB"), expected) <= 1  # the SRGAN setting reached the SRGAN model
 
 

@@ -46,8 +46,8 @@ def make_tiny_models(folder: Path) -> dict[str, str]:
     DigitGenerator(base_channels=4).eval().save_pretrained(folder / "digits")
     SRResNet(scale=4, num_blocks=1, channels=8).eval().save_pretrained(folder / "srgan")
     SRResNet(scale=4, num_blocks=1, channels=8).eval().save_pretrained(folder / "srresnet")
-    return {"GANZOO_DIGITS_MODEL": str(folder / "digits"), "GANZOO_SRGAN_MODEL": str(folder / "srgan"),
-            "GANZOO_SRRESNET_MODEL": str(folder / "srresnet")}
+    return {"GANZOO_MODEL_MNIST_DCGAN": str(folder / "digits"), "GANZOO_MODEL_SRGAN_X4": str(folder / "srgan"),
+            "GANZOO_MODEL_SRRESNET_X4": str(folder / "srresnet")}
 
 
 # -- the load ------------------------------------------------------------------------------------------

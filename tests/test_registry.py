@@ -138,8 +138,28 @@ def test_load_repo_id_from_the_default_cache(generator_folder, tmp_path, monkeyp
 
 def test_uncached_repo_id_fails_offline_without_hanging(tmp_path):
     (tmp_path / "empty-cache").mkdir()
-    with pytest.raises((OSError, ModelLoadError)):
+    with pytest.raises(ModelLoadError, match="some-org/not-cached"):
         ganzoo.load("some-org/not-cached", cache_dir=tmp_path / "empty-cache")
+
+
+def test_every_load_failure_is_a_model_load_error(generator_folder, tmp_path, monkeypatch):
+    # config.json cached but not the weights: huggingface_hub's OSError comes out as a ModelLoadError
+    only_config = tmp_path / "only-config"
+    only_config.mkdir()
+    (only_config / "config.json").write_text((generator_folder / "config.json").read_text())
+    populate_hf_cache(tmp_path / "hf-cache", "some-org/no-weights", only_config)
+    with pytest.raises(ModelLoadError, match="some-org/no-weights"):
+        ganzoo.load("some-org/no-weights", cache_dir=tmp_path / "hf-cache")
+    # any other OSError on the way (a file system failing, an unreadable file) names the model too
+    with monkeypatch.context() as patch:
+        patch.setattr(registry, "read_config", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")))
+        with pytest.raises(ModelLoadError, match=f"cannot load model '{generator_folder}'.*denied"):
+            ganzoo.load(generator_folder)
+    from ganzoo.models import DigitClassifier, DigitGenerator
+
+    assert isinstance(ganzoo.load(generator_folder, expected=DigitGenerator), DigitGenerator)
+    with pytest.raises(ModelLoadError, match="is a DigitGenerator, not a DigitClassifier"):
+        ganzoo.load(generator_folder, expected=DigitClassifier)
 
 
 def test_cached_repo_is_loaded_strictly(generator_folder, tmp_path):
@@ -173,6 +193,22 @@ def test_list_models_names_the_bundled_models():
     assert names == list(registry.MODELS) and {"mnist-dcgan", "mnist-classifier"} <= set(names)
     for entry in ganzoo.list_models():
         assert entry.repo_id.count("/") == 1 and entry.task and entry.description
+
+
+def test_the_kind_of_each_entry_is_the_class_it_loads():
+    from ganzoo.models import DEBLURRING_MODELS, AdaINStyleTransfer, DigitClassifier, DigitGenerator, TransformerNet
+    from ganzoo.models.srgan import SRResNet
+
+    classes = {"digit-generator": DigitGenerator, "digit-classifier": DigitClassifier, "super-resolution": SRResNet,
+               "deblurring": DEBLURRING_MODELS, "fast-style": TransformerNet, "arbitrary-style": AdaINStyleTransfer}
+    assert set(classes) == set(registry.KINDS)
+    for entry in ganzoo.list_models():
+        if entry.is_bundled:
+            assert isinstance(ganzoo.load(entry.name), classes[entry.kind]), entry.name
+    assert [e.name for e in registry.list_models("fast-style")] == [
+        "style-mosaic", "style-candy", "style-starry-night", "style-udnie"]
+    with pytest.raises(ValueError, match="unknown kind"):
+        registry.ModelEntry("x", "painting", "org/x", "")
 
 
 def test_short_names_fall_back_to_the_hub_repo(tmp_path, monkeypatch):

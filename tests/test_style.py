@@ -281,13 +281,13 @@ def test_cli_stylize_user_errors(model_dirs, tmp_path, capsys):
         cli_main(["stylize", str(image), "-o", str(tmp_path / "o"), "--style", "mosaic", "--alpha", "1.5"])
 
 
-def test_cli_style_names_resolve_to_the_registry():
-    from ganzoo.cli import style_model_name
+def test_style_names_resolve_to_the_registry():
+    from ganzoo.registry import fast_style_name
 
-    assert style_model_name("mosaic") == "style-mosaic"
-    assert style_model_name("starry_night") == "style-starry-night"
-    assert style_model_name("style-udnie") == "style-udnie"
-    assert style_model_name("adain") is None and style_model_name("srgan-x4") is None
+    assert fast_style_name("mosaic") == "style-mosaic"
+    assert fast_style_name("starry_night") == "style-starry-night"
+    assert fast_style_name("style-udnie") == "style-udnie"
+    assert fast_style_name("adain") is None and fast_style_name("srgan-x4") is None
 
 
 # -- training smoke runs ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 import ganzoo
-from ganzoo import cli
+from ganzoo import cli, degrade
 from ganzoo.evaluate import evaluate_deblur, evaluate_digits, evaluate_sr, evaluate_style
 from ganzoo.hub import save_with_card
 from ganzoo.pipelines import deblurrer, sr_upscaler, stylizer
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
     for item in args.deblur_bench:
         name, options = item.split("=", 1)
         bench = cli.build_parser().parse_args(["evaluate", "deblur", "--model", str(args.export), *shlex.split(options)])
-        kernels = cli.benchmark_kernels(bench.kernels, bench.trajectories, bench.seed)
+        kernels = degrade.benchmark_kernels(bench.kernels, bench.trajectories, bench.seed)
         scores = evaluate_deblur(deblurrer(model), bench.data, kernels)
         benchmarks[name] = {**scores, "command": f"ganzoo evaluate deblur --model {args.name} {options} --json"}
         print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})

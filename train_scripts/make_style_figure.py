@@ -15,7 +15,7 @@ import ganzoo
 from ganzoo.imaging import captioned_sheet, load_image
 from ganzoo.metrics import grid_artifact_score
 from ganzoo.pipelines import stylize
-from ganzoo.registry import MODELS
+from ganzoo.registry import MODELS, list_models
 
 CONTENTS = ["chicago.jpg", "golden_gate.jpg", "tubingen.jpg"]
 ZOOM = (100, 60, 40)  # top, left, size of the region of the first row shown 4x (with the default --size 256)
@@ -37,8 +37,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cell", type=int, default=160, help="4x the zoomed 40-pixel region")
     args = parser.parse_args(argv)
 
-    fast = {name.removeprefix("style-"): name for name, e in MODELS.items()
-            if e.task == "style" and name != "adain" and e.is_bundled}
+    fast = {e.name.removeprefix("style-"): e.name for e in list_models("fast-style") if e.is_bundled}
     columns = [(name, ganzoo.load(model), None) for name, model in fast.items()]
     if MODELS["adain"].is_bundled:
         adain = ganzoo.load("adain")

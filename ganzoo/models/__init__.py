@@ -13,4 +13,7 @@ MODEL_CLASSES = {cls.__name__: cls for cls in (
     TransformerNet, AdaINStyleTransfer,
 )}
 
-__all__ = ["MODEL_CLASSES", *MODEL_CLASSES]
+#: the classes `ganzoo deblur` and the Deblur tab accept
+DEBLURRING_MODELS = (DeblurGANGenerator, DeblurUNet)
+
+__all__ = ["DEBLURRING_MODELS", "MODEL_CLASSES", *MODEL_CLASSES]

@@ -1,9 +1,15 @@
-"""What every image tab shares: the image input that reports decoding errors, size checks, model loading."""
+"""What every tab shares: model choice and loading, the image input that reports decoding errors, size checks.
+
+Every tab names its models by their registry names (`ganzoo models`). The environment variable
+`GANZOO_MODEL_<NAME>` (upper case, `-` as `_`, e.g. `GANZOO_MODEL_SRGAN_X4`) replaces a model with a folder,
+Hub repo id or other name; tests point these at tiny models.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +17,7 @@ import gradio as gr
 from PIL import Image
 
 import ganzoo
-from ganzoo import pipelines
+from ganzoo import pipelines, registry
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 #: gr.Examples options: an example's output is computed on its first click, then served from the cache
@@ -19,13 +25,37 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 CACHED_EXAMPLES = dict(cache_examples=True, cache_mode="lazy")
 
 
-@functools.lru_cache(maxsize=8)
+MODEL_ENV_PREFIX = "GANZOO_MODEL_"
+
+
+def model_variable(name: str) -> str:
+    """The environment variable that replaces the registry model `name`: GANZOO_MODEL_<NAME>."""
+    return MODEL_ENV_PREFIX + name.upper().replace("-", "_")
+
+
+def model_source(name: str) -> str:
+    """What to load for the registry model `name`: its environment variable's value if set, else `name`."""
+    return os.environ.get(model_variable(name)) or name
+
+
+def available_model(name: str) -> str | None:
+    """`model_source(name)` when this install can run it without the Hub (set by its variable, or bundled)."""
+    source = model_source(name)
+    return source if source != name or registry.MODELS[name].is_bundled else None
+
+
 def load_model(name: str, what: str = "model") -> Any:
-    """Load once per model name (a failed load is not cached, so it is retried on the next request)."""
+    """The registry model `name` (or what its variable names), loaded once; a failure is one clear gr.Error."""
+    return _load_source(model_source(name), what)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_source(source: str, what: str) -> Any:
+    """Load once per source (a failed load is not cached, so it is retried on the next request)."""
     try:
-        return ganzoo.load(name, device=str(pipelines.pick_device()))
+        return ganzoo.load(source, device=str(pipelines.pick_device()))
     except Exception as err:  # any load failure becomes one clear message in the UI
-        raise gr.Error(f"Could not load the {what} {name!r}: {err}") from err
+        raise gr.Error(f"Could not load the {what} {source!r}: {err}") from err
 
 
 def check_image(image: Image.Image | None, limit: int, action: str) -> Image.Image:

@@ -10,7 +10,6 @@ scores `ganzoo.metrics` (RGB PSNR/SSIM without border crop, as `ganzoo evaluate 
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import gradio as gr
@@ -23,10 +22,10 @@ from .common import CACHED_EXAMPLES, EXAMPLES_DIR, ImageInput, check_image, load
 
 TITLE = "Deblur"
 UNET, DEBLURGAN = "Deblur U-Net", "DeblurGAN"
-#: choice -> (environment variable overriding the model, default model name); tests point these at tiny models
-MODELS = {UNET: ("GANZOO_DEBLUR_UNET_MODEL", "deblur-unet"), DEBLURGAN: ("GANZOO_DEBLUR_MODEL", "deblurgan")}
+#: choice -> registry model name (GANZOO_MODEL_<NAME> replaces it: tabs.common)
+MODELS = {UNET: "deblur-unet", DEBLURGAN: "deblurgan"}
 CHOICES = list(MODELS)
-DEFAULT_CHOICE = next(c for c, (_, name) in MODELS.items() if name == registry.DEFAULT_DEBLUR_MODEL)
+DEFAULT_CHOICE = next(c for c, name in MODELS.items() if name == registry.DEFAULT_DEBLUR_MODEL)
 #: each model's measured PSNR gain over its blurred input on unseen blur (model cards, README "Deblurring")
 GAINS = {UNET: "+0.04 dB on moderate shake (5-30 px), +0.22 dB on large shake (31-75 px), +0.07 dB on Levin",
          DEBLURGAN: "+0.18 dB on moderate shake, -0.33 dB (worse than the input) on large shake"}
@@ -39,15 +38,10 @@ SHARP_EXAMPLES = [("coffee_160.png", 25, 3), ("astronaut_160.png", 35, 7)]
 TABLE_HEADERS = ["Image", "PSNR (dB)", "SSIM"]
 
 
-def model_name(choice: str) -> str:
-    variable, default = MODELS[choice]
-    return os.environ.get(variable) or default
-
-
 def model_for(choice: Any) -> Any:
     if choice not in MODELS:
         raise gr.Error(f"Model must be one of {', '.join(CHOICES)}; got {choice!r}.")
-    return load_model(model_name(choice), "deblurring model")
+    return load_model(MODELS[choice], "deblurring model")
 
 
 def _deblur(image: Image.Image, choice: str) -> Image.Image:

@@ -6,22 +6,18 @@ itself is `ganzoo.pipelines`, shared with the CLI.
 
 from __future__ import annotations
 
-import functools
 import math
-import os
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
-import ganzoo
 from ganzoo import pipelines
 
-from .common import CACHED_EXAMPLES
+from .common import CACHED_EXAMPLES, load_model
 
 TITLE = "Digits"
-MODEL_ENV = "GANZOO_DIGITS_MODEL"  # a model name, folder or Hub repo id; tests point it at a tiny model
-DEFAULT_MODEL = "mnist-dcgan"
+MODEL = "mnist-dcgan"  # registry name; GANZOO_MODEL_MNIST_DCGAN replaces it (tabs.common)
 RANDOM = "random (0-9)"
 DIGIT_CHOICES = [RANDOM, *(str(d) for d in range(10))]
 MAX_COUNT = 64
@@ -32,19 +28,6 @@ GRID_COLUMNS = 8
 CSS = """
 #digits-grid img, #interp-strip img { image-rendering: pixelated; object-fit: contain; width: 100%; height: 100%; }
 """
-
-
-def model_name() -> str:
-    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-
-
-@functools.lru_cache(maxsize=4)
-def load_generator(name: str) -> Any:
-    """Load once per model name (a failed load is not cached, so it is retried on the next request)."""
-    try:
-        return ganzoo.load(name, device=str(pipelines.pick_device()))
-    except Exception as err:  # noqa: BLE001 - any load failure becomes one clear message in the UI
-        raise gr.Error(f"Could not load the digits model {name!r}: {err}") from err
 
 
 def parse_digit(value: Any, allow_random: bool = True) -> int | None:
@@ -79,7 +62,7 @@ def sample_digits(digit: str, count: int, seed: int) -> Image.Image:
     label = parse_digit(digit)
     n = whole_number("Count", count, 1, MAX_COUNT)
     seed = whole_number("Seed", seed, 0, MAX_SEED)
-    generator = load_generator(model_name())
+    generator = load_model(MODEL, "digits model")
     try:
         return pipelines.sample_digits_grid(generator, n=n, seed=seed, digit=label, nrow=GRID_COLUMNS)
     except ValueError as err:
@@ -92,7 +75,7 @@ def interpolate_digits(digit: str, seed_a: int, seed_b: int, steps: int) -> Imag
     seed_a = whole_number("Seed A", seed_a, 0, MAX_SEED)
     seed_b = whole_number("Seed B", seed_b, 0, MAX_SEED)
     steps = whole_number("Steps", steps, MIN_STEPS, MAX_STEPS)
-    generator = load_generator(model_name())
+    generator = load_model(MODEL, "digits model")
     try:
         return pipelines.interpolate_digits(generator, seed_a=seed_a, seed_b=seed_b, digit=label, steps=steps)
     except ValueError as err:

@@ -17,34 +17,25 @@ from PIL import Image, ImageDraw
 
 from ganzoo import pipelines, registry
 
-from .common import CACHED_EXAMPLES, EXAMPLES_DIR, ImageInput, check_image, load_model
+from .common import CACHED_EXAMPLES, EXAMPLES_DIR, ImageInput, available_model, check_image, load_model
 
 TITLE = "Style transfer"
 OWN_STYLE = "Your own style (upload)"
-#: environment variables for tests: a os.pathsep-separated list of fast-style model folders (named
-#: style-<name>) replacing the bundled ones, and the AdaIN model (name or folder)
-STYLES_ENV, ADAIN_ENV = "GANZOO_STYLE_MODELS", "GANZOO_ADAIN_MODEL"
+ADAIN = "adain"  # registry name; GANZOO_MODEL_ADAIN and GANZOO_MODEL_STYLE_<NAME> replace models (tabs.common)
 MAX_PIXELS = 512 * 512  # content: about a second per fast style on a 2-core CPU Space
 CONTENT_EXAMPLES = ["style_content_astronaut.jpg", "style_content_coffee.jpg", "style_content_chelsea.jpg"]
 THUMBNAIL = 160
 
 
 def fast_styles() -> dict[str, str]:
-    """Display name -> model name or folder, for the fast styles this install can run."""
-    override = os.environ.get(STYLES_ENV)
-    if override is not None:
-        return {Path(p).name.removeprefix("style-"): p for p in override.split(os.pathsep) if p}
-    return {e.name.removeprefix("style-"): e.name for e in registry.list_models()
-            if e.task == "style" and e.name != "adain" and e.is_bundled}
+    """Display name -> model source, for the fast styles this install can run."""
+    styles = {e.name.removeprefix("style-"): available_model(e.name) for e in registry.list_models("fast-style")}
+    return {name: source for name, source in styles.items() if source is not None}
 
 
 def adain_model_name() -> str | None:
     """The AdaIN model to use for uploaded styles, or None when none is available."""
-    override = os.environ.get(ADAIN_ENV)
-    if override:
-        return override
-    entry = registry.MODELS.get("adain")
-    return entry.name if entry is not None and entry.is_bundled else None
+    return available_model(ADAIN)
 
 
 def style_choices() -> list[str]:
@@ -79,9 +70,9 @@ def stylize_image(content: Image.Image | None, style: str | None, style_image: I
             raise gr.Error("Arbitrary styles need the adain model, which is not bundled in this install.")
         if style_image is None:
             raise gr.Error("No style image: upload one under \"Your own style\", or pick a style in the gallery.")
-        model, style_source = load_model(adain_model_name(), "AdaIN model"), style_image
+        model, style_source = load_model(ADAIN, "AdaIN model"), style_image
     elif style in styles:
-        model, style_source = load_model(styles[style], "style model"), None
+        model, style_source = load_model(f"style-{style}", "style model"), None
     else:
         raise gr.Error(f"Unknown style {style!r}; choose one of: {', '.join(style_choices())}.")
     try:

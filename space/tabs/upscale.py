@@ -9,7 +9,6 @@ upscaled image), and `/measure` (image) -> (gallery, table). The work is `ganzoo
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import gradio as gr
@@ -22,8 +21,8 @@ from .common import CACHED_EXAMPLES, EXAMPLES_DIR, ImageInput, check_image, load
 TITLE = "Upscale x4"
 SRGAN, SRRESNET, BICUBIC = "SRGAN x4", "SRResNet x4", "Bicubic x4"
 METHODS = [SRGAN, SRRESNET, BICUBIC]
-#: method -> (environment variable overriding the model, default model name); tests point these at tiny models
-MODELS = {SRGAN: ("GANZOO_SRGAN_MODEL", "srgan-x4"), SRRESNET: ("GANZOO_SRRESNET_MODEL", "srresnet-x4")}
+#: method -> registry model name (GANZOO_MODEL_<NAME> replaces it: tabs.common)
+MODELS = {SRGAN: "srgan-x4", SRRESNET: "srresnet-x4"}
 SCALE = 4
 MAX_PIXELS = 512 * 512  # upscaling input: a 2048x2048 result, ~4 s per model on 2 CPU cores (README, Performance)
 MAX_MEASURE_PIXELS = 1024 * 1024  # measuring input (the original): its 256x256 downscale is what gets upscaled
@@ -33,16 +32,11 @@ EXAMPLES = [("chelsea_96.png", SRGAN), ("astronaut_128.png", SRRESNET), ("coffee
 TABLE_HEADERS = ["Method", "PSNR Y (dB)", "SSIM Y"]
 
 
-def model_name(method: str) -> str:
-    variable, default = MODELS[method]
-    return os.environ.get(variable) or default
-
-
 def model_for(method: Any) -> Any:
     """The model behind a method choice; None for bicubic."""
     if method not in METHODS:
         raise gr.Error(f"Method must be one of {', '.join(METHODS)}; got {method!r}.")
-    return None if method == BICUBIC else load_model(model_name(method), "super-resolution model")
+    return None if method == BICUBIC else load_model(MODELS[method], "super-resolution model")
 
 
 def _upscale(image: Image.Image, model: Any, limit: int, scale: int = SCALE) -> Image.Image:
