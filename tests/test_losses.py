@@ -17,10 +17,17 @@ from ganzoo.losses import (
     PerceptualLoss,
     VGGFeatures,
     VGGWeightsError,
+    adain,
     d_bce_loss,
     feature_matching_loss,
     g_bce_loss,
+    gradient_penalty,
+    gram_matrix,
+    mean_std,
+    wgan_d_loss,
+    wgan_g_loss,
 )
+from ganzoo.models import PatchGANCritic
 
 LAYERS = ("relu1_2", "relu2_2", "conv3_3", "relu3_3", "relu5_4")
 CHANNELS = {"relu1_2": 64, "relu2_2": 128, "conv3_3": 256, "relu3_3": 256, "relu5_4": 512}
@@ -280,3 +287,52 @@ def test_focal_frequency_loss_is_zero_only_for_equal_images_and_weighs_hard_freq
     assert focal_frequency_loss(lattice, target) > focal_frequency_loss(noise, target)
     grad = torch.autograd.grad(focal_frequency_loss(lattice.requires_grad_(), target), lattice)[0]
     assert grad.abs().sum() > 0
+
+
+def test_gram_matrix_and_adain_statistics():
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])  # N=1, C=2, H=1, W=2
+    assert torch.allclose(gram_matrix(features), torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]) / 4)
+    content, style = torch.randn(3, 8, 6, 5), torch.randn(1, 8, 7, 4) * 3 + 2
+    mean, std = mean_std(adain(content, style))
+    s_mean, s_std = mean_std(style)
+    assert torch.allclose(mean, s_mean.expand_as(mean), atol=1e-5)
+    assert torch.allclose(std, s_std.expand_as(std), atol=1e-3)
+
+
+class LinearCritic(torch.nn.Module):
+    """score = <w, x>: its gradient is w everywhere."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.weight).flatten(1).sum(1)
+
+
+def test_gradient_penalty_is_zero_for_a_unit_gradient_critic():
+    torch.manual_seed(0)
+    weight = torch.randn(3, 8, 8)
+    real, fake = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    assert gradient_penalty(LinearCritic(weight / weight.norm()), real, fake).item() == pytest.approx(0, abs=1e-10)
+    # ||w|| = 3 everywhere: (3 - 1)^2 = 4 exactly, whatever the interpolation
+    assert gradient_penalty(LinearCritic(3 * weight / weight.norm()), real, fake).item() == pytest.approx(4)
+
+
+def test_gradient_penalty_is_positive_and_differentiable():
+    torch.manual_seed(0)
+    critic = PatchGANCritic(channels=4, num_layers=1)
+    real, fake = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16, requires_grad=True)
+    penalty = gradient_penalty(critic, real, fake)
+    assert penalty.item() > 0 and penalty.requires_grad
+    penalty.backward()
+    convs = [m for m in critic.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0 for conv in convs)
+    assert convs[-1].bias.grad is None  # a constant offset of the score does not change its gradient
+    assert fake.grad is None  # the penalty trains the critic only
+
+
+def test_wgan_losses_on_known_values():
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([[-2.0, 0.0], [4.0, 2.0]])
+    assert wgan_d_loss(real, fake).item() == pytest.approx(1.0 - 2.0)
+    assert wgan_g_loss(fake).item() == pytest.approx(-1.0)
