@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from tqdm import tqdm
 
 import ganzoo
-from ganzoo import evaluate, pipelines, registry
+from ganzoo import evaluate, imaging, pipelines, registry
 from ganzoo.hub import GanzooModel, ModelLoadError
 from ganzoo.models.deblur_unet import DeblurUNet
 from ganzoo.models.deblurgan import DeblurGANGenerator
@@ -126,9 +126,7 @@ def load_image_model(name: str, device: torch.device) -> GanzooModel:
 
 
 def check_tile(tile: int | None) -> None:
-    if tile is not None and tile <= 2 * pipelines.TILE_OVERLAP:
-        raise ValueError(f"--tile must be more than {2 * pipelines.TILE_OVERLAP} "
-                         f"(tiles overlap by {pipelines.TILE_OVERLAP} pixels on each side), got {tile}")
+    imaging.check_tile(tile, pipelines.TILE_OVERLAP, "--tile")
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -491,11 +489,11 @@ def benchmark_command(args: argparse.Namespace) -> int:
     if args.model == BICUBIC:
         raise ValueError("benchmark needs a model, not bicubic")
     model = load_image_model(args.model, device)
-    result = benchmark.run_benchmark(
-        model, size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+    result = benchmark.run_benchmark(model, benchmark.BenchmarkSettings(
+        size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
         device=device, compile=args.compile, onnx=args.onnx, thread_sweep=args.thread_sweep, tiled=args.tiled,
         tiled_size=args.tiled_size, model_name=args.model, calibration_data=args.calibration_data,
-        reference_data=args.reference_data)
+        reference_data=args.reference_data))
     if args.json:
         print_json(result)
         return 0
