@@ -426,7 +426,7 @@ def _summarise(row: dict[str, Any], out: torch.Tensor, reference: torch.Tensor, 
 
 def run_benchmark(model: nn.Module, settings: BenchmarkSettings | None = None) -> dict[str, Any]:
     """Benchmark every path of `model` as `settings` say (the defaults when None); a JSON-ready dict."""
-    settings = settings or BenchmarkSettings()
+    settings = BenchmarkSettings() if settings is None else settings
     if settings.reference_data is not None:
         _reference_metric(model)  # fails early for a model with no reference metric
     with _num_threads(settings.threads):
