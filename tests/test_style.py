@@ -17,9 +17,10 @@ import ganzoo
 from ganzoo import pipelines
 from ganzoo.cli import main as cli_main
 from ganzoo.hub import ModelLoadError
-from ganzoo.losses import VGGWeightsError, adain, gram_matrix, mean_std
+from ganzoo.losses import gram_matrix
 from ganzoo.models import MODEL_CLASSES, AdaINStyleTransfer, TransformerNet
 from ganzoo.models.style import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
+from ganzoo.models.vgg import VGGWeightsError, adain, mean_std
 
 TINY_NET = {"channels": 4, "num_blocks": 1}
 TINY_ADAIN = {"width": 4, "encoder_weights": "random"}

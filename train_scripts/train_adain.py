@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo.data import ImageBank, add_dataset_args, data_sources, image_bank
-from ganzoo.losses import adain, adain_style_loss, content_loss
+from ganzoo.losses import adain_style_loss, content_loss
 from ganzoo.models import AdaINStyleTransfer
+from ganzoo.models.vgg import adain
 from ganzoo.training import Trainer, add_training_args
 
 

@@ -36,14 +36,9 @@ from ganzoo.blur_sets import HeldOut
 from ganzoo.data import add_dataset_args, data_sources, image_bank
 from ganzoo.degrade import BlurSynthesizer, ShakeBlur, load_kernels
 from ganzoo.evaluate import evaluate_deblur
-from ganzoo.losses import (
-    PerceptualLoss,
-    VGGFeatures,
-    gradient_penalty,
-    wgan_d_loss,
-    wgan_g_loss,
-)
+from ganzoo.losses import PerceptualLoss, gradient_penalty, wgan_d_loss, wgan_g_loss
 from ganzoo.models import DeblurGANGenerator, DeblurUNet, PatchGANCritic
+from ganzoo.models.vgg import VGGFeatures
 from ganzoo.pipelines import deblurrer
 from ganzoo.training import Trainer, add_training_args, adversarial_step, run_history, write_history
 

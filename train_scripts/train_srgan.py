@@ -17,16 +17,9 @@ import torch.nn.functional as F
 
 import ganzoo
 from ganzoo.data import data_sources, image_bank
-from ganzoo.losses import (
-    VGG_POOL_CHOICES,
-    PerceptualLoss,
-    VGGFeatures,
-    d_bce_loss,
-    feature_matching_loss,
-    focal_frequency_loss,
-    g_bce_loss,
-)
+from ganzoo.losses import PerceptualLoss, d_bce_loss, feature_matching_loss, focal_frequency_loss, g_bce_loss
 from ganzoo.models import SRGANDiscriminator, SRResNet
+from ganzoo.models.vgg import VGG_POOL_CHOICES, VGGFeatures
 from ganzoo.training import Trainer, add_training_args, adversarial_step
 from train_srresnet import add_sr_data_args, sr_batches, sr_callbacks
 

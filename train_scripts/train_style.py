@@ -19,18 +19,9 @@ from PIL import Image
 import ganzoo
 from ganzoo.data import add_dataset_args, data_sources, image_bank
 from ganzoo.imaging import image_to_tensor, load_image
-from ganzoo.losses import (
-    VGG_POOL_CHOICES,
-    FeatureEnsemble,
-    MultiScaleRandomFeatures,
-    VGGFeatures,
-    base_layer,
-    content_loss,
-    gram_matrix,
-    gram_style_loss,
-    total_variation,
-)
+from ganzoo.losses import content_loss, gram_matrix, gram_style_loss, total_variation
 from ganzoo.models import TransformerNet
+from ganzoo.models.vgg import VGG_POOL_CHOICES, FeatureEnsemble, MultiScaleRandomFeatures, VGGFeatures, base_layer
 from ganzoo.training import Trainer, add_training_args
 
 # Where the bundled styles' images come from (../shared/data/README.md, ../shared/data/style/licenses/).

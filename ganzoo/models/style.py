@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganzoo.hub import GanzooModel, check_choice, check_range, hub_kwargs
-from ganzoo.losses import VGG_WEIGHT_CHOICES, VGGFeatures, adain
+from ganzoo.models.vgg import VGG_WEIGHT_CHOICES, VGGFeatures, adain
 
 UPSAMPLE_MODES = ("nearest", "bilinear")
 TRANSFORMER_MIN_SIZE = 8  # the 9x9 reflection pad needs more than 4 pixels, the 1/4-scale 3x3 pads 2
