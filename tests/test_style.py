@@ -23,7 +23,7 @@ from ganzoo.models.style import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
 from ganzoo.models.vgg import VGGWeightsError, adain, mean_std
 
 TINY_NET = {"channels": 4, "num_blocks": 1}
-TINY_ADAIN = {"width": 4, "encoder_weights": "random"}
+TINY_ADAIN = {"channels": 4, "encoder_weights": "random"}
 
 
 def tiny_net(seed: int = 0) -> TransformerNet:
@@ -127,13 +127,13 @@ def test_adain_encoder_is_config_not_weights(adain_model):
 def test_adain_imagenet_encoder_without_weights_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(VGGWeightsError, match="never downloads them silently"):
-        AdaINStyleTransfer(width=4)  # the default encoder is ImageNet VGG19: no silent fallback
+        AdaINStyleTransfer(channels=4)  # the default encoder is ImageNet VGG19: no silent fallback
 
 
 @pytest.mark.parametrize("cls, kwargs, match", [
     (TransformerNet, {"channels": 10**6}, "channels=1000000"),
     (TransformerNet, {"num_blocks": 2.5}, "num_blocks=2.5"),
-    (AdaINStyleTransfer, {"width": 0}, "width=0"),
+    (AdaINStyleTransfer, {"channels": 0}, "channels=0"),
     (AdaINStyleTransfer, {"encoder_weights": "bogus"}, "encoder_weights='bogus'"),
     (AdaINStyleTransfer, {"encoder_seed": -1, "encoder_weights": "random"}, "encoder_seed=-1"),
 ])
@@ -324,7 +324,7 @@ def test_train_adain_smoke(run_script, image_dirs, tmp_path):
     out = tmp_path / "run"
     run_script("train_adain", [
         "--content-dirs", image_dirs["content"], "--style-dirs", image_dirs["styles"], "--crop-size", "32",
-        "--resize", "40", "--batch-size", "2", "--width", "4", "--vgg-weights", "random", "--max-steps", "2",
+        "--resize", "40", "--batch-size", "2", "--channels", "4", "--vgg-weights", "random", "--max-steps", "2",
         "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--identity-weight", "5"])
     model = ganzoo.load(out / "final")
     assert isinstance(model, AdaINStyleTransfer) and model._hub_mixin_config["encoder_weights"] == "random"

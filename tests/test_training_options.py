@@ -239,3 +239,17 @@ def test_throughput_leaves_out_the_warm_up_step(tmp_path):
     with pytest.raises(ValueError, match="at least 2 logged steps"):
         measure.crops_per_second(tmp_path, 4)
     assert set(measure.family_commands(Path("data"))) == {"mnist-dcgan", "srresnet-x4", "deblurgan", "style", "adain"}
+
+
+@pytest.mark.parametrize("script,old_flag,required", [
+    ("train_mnist_gan", "--base-channels", ["--data-dir", "mnist"]),
+    ("train_mnist_classifier", "--base-channels", ["--data-dir", "mnist"]),
+    ("train_deblur_unet", "--width", ["--train-dirs", "sharp"]),
+    ("train_adain", "--width", ["--style-dirs", "styles"]),
+])
+def test_the_width_flag_is_channels_and_its_old_name_still_works(script, old_flag, required):
+    from conftest import load_train_script
+
+    module = load_train_script(script)
+    for flag in ("--channels", old_flag):
+        assert module.parse_args([*required, "--output-dir", "run", flag, "7"]).channels == 7

@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model = parser.add_argument_group("model and optimiser")
     model.add_argument("--init-from", default=None, help="a trained DeblurUNet (name, export folder, Hub id, or "
                                                          "a checkpoints/checkpoint-N folder with the same flags)")
-    model.add_argument("--width", type=int, default=16)
+    model.add_argument("--channels", "--width", type=int, default=16)
     model.add_argument("--encoder-blocks", type=int, nargs="+", default=[1, 1, 1, 2])
     model.add_argument("--middle-blocks", type=int, default=2)
     model.add_argument("--decoder-blocks", type=int, nargs="+", default=[1, 1, 1, 1])
@@ -75,7 +75,7 @@ def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Te
 
 
 def load_model(args: argparse.Namespace) -> DeblurUNet:
-    config = dict(width=args.width, encoder_blocks=args.encoder_blocks, middle_blocks=args.middle_blocks,
+    config = dict(channels=args.channels, encoder_blocks=args.encoder_blocks, middle_blocks=args.middle_blocks,
                   decoder_blocks=args.decoder_blocks)
     if args.init_from is None:
         return DeblurUNet(**config)
