@@ -25,7 +25,7 @@ from ganzoo.data import ImageBank, add_dataset_args, data_sources, image_bank
 from ganzoo.losses import adain_style_loss, content_loss
 from ganzoo.models import AdaINStyleTransfer
 from ganzoo.models.vgg import adain
-from ganzoo.training import Trainer, add_training_args
+from ganzoo.training import Trainer, add_training_args, add_vgg_args
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -38,9 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     model = parser.add_argument_group("model and loss")
     model.add_argument("--channels", "--width", type=int, default=64, help="decoder width (64 in the paper)")
     model.add_argument("--style-weight", type=float, default=10.0)
-    model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet",
-                       help="the encoder: torchvision's ImageNet VGG19 (from the torch hub cache) or a fixed "
-                            "random-weight VGG19")
+    add_vgg_args(model, weights_path=False,  # the encoder is rebuilt from the model's config, not from a file
+                 weights_help="the encoder: torchvision's ImageNet VGG19 (from the torch hub cache) or a fixed "
+                              "random-weight VGG19")
     model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
     model.add_argument("--identity-weight", type=float, default=0.0,
                        help="weight of the identity loss (L1 of decode(encode(x)) vs x); 0 is the paper's recipe")

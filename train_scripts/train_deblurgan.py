@@ -40,7 +40,8 @@ from ganzoo.losses import PerceptualLoss, gradient_penalty, wgan_d_loss, wgan_g_
 from ganzoo.models import DeblurGANGenerator, DeblurUNet, PatchGANCritic
 from ganzoo.models.vgg import VGGFeatures
 from ganzoo.pipelines import deblurrer
-from ganzoo.training import Trainer, add_training_args, adversarial_step, run_history, write_history
+from ganzoo.training import (Trainer, add_training_args, add_vgg_args, adversarial_step, run_history,
+                             write_history)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -84,8 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="optional L1 term (0 in the paper; see the card of the bundled model for why it uses one)")
     model.add_argument("--adversarial-weight", type=float, default=1.0, help="0: no critic (a pretraining stage)")
     model.add_argument("--gp-weight", type=float, default=10.0)
-    model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
-    model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
+    add_vgg_args(model)
     model.add_argument("--lr", type=float, default=1e-4)
     model.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5 as in DeblurGAN)")
     add_dataset_args(parser, paired=True)

@@ -22,7 +22,7 @@ from ganzoo.imaging import image_to_tensor, load_image
 from ganzoo.losses import content_loss, gram_matrix, gram_style_loss, total_variation
 from ganzoo.models import TransformerNet
 from ganzoo.models.vgg import VGG_POOL_CHOICES, FeatureEnsemble, MultiScaleRandomFeatures, VGGFeatures, base_layer
-from ganzoo.training import Trainer, add_training_args
+from ganzoo.training import Trainer, add_training_args, add_vgg_args
 
 # Where the bundled styles' images come from (../shared/data/README.md, ../shared/data/style/licenses/).
 STYLE_CREDITS = {
@@ -64,8 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--style-weight", type=float, default=10.0)
     model.add_argument("--tv-weight", type=float, default=0.0)
     model.add_argument("--style-layers", nargs="+", default=list(STYLE_LAYERS), help="VGG19 layers of the Gram loss")
-    model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
-    model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
+    add_vgg_args(model)
     model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
     model.add_argument("--vgg-pool", choices=VGG_POOL_CHOICES, default="max", help="VGG19's pooling")
     model.add_argument("--vgg-seeds", type=int, default=1,
