@@ -25,8 +25,9 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import (ProjectConfiguration, is_tensorboard_available, is_wandb_available,
+from accelerate.utils import (SAFE_WEIGHTS_NAME, ProjectConfiguration, is_tensorboard_available, is_wandb_available,
                               parse_flag_from_env, set_seed)
+from safetensors.torch import load_file
 from huggingface_hub import HfApi
 from torch import nn
 from tqdm.auto import tqdm
@@ -34,7 +35,7 @@ from tqdm.auto import tqdm
 from ganzoo.cards import TEMPLATES_DIR
 from ganzoo.data import ImageBank, degrade_bicubic
 from ganzoo.evaluate import evaluate_sr
-from ganzoo.hub import GanzooModel, save_with_card
+from ganzoo.hub import GanzooModel, load_state_dict_strict, save_with_card
 from ganzoo.imaging import imresize, make_grid_image
 from ganzoo.models.vgg import VGG_WEIGHT_CHOICES
 from ganzoo.precision import cpu_bf16_support
@@ -422,6 +423,43 @@ def write_history(folder: Path | None, history: list[dict[str, Any]]) -> None:
     """Keep the run history beside an export, so a later `--init-from` run continues it."""
     if folder is not None:
         (folder / HISTORY_NAME).write_text(json.dumps(history, indent=2) + "\n")
+
+
+# -- where a model starts: new, --init-from a trained model, or --init-from-checkpoint ----------------
+
+def resolve_architecture(args: argparse.Namespace, defaults: dict[str, Any],
+                         loaded: GanzooModel | None = None) -> dict[str, Any]:
+    """Constructor arguments from architecture flags that default to None.
+
+    A new model takes each flag given, else `defaults[key]`. A model loaded with --init-from keeps its own
+    config: a flag given with another value is an error, never silently overridden. The result also goes
+    into `args`, so the card's list of arguments says what was trained.
+    """
+    config = (loaded._hub_mixin_config or {}) if loaded is not None else {}
+    resolved = {}
+    for key, default in defaults.items():
+        given = getattr(args, key)
+        if loaded is None:
+            resolved[key] = default if given is None else given
+            continue
+        if given is not None and given != config.get(key):
+            raise SystemExit(f"--{key.replace('_', '-')} {given} conflicts with --init-from {args.init_from}: its "
+                             f"config has {key}={config.get(key)!r}, and the loaded model's config decides the "
+                             "architecture (drop the flag)")
+        resolved[key] = config.get(key)
+    vars(args).update(resolved)
+    return resolved
+
+
+def load_checkpoint_weights(model: nn.Module, checkpoint: str | os.PathLike) -> nn.Module:
+    """`model` with the weights of the first model in a train script's checkpoint folder
+    (`<output-dir>/checkpoints/checkpoint-N`, Accelerate's `save_state` layout), loaded strictly."""
+    path = Path(checkpoint) / SAFE_WEIGHTS_NAME
+    if not path.is_file():
+        raise SystemExit(f"--init-from-checkpoint {checkpoint}: no {SAFE_WEIGHTS_NAME} there; give a "
+                         "checkpoints/checkpoint-N folder of a run of this script")
+    load_state_dict_strict(model, load_file(path), source=str(path))
+    return model
 
 
 def sr_callbacks(trainer: Trainer, args: argparse.Namespace, generator: nn.Module, bank: ImageBank

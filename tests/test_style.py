@@ -400,6 +400,11 @@ def test_train_style_with_multiscale_features_and_init_from(run_script, image_di
     assert model._hub_mixin_config == {"channels": 4, "num_blocks": 1, "upsample": "bilinear"}
     card = (out / "final" / "README.md").read_text()
     assert "multi-scale random features" in card and "seed 5" in card and "k3s2" in card
+    with pytest.raises(SystemExit, match="--channels 8 conflicts with --init-from"):  # never silently replaced
+        run_script("train_style", [
+            "--style-image", image_dirs["styles"] / "0.png", "--content-dirs", image_dirs["content"],
+            "--crop-size", "32", "--style-size", "48", "--init-from", start, "--channels", "8",
+            "--features", "multiscale", "--output-dir", tmp_path / "conflict", "--report-to", "none"])
 
 
 def test_adain_reflects_a_border_around_the_content_and_crops_it_back():
