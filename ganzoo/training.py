@@ -27,8 +27,8 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import (SAFE_WEIGHTS_NAME, ProjectConfiguration, is_tensorboard_available, is_wandb_available,
                               parse_flag_from_env, set_seed)
-from safetensors.torch import load_file
 from huggingface_hub import HfApi
+from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
