@@ -21,7 +21,7 @@ DIGIT_KEYS = {"fid", "fid_real_floor", "class_accuracy", "class_accuracy_per_cla
 def generator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("generator")
-    DigitGenerator(base_channels=4).save_pretrained(folder)
+    DigitGenerator(channels=4).save_pretrained(folder)
     return folder
 
 
@@ -29,7 +29,7 @@ def generator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("classifier")
-    DigitClassifier(base_channels=2, feature_dim=8).save_pretrained(folder)
+    DigitClassifier(channels=2, feature_dim=8).save_pretrained(folder)
     return folder
 
 

@@ -12,7 +12,7 @@ from ganzoo.models.digits import DigitGenerator
 @pytest.fixture(scope="module")
 def generator() -> DigitGenerator:
     torch.manual_seed(0)
-    return DigitGenerator(base_channels=4).eval()
+    return DigitGenerator(channels=4).eval()
 
 
 class TinySR(nn.Module):

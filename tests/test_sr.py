@@ -296,11 +296,7 @@ def test_srresnet_smoke_run(srresnet_run):
 
 @pytest.mark.parametrize("content", [["--content-loss", "vgg22", "--vgg-weights", "random"],
                                      ["--content-loss", "dfm"]], ids=["vgg22-random", "dfm"])
-def test_srgan_smoke_run(content, srresnet_run, sr_data, tmp_path, monkeypatch, run_script):
-    # train_srgan.py imports `train_srresnet` by module name, as `python train_scripts/train_srgan.py` allows
-    from conftest import TRAIN_SCRIPTS
-
-    monkeypatch.syspath_prepend(str(TRAIN_SCRIPTS))
+def test_srgan_smoke_run(content, srresnet_run, sr_data, tmp_path, run_script):
     out = tmp_path / "srgan"
     run_script("train_srgan", ["--train-dirs", sr_data["train"], "--val-dir", sr_data["val"], "--output-dir", out,
                                "--init-from", srresnet_run / "final", *content, *SMOKE])
@@ -317,15 +313,26 @@ def test_srgan_smoke_run(content, srresnet_run, sr_data, tmp_path, monkeypatch, 
     assert ("fixed random weights" in card) if content[1] == "vgg22" else ("feature matching" in card)
 
 
-def test_srgan_rejects_a_non_sr_init(sr_data, tmp_path, monkeypatch, run_script):
-    from conftest import TRAIN_SCRIPTS
-
-    monkeypatch.syspath_prepend(str(TRAIN_SCRIPTS))
+def test_srgan_rejects_a_non_sr_init(sr_data, tmp_path, run_script):
     folder = tmp_path / "x2"
     tiny_srresnet(2).save_pretrained(folder)
     with pytest.raises(SystemExit, match="SRResNet x4"):
         run_script("train_srgan", ["--train-dirs", sr_data["train"], "--output-dir", tmp_path / "run",
                                    "--init-from", folder, "--content-loss", "dfm", *SMOKE])
+
+
+def test_train_scripts_share_code_through_the_package_not_each_other():
+    """What two scripts share (e.g. the SR data helpers) lives in ganzoo/, so each script runs on its own."""
+    import ast
+
+    from conftest import TRAIN_SCRIPTS
+
+    scripts = {path.stem: path for path in TRAIN_SCRIPTS.glob("*.py")}
+    for name, path in scripts.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not imported & set(scripts), (name, imported & set(scripts))
 
 
 # -- CLI --------------------------------------------------------------------------------------------
@@ -381,13 +388,10 @@ def test_bundled_srresnet_beats_bicubic(tmp_path, capsys):
     assert model["psnr_y"] > bicubic["psnr_y"], (model["psnr_y"], bicubic["psnr_y"])
 
 
-def test_synthetic_data_reuses_one_batch_and_real_data_does_not(image_folder, monkeypatch):
+def test_synthetic_data_reuses_one_batch_and_real_data_does_not(image_folder):
     import argparse
 
-    from conftest import TRAIN_SCRIPTS
-
-    monkeypatch.syspath_prepend(str(TRAIN_SCRIPTS))
-    from train_srresnet import sr_batches
+    from ganzoo.data import sr_batches
 
     bank = ImageBank([image_folder], min_size=32)
     args = argparse.Namespace(batch_size=2, crop_size=32, scale=4, synthetic_data=True)

@@ -17,12 +17,13 @@ import ganzoo
 from ganzoo import pipelines
 from ganzoo.cli import main as cli_main
 from ganzoo.hub import ModelLoadError
-from ganzoo.losses import VGGWeightsError, adain, gram_matrix, mean_std
+from ganzoo.losses import gram_matrix
 from ganzoo.models import MODEL_CLASSES, AdaINStyleTransfer, TransformerNet
 from ganzoo.models.style import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
+from ganzoo.models.vgg import VGGWeightsError, adain, mean_std
 
 TINY_NET = {"channels": 4, "num_blocks": 1}
-TINY_ADAIN = {"width": 4, "encoder_weights": "random"}
+TINY_ADAIN = {"channels": 4, "encoder_weights": "random"}
 
 
 def tiny_net(seed: int = 0) -> TransformerNet:
@@ -126,13 +127,13 @@ def test_adain_encoder_is_config_not_weights(adain_model):
 def test_adain_imagenet_encoder_without_weights_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(VGGWeightsError, match="never downloads them silently"):
-        AdaINStyleTransfer(width=4)  # the default encoder is ImageNet VGG19: no silent fallback
+        AdaINStyleTransfer(channels=4)  # the default encoder is ImageNet VGG19: no silent fallback
 
 
 @pytest.mark.parametrize("cls, kwargs, match", [
     (TransformerNet, {"channels": 10**6}, "channels=1000000"),
     (TransformerNet, {"num_blocks": 2.5}, "num_blocks=2.5"),
-    (AdaINStyleTransfer, {"width": 0}, "width=0"),
+    (AdaINStyleTransfer, {"channels": 0}, "channels=0"),
     (AdaINStyleTransfer, {"encoder_weights": "bogus"}, "encoder_weights='bogus'"),
     (AdaINStyleTransfer, {"encoder_seed": -1, "encoder_weights": "random"}, "encoder_seed=-1"),
 ])
@@ -323,7 +324,7 @@ def test_train_adain_smoke(run_script, image_dirs, tmp_path):
     out = tmp_path / "run"
     run_script("train_adain", [
         "--content-dirs", image_dirs["content"], "--style-dirs", image_dirs["styles"], "--crop-size", "32",
-        "--resize", "40", "--batch-size", "2", "--width", "4", "--vgg-weights", "random", "--max-steps", "2",
+        "--resize", "40", "--batch-size", "2", "--channels", "4", "--vgg-weights", "random", "--max-steps", "2",
         "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--identity-weight", "5"])
     model = ganzoo.load(out / "final")
     assert isinstance(model, AdaINStyleTransfer) and model._hub_mixin_config["encoder_weights"] == "random"
@@ -399,6 +400,11 @@ def test_train_style_with_multiscale_features_and_init_from(run_script, image_di
     assert model._hub_mixin_config == {"channels": 4, "num_blocks": 1, "upsample": "bilinear"}
     card = (out / "final" / "README.md").read_text()
     assert "multi-scale random features" in card and "seed 5" in card and "k3s2" in card
+    with pytest.raises(SystemExit, match="--channels 8 conflicts with --init-from"):  # never silently replaced
+        run_script("train_style", [
+            "--style-image", image_dirs["styles"] / "0.png", "--content-dirs", image_dirs["content"],
+            "--crop-size", "32", "--style-size", "48", "--init-from", start, "--channels", "8",
+            "--features", "multiscale", "--output-dir", tmp_path / "conflict", "--report-to", "none"])
 
 
 def test_adain_reflects_a_border_around_the_content_and_crops_it_back():

@@ -70,7 +70,7 @@ def tiny_classifier(tmp_path_factory) -> Path:
     """A saved, untrained tiny DigitClassifier for the GAN's --classifier (evaluation during training)."""
     folder = tmp_path_factory.mktemp("classifier") / "final"
     torch.manual_seed(0)
-    DigitClassifier(base_channels=4, feature_dim=8).eval().save_pretrained(folder)
+    DigitClassifier(channels=4, feature_dim=8).eval().save_pretrained(folder)
     return folder
 
 

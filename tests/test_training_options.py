@@ -239,3 +239,33 @@ def test_throughput_leaves_out_the_warm_up_step(tmp_path):
     with pytest.raises(ValueError, match="at least 2 logged steps"):
         measure.crops_per_second(tmp_path, 4)
     assert set(measure.family_commands(Path("data"))) == {"mnist-dcgan", "srresnet-x4", "deblurgan", "style", "adain"}
+
+
+@pytest.mark.parametrize("script,old_flag,required", [
+    ("train_mnist_gan", "--base-channels", ["--data-dir", "mnist"]),
+    ("train_mnist_classifier", "--base-channels", ["--data-dir", "mnist"]),
+    ("train_deblur_unet", "--width", ["--train-dirs", "sharp"]),
+    ("train_adain", "--width", ["--style-dirs", "styles"]),
+])
+def test_the_width_flag_is_channels_and_its_old_name_still_works(script, old_flag, required):
+    from conftest import load_train_script
+
+    module = load_train_script(script)
+    for flag in ("--channels", old_flag):
+        assert module.parse_args([*required, "--output-dir", "run", flag, "7"]).channels == 7
+
+
+def test_add_vgg_args_gives_the_weights_choice_and_optionally_a_weights_file():
+    from ganzoo.training import add_vgg_args
+
+    parser = argparse.ArgumentParser()
+    add_vgg_args(parser)
+    assert vars(parser.parse_args([])) == {"vgg_weights": "imagenet", "vgg_weights_path": None}
+    assert parser.parse_args(["--vgg-weights", "random", "--vgg-weights-path", "w.pth"]).vgg_weights_path == "w.pth"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--vgg-weights", "vgg16"])
+    encoder_only = argparse.ArgumentParser()  # train_adain: the encoder is rebuilt from the config, not a file
+    add_vgg_args(encoder_only, weights_path=False, weights_help="the encoder")
+    assert vars(encoder_only.parse_args(["--vgg-weights", "random"])) == {"vgg_weights": "random"}
+    with pytest.raises(SystemExit):
+        encoder_only.parse_args(["--vgg-weights-path", "w.pth"])

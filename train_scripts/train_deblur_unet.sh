@@ -26,7 +26,7 @@ mkdir -p runs/eval runs/results
 COMMON=(--train-dirs "$DATA/sr/train/bsds500_train" "$DATA/sr/train/bsds500_test" "$DATA/sr/train/t91"
         --held-out runs/eval/deblur-large runs/eval/deblur-moderate "$DATA/sr/bench/Set5" "$DATA/sr/bench/Set14"
                    "$DATA/blur/bench/levin" "$DATA/blur/kernels"
-        --width 16 --encoder-blocks 1 1 1 2 --middle-blocks 2 --decoder-blocks 1 1 1 1
+        --channels 16 --encoder-blocks 1 1 1 2 --middle-blocks 2 --decoder-blocks 1 1 1 1
         --crop-size 128 --batch-size 4 --checkpoint-every 250 --sample-every 500 --report-to none)
 python train_scripts/train_deblur_unet.py "${COMMON[@]}" --lr 5e-4 --max-steps 500 --schedule-steps 2200 --resume \
     --output-dir runs/deblur-unet > runs/deblur-unet.log 2>&1
