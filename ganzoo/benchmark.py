@@ -29,7 +29,7 @@ import resource
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,11 +39,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganzoo import pipelines
+from ganzoo import imaging, pipelines
 from ganzoo.inference import for_inference
 from ganzoo.precision import cpu_bf16_support
 
-__all__ = ["TOLERANCE", "PathSpec", "count_flops", "default_paths", "peak_tflops", "run_benchmark", "table_rows"]
+__all__ = ["TOLERANCE", "BenchmarkSettings", "PathSpec", "count_flops", "default_paths", "peak_tflops", "run_benchmark",
+           "table_rows"]
 
 TOLERANCE = 1e-3  # max abs difference from the baseline for an exact (fp32) path to count as matching
 LOW_PRECISION_TOLERANCE = 1 / 255  # mean abs difference for a bf16, fp16 or int8 path
@@ -80,6 +81,46 @@ class PathSpec:
     precision: str = "auto"  # the pipeline's `precision` argument
     int8: bool = False  # with onnx: static int8 (`ganzoo.int8`)
     settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """What `run_benchmark` measures and how; checked when made.
+
+    Every path runs on a [batch,3,size,size] input in [0,1], `warmup` times untimed, then `repeats` times timed.
+    `threads` sets torch's (and ONNX Runtime's) CPU threads for the whole run (None: torch's); `thread_sweep`
+    ("auto", thread counts, or None) adds channels-last paths at other thread counts on the CPU. With `tiled`,
+    the default pipeline path is also timed untiled and in tiles of that size on a `tiled_size` input.
+    `calibration_data` (training images) calibrates the int8 path; with `reference_data` every path that takes
+    any input size is also scored there (`psnr_delta_db`, see the module docstring).
+    """
+
+    size: int = 256
+    batch: int = 1
+    repeats: int = 10
+    warmup: int = 2
+    threads: int | None = None
+    device: str | torch.device | None = None  # None: CUDA when available; always a torch.device once made
+    compile: bool = True
+    onnx: bool = True
+    thread_sweep: Sequence[int] | str | None = "auto"
+    tiled: int | None = None
+    tiled_size: int | None = None
+    model_name: str | None = None
+    calibration_data: str | os.PathLike | None = None
+    reference_data: str | os.PathLike | None = None
+
+    def __post_init__(self) -> None:
+        for name, low in (("size", 1), ("batch", 1), ("repeats", 1), ("warmup", 0)):
+            pipelines.check_whole_number(name, getattr(self, name), low)
+        object.__setattr__(self, "device", pipelines.pick_device(self.device))
+        if self.threads is not None:
+            pipelines.check_whole_number("threads", self.threads, 1)
+        imaging.check_tile(self.tiled, pipelines.TILE_OVERLAP, "the tile")
+        if self.calibration_data is not None and self.reference_data is not None and \
+                _overlap(Path(self.calibration_data), Path(self.reference_data)):
+            raise ValueError(f"the calibration images ({self.calibration_data}) must not include the reference set "
+                             f"({self.reference_data})")
 
 
 def default_paths(device: torch.device, compile: bool = True, onnx: bool = True,
@@ -340,7 +381,7 @@ def _settings(spec: PathSpec, device: torch.device, threads: int, model: nn.Modu
             settings.update(precision="int8", quantization="static QDQ, int8 weights per channel, uint8 "
                             "activations (onnxruntime.quantization.quantize_static, ganzoo.int8)")
     if spec.pipeline:
-        settings = {"grad_mode": "inference_mode", "memory_format": str(pipelines._memory_format(device)),
+        settings = {"grad_mode": "inference_mode", "memory_format": str(pipelines.memory_format_for(device)),
                     "rewrites": _rewrites(spec, device), "precision_argument": spec.precision,
                     "precision": _precision(spec, device, model), "output": "clamped to [0, 1]"}
     exact = settings["precision"] in ("fp32", "tf32")
@@ -349,7 +390,7 @@ def _settings(spec: PathSpec, device: torch.device, threads: int, model: nn.Modu
 
 
 def _rewrites(spec: PathSpec, device: torch.device) -> str:
-    on = spec.rewritten or (spec.pipeline and pipelines._memory_format(device) == torch.channels_last)
+    on = spec.rewritten or (spec.pipeline and pipelines.memory_format_for(device) == torch.channels_last)
     return "folded batch norms, sub-pixel tail (ganzoo.inference.for_inference)" if on else "none"
 
 
@@ -383,38 +424,13 @@ def _summarise(row: dict[str, Any], out: torch.Tensor, reference: torch.Tensor, 
 
 # -- the run ------------------------------------------------------------------------------------------------
 
-def run_benchmark(model: nn.Module, size: int = 256, batch: int = 1, repeats: int = 10, warmup: int = 2,
-                  threads: int | None = None, device: str | torch.device | None = None, compile: bool = True,
-                  onnx: bool = True, thread_sweep: list[int] | str | None = "auto", tiled: int | None = None,
-                  tiled_size: int | None = None, model_name: str | None = None,
-                  calibration_data: str | os.PathLike | None = None,
-                  reference_data: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Benchmark every path on a [batch,3,size,size] input in [0,1]; a JSON-ready dict.
-
-    `threads` sets torch's (and ONNX Runtime's) CPU threads for the whole run;
-    `thread_sweep` ("auto", a list, or None) adds channels-last paths at other
-    thread counts on the CPU. With `tiled`, the default pipeline path is also
-    timed untiled and in tiles of that size on a `tiled_size` input.
-    `calibration_data` (training images) calibrates the int8 path; with `reference_data` every path that
-    takes any input size is also scored there (`psnr_delta_db`, see the module docstring).
-    """
-    for name, value, low in (("size", size, 1), ("batch", batch, 1), ("repeats", repeats, 1),
-                             ("warmup", warmup, 0)):
-        pipelines._check_whole(name, value, low)
-    device = pipelines.pick_device(device)
-    if threads is not None:
-        pipelines._check_whole("threads", threads, 1)
-    if tiled is not None and tiled <= 2 * pipelines.TILE_OVERLAP:
-        raise ValueError(f"the tile must be more than {2 * pipelines.TILE_OVERLAP} pixels "
-                         f"(overlap {pipelines.TILE_OVERLAP} per side), got {tiled}")
-    if reference_data is not None:
+def run_benchmark(model: nn.Module, settings: BenchmarkSettings | None = None) -> dict[str, Any]:
+    """Benchmark every path of `model` as `settings` say (the defaults when None); a JSON-ready dict."""
+    settings = BenchmarkSettings() if settings is None else settings
+    if settings.reference_data is not None:
         _reference_metric(model)  # fails early for a model with no reference metric
-        if calibration_data is not None and _overlap(Path(calibration_data), Path(reference_data)):
-            raise ValueError(f"the calibration images ({calibration_data}) must not include the reference set "
-                             f"({reference_data})")
-    with _num_threads(threads):
-        return _run(model, size, batch, repeats, warmup, torch.get_num_threads(), device, compile, onnx,
-                    thread_sweep, tiled, tiled_size, model_name, calibration_data, reference_data)
+    with _num_threads(settings.threads):
+        return _run(model, settings, torch.get_num_threads())
 
 
 def _overlap(a: Path, b: Path) -> bool:
@@ -451,10 +467,11 @@ def _exact(row: dict[str, Any]) -> bool:
     return "max_abs_diff" in row["settings"]["tolerance"]
 
 
-def _run(model: nn.Module, size: int, batch: int, repeats: int, warmup: int, threads: int, device: torch.device,
-         compile: bool, onnx: bool, thread_sweep: list[int] | str | None, tiled: int | None,
-         tiled_size: int | None, model_name: str | None, calibration_data: str | os.PathLike | None,
-         reference_data: str | os.PathLike | None) -> dict[str, Any]:
+def _run(model: nn.Module, settings: BenchmarkSettings, threads: int) -> dict[str, Any]:
+    """`run_benchmark` with `threads` CPU threads set."""
+    size, batch, repeats, warmup = settings.size, settings.batch, settings.repeats, settings.warmup
+    device, thread_sweep, tiled = settings.device, settings.thread_sweep, settings.tiled
+    calibration_data, reference_data = settings.calibration_data, settings.reference_data
     if thread_sweep == "auto":
         thread_sweep = auto_thread_sweep(threads)
     model = copy.deepcopy(model).to(device).eval()
@@ -462,7 +479,7 @@ def _run(model: nn.Module, size: int, batch: int, repeats: int, warmup: int, thr
     flops = count_flops(model, x)
     peaks = peak_tflops(device)
     result: dict[str, Any] = {
-        "model": model_name or type(model).__name__, "size": size, "batch": batch, "device": str(device),
+        "model": settings.model_name or type(model).__name__, "size": size, "batch": batch, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "threads": threads, "torch_version": torch.__version__, "onnxruntime_version": _ort_version(),
         "flops": flops, "repeats": repeats, "warmup": warmup, "tolerance": TOLERANCE,
@@ -480,7 +497,7 @@ def _run(model: nn.Module, size: int, batch: int, repeats: int, warmup: int, thr
         result["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
         if peaks:
             result["peak_tflops"] = peaks
-    specs = default_paths(device, compile=compile, onnx=onnx, thread_sweep=thread_sweep or [])
+    specs = default_paths(device, compile=settings.compile, onnx=settings.onnx, thread_sweep=thread_sweep or [])
     reference, base_ips, base_score = None, None, None
     with tempfile.TemporaryDirectory(prefix="ganzoo-bench-") as workdir:
         for spec in specs:
@@ -511,8 +528,8 @@ def _run(model: nn.Module, size: int, batch: int, repeats: int, warmup: int, thr
     result["fastest_matching"] = max([r for r in ok if _exact(r)], key=lambda r: r["images_per_s"])["name"]
     result["fastest_matching_any_precision"] = max(ok, key=lambda r: r["images_per_s"])["name"]
     if tiled is not None:
-        result["tiling"] = benchmark_tiling(model, tiled, tiled_size or max(size, 2 * tiled), batch, device,
-                                            repeats, warmup)
+        result["tiling"] = benchmark_tiling(model, tiled, settings.tiled_size or max(size, 2 * tiled), batch,
+                                            device, repeats, warmup)
     return result
 
 
@@ -520,8 +537,7 @@ def benchmark_tiling(model: nn.Module, tile: int, size: int, batch: int, device:
                      warmup: int) -> dict[str, Any]:
     """The default pipeline path untiled and tiled (`pipelines.TILE_OVERLAP` overlap) on a size x size input."""
     overlap = pipelines.TILE_OVERLAP
-    if tile <= 2 * overlap:
-        raise ValueError(f"the tile must be more than {2 * overlap} pixels (overlap {overlap} per side), got {tile}")
+    imaging.check_tile(tile, overlap, "the tile")
     model = copy.deepcopy(model).to(device).eval()
     scale = pipelines.image_model_scale(model)
     x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
@@ -531,7 +547,7 @@ def benchmark_tiling(model: nn.Module, tile: int, size: int, batch: int, device:
     for name, tile_size in ((f"untiled {size}x{size}", None), (f"tiled {tile} (overlap {overlap})", tile)):
         def call(tile_size: int | None = tile_size) -> torch.Tensor:
             with torch.inference_mode():
-                return pipelines._apply(fn, x, scale, tile_size, overlap)
+                return pipelines.apply_checked(fn, x, scale, tile_size, overlap)
         row, out = _measure(PathSpec(name), lambda call=call: call, device, repeats, warmup)
         if out is None:
             raise RuntimeError(f"{name}: {row['status']}")

@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 import ganzoo
-from ganzoo import degrade, evaluate, pipelines, registry
+from ganzoo import degrade, evaluate, imaging, pipelines, registry
 from ganzoo.models import DEBLURRING_MODELS, AdaINStyleTransfer, DigitClassifier, DigitGenerator, TransformerNet
 from ganzoo.pipelines import BICUBIC
 from ganzoo.precision import PRECISIONS
@@ -59,7 +59,17 @@ JSON = arg("--json", action="store_true", help="print one JSON object instead of
 PRECISION = arg("--precision", choices=PRECISIONS, default="auto",
                 help="number format on the CPU: auto (bf16 where the CPU has it natively and the model passed the "
                      "bf16 quality gate, else fp32; the default), fp32 or bf16")
-TILE = arg("--tile", type=positive_int, help=f"process large images in tiles of this many pixels "
+def tile_size(text: str) -> int:
+    """A --tile value: a whole number larger than twice the overlap of neighbouring tiles."""
+    tile = positive_int(text)
+    try:
+        imaging.check_tile(tile, pipelines.TILE_OVERLAP, "--tile")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return tile
+
+
+TILE = arg("--tile", type=tile_size, help=f"process large images in tiles of this many pixels "
            f"(more than {2 * pipelines.TILE_OVERLAP}; saves memory, same result)")
 
 
@@ -86,12 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-
-
-def check_tile(tile: int | None) -> None:
-    if tile is not None and tile <= 2 * pipelines.TILE_OVERLAP:
-        raise ValueError(f"--tile must be more than {2 * pipelines.TILE_OVERLAP} "
-                         f"(tiles overlap by {pipelines.TILE_OVERLAP} pixels on each side), got {tile}")
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -150,7 +154,6 @@ def sample(args: argparse.Namespace) -> int:
          arg("--scale", type=positive_int, default=4, help="factor for bicubic (a model uses its own)"),
          TILE, DEVICE, PRECISION)
 def upscale(args: argparse.Namespace) -> int:
-    check_tile(args.tile)
     files = input_files(args.inputs)
     device = pipelines.pick_device(args.device)
     model = pipelines.load_sr_model(args.model, device)
@@ -176,7 +179,6 @@ def unit_interval(text: str) -> float:
          arg("--adain-model", default="adain", help="AdaIN model for a style image (default: adain)"),
          TILE, DEVICE, PRECISION)
 def stylize(args: argparse.Namespace) -> int:
-    check_tile(args.tile)
     files = input_files(args.inputs)
     device = pipelines.pick_device(args.device)
     if Path(args.style).is_file():
@@ -238,7 +240,6 @@ def output_path(path: Path, folder: Path, written: dict[Path, Path]) -> Path:
          arg("--scale", type=positive_int, help="upscaling factor (default: the model's; 4 for bicubic)"),
          TILE, JSON, DEVICE, PRECISION)
 def evaluate_sr(args: argparse.Namespace) -> int:
-    check_tile(args.tile)
     device = pipelines.pick_device(args.device)
     model = pipelines.load_sr_model(args.model, device)
     scale = pipelines.sr_output_scale(model, args.scale)
@@ -311,7 +312,6 @@ def evaluate_digits(args: argparse.Namespace) -> int:
              help=f"deblurring model: name, folder or Hub repo id (default: {registry.DEFAULT_DEBLUR_MODEL})"),
          TILE, DEVICE, PRECISION)
 def deblur(args: argparse.Namespace) -> int:
-    check_tile(args.tile)
     files = input_files(args.inputs)
     device = pipelines.pick_device(args.device)
     model = ganzoo.load(args.model, device=str(device), expected=DEBLURRING_MODELS)
@@ -336,7 +336,6 @@ def deblur(args: argparse.Namespace) -> int:
              help="skip the Richardson-Lucy reference (needs the true kernels)"),
          TILE, JSON, DEVICE, PRECISION)
 def evaluate_deblur(args: argparse.Namespace) -> int:
-    check_tile(args.tile)
     device = pipelines.pick_device(args.device)
     kernels = degrade.benchmark_kernels(args.kernels, args.trajectories, args.seed)
     fn, precision = None, None
@@ -419,11 +418,11 @@ def benchmark_command(args: argparse.Namespace) -> int:
     if args.model == BICUBIC:
         raise ValueError("benchmark needs a model, not bicubic")
     model = pipelines.load_image_model(args.model, device)
-    result = benchmark.run_benchmark(
-        model, size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+    result = benchmark.run_benchmark(model, benchmark.BenchmarkSettings(
+        size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
         device=device, compile=args.compile, onnx=args.onnx, thread_sweep=args.thread_sweep, tiled=args.tiled,
         tiled_size=args.tiled_size, model_name=args.model, calibration_data=args.calibration_data,
-        reference_data=args.reference_data)
+        reference_data=args.reference_data))
     if args.json:
         print_json(result)
         return 0

@@ -7,7 +7,7 @@ import argparse
 import gzip
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,19 @@ def add_dataset_args(parser: argparse.ArgumentParser, *, paired: bool = False) -
     group.add_argument("--cache-dir", default=None, help="the 🤗 datasets cache (default: HF_DATASETS_CACHE)")
 
 
+def add_sr_data_args(parser: argparse.ArgumentParser) -> None:
+    """The data options of both super-resolution scripts (train_srresnet.py, train_srgan.py)."""
+    parser.add_argument("--train-dirs", nargs="*", default=[], help="folders of high-resolution training images")
+    add_dataset_args(parser)
+    parser.add_argument("--val-dir", default=None, help="folder of HR images for validation (e.g. Set5)")
+    parser.add_argument("--scale", type=int, default=4, choices=[2, 4, 8])
+    parser.add_argument("--crop-size", type=int, default=96, help="HR crop size (the paper's 96)")
+    parser.add_argument("--eval-every", type=int, default=2000)
+    parser.add_argument("--synthetic-data", action="store_true",
+                        help="reuse one in-memory batch every step: times the model alone, to compare with the "
+                             "real pipeline and show the data is not the bottleneck")
+
+
 def is_dataset_source(source: str | os.PathLike) -> bool:
     """Whether `source` names a 🤗 dataset: a `save_to_disk` folder, or no path but shaped like a Hub id."""
     path = Path(source)
@@ -403,3 +416,16 @@ class StreamingImageBank(PairedImageBank):
     def random_crops(self, batch_size: int, size: int, rng: torch.Generator) -> torch.Tensor:
         self.images[int(torch.randint(len(self.images), (1,), generator=rng))] = next(self._stream)
         return super().random_crops(batch_size, size, rng)
+
+
+def sr_batches(args: argparse.Namespace,
+               bank: ImageBank) -> Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]:
+    """A step's (HR crops, bicubic LR): fresh each step, or with --synthetic-data one fixed pair."""
+    def fresh(rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        hr = bank.random_crops(args.batch_size, args.crop_size, rng)
+        return hr, degrade_bicubic(hr, args.scale)
+
+    if args.synthetic_data:
+        fixed = fresh(torch.Generator().manual_seed(0))
+        return lambda rng: fixed
+    return fresh

@@ -17,7 +17,7 @@ import pickle
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import safetensors
 import safetensors.torch
@@ -94,11 +94,28 @@ def _matches(value: Any, annotation: Any) -> bool:
 class GanzooModel(nn.Module, PyTorchModelHubMixin, library_name="ganzoo", license="mit", repo_url=REPO_URL):
     """Base class: `nn.Module` + Hub mixin with strict, safetensors-only loading."""
 
+    # Old config.json keys -> the constructor argument that replaced them: configs saved before a rename
+    # still load (and are saved with the current name).
+    legacy_config_keys: ClassVar[dict[str, str]] = {}
+
     @classmethod
     def config_parameters(cls) -> dict[str, inspect.Parameter]:
         params = dict(inspect.signature(cls.__init__).parameters)
         params.pop("self", None)
         return params
+
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """A copy of `config` with its legacy keys renamed to the current constructor arguments."""
+        if not isinstance(config, dict):
+            return config  # validate_config says what is wrong with it
+        upgraded = dict(config)
+        for old, new in cls.legacy_config_keys.items():
+            if old in upgraded:
+                if new in upgraded:
+                    raise ModelLoadError(f"{CONFIG_NAME} has both {old!r} (the old name of {new!r}) and {new!r}")
+                upgraded[new] = upgraded.pop(old)
+        return upgraded
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
@@ -149,8 +166,11 @@ class GanzooModel(nn.Module, PyTorchModelHubMixin, library_name="ganzoo", licens
         if config is None:
             raise ModelLoadError(f"{model_id}: no {CONFIG_NAME} found; a ganzoo model folder holds "
                                  f"{CONFIG_NAME}, {WEIGHTS_NAME} and README.md")
+        config = cls.upgrade_config(config)
         cls.validate_config(config)
-        model_kwargs = {k: v for k, v in model_kwargs.items() if k in cls.config_parameters()}
+        params = cls.config_parameters()
+        model_kwargs = {**{k: v for k, v in config.items() if k in params},
+                        **{k: v for k, v in model_kwargs.items() if k in params}}
         download = dict(revision=revision, cache_dir=cache_dir, force_download=force_download,
                         local_files_only=local_files_only, token=token)
         model_file, is_pickle = _find_weights(model_id, allow_pickle, download)

@@ -32,6 +32,8 @@ __all__ = [
     "BICUBIC",
     "IMAGE_SUFFIXES",
     "TILE_OVERLAP",
+    "apply_checked",
+    "check_whole_number",
     "deblur",
     "deblurrer",
     "digit_labels",
@@ -41,6 +43,7 @@ __all__ = [
     "load_image_model",
     "load_sr_model",
     "load_style_image",
+    "memory_format_for",
     "model_function",
     "model_precision",
     "pick_device",
@@ -74,7 +77,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def _check_whole(name: str, value: object, low: int, high: int | None = None) -> None:
+def check_whole_number(name: str, value: object, low: int, high: int | None = None) -> None:
     """ValueError unless `value` is a whole number (not a bool) in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or \
             (high is not None and value > high):
@@ -90,10 +93,10 @@ def digit_labels(digit: int | None, n: int, seed: int) -> torch.Tensor:
     `seed` does not change the labels; it is part of the signature so that
     random classes per seed can be added without changing callers.
     """
-    _check_whole("the number of digits", n, 1, MAX_DIGITS)
+    check_whole_number("the number of digits", n, 1, MAX_DIGITS)
     if digit is None:
         return torch.arange(n) % 10
-    _check_whole("digit", digit, 0, 9)
+    check_whole_number("digit", digit, 0, 9)
     return torch.full((n,), int(digit), dtype=torch.long)
 
 
@@ -106,7 +109,7 @@ def sample_digits(generator: nn.Module, n: int = 64, seed: int = 0, digit: int |
 
 def sample_digits_grid(generator: nn.Module, n: int = 64, seed: int = 0, digit: int | None = None,
                        nrow: int = 8) -> Image.Image:
-    _check_whole("nrow", nrow, 1)
+    check_whole_number("nrow", nrow, 1)
     return imaging.make_grid_image(sample_digits(generator, n, seed, digit), nrow=nrow)
 
 
@@ -114,7 +117,7 @@ def interpolate_digits(generator: nn.Module, seed_a: int, seed_b: int, digit: in
     """One row of `steps` digits walking the latent sphere from the noise of `seed_a` to that of `seed_b`."""
     if digit is None:
         raise ValueError("interpolation needs one digit from 0 to 9")
-    _check_whole("steps", steps, 2, MAX_DIGITS)
+    check_whole_number("steps", steps, 2, MAX_DIGITS)
     labels = digit_labels(digit, steps, seed_a)
     z_a, z_b = (latent_noise(1, generator.latent_dim, seed) for seed in (seed_a, seed_b))
     z = slerp(z_a, z_b, torch.linspace(0.0, 1.0, steps))
@@ -159,7 +162,7 @@ def _run_on_image(image: imaging.ImageSource, fn: TensorFn, max_pixels: int) -> 
     return imaging.tensor_to_image(out, alpha, bit_depth)
 
 
-def _apply(fn: TensorFn, x: torch.Tensor, scale: int, tile: int | None, overlap: int) -> torch.Tensor:
+def apply_checked(fn: TensorFn, x: torch.Tensor, scale: int, tile: int | None, overlap: int) -> torch.Tensor:
     """fn(x), tiled when `tile` is set, with the output size checked."""
     y = fn(x) if tile is None else imaging.tiled_apply(fn, x, tile, overlap, scale)
     expected = [x.shape[0], x.shape[2] * scale, x.shape[3] * scale]
@@ -173,7 +176,7 @@ def _tensor_level(fn: TensorFn, scale: int, tile: int | None, overlap: int, devi
     """`fn` on `device` without autograd, tiled and size-checked; the result on the input's device."""
     def apply(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return _apply(fn, x.to(device), scale, tile, overlap).to(x.device)
+            return apply_checked(fn, x.to(device), scale, tile, overlap).to(x.device)
     return apply
 
 
@@ -199,11 +202,11 @@ def image_model_scale(model: nn.Module) -> int:
 
 def model_function(model: nn.Module, device: torch.device, precision: str = "auto") -> TensorFn:
     """`model` on `device` in eval mode as a tensor function clamped to [0, 1], run the fastest way measured
-    to match it there (`_memory_format`; on the CPU also the exact rewrites of `inference.for_inference`),
+    to match it there (`memory_format_for`; on the CPU also the exact rewrites of `inference.for_inference`),
     in the number format `model_precision` picks (bf16: `inference.to_bf16`, output in fp32).
     On the CPU `model` itself is left as it is; elsewhere it is moved to `device` and set to eval mode."""
     precision = model_precision(model, device, precision)
-    memory_format = _memory_format(device)
+    memory_format = memory_format_for(device)
     if memory_format == torch.contiguous_format and precision == "fp32":
         model.to(device).eval()
         return lambda x: model(x).clamp(0.0, 1.0)
@@ -294,12 +297,12 @@ def _sr_function(model: nn.Module | None, scale: int, device: torch.device,
                  precision: str = "auto") -> tuple[TensorFn, int]:
     """The per-tensor upscaling function and its factor: MATLAB bicubic, or the model on `device`."""
     if model is None:
-        _check_whole("scale", scale, 1)
+        check_whole_number("scale", scale, 1)
         return (lambda lr: imaging.imresize(lr, scale=scale).clamp(0.0, 1.0)), scale
     return model_function(model, device, precision), sr_scale(model)
 
 
-def _memory_format(device: torch.device) -> torch.memory_format:
+def memory_format_for(device: torch.device) -> torch.memory_format:
     """The layout image-to-image models run in on `device`: channels-last (with `for_inference`'s rewrites) on
     the CPU, where `ganzoo benchmark` measured srresnet-x4 at 1.7x the naive speed with outputs within 1e-5
     (README, Performance); the default layout, unrewritten, elsewhere until measured there. The number format

@@ -25,15 +25,19 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import (ProjectConfiguration, is_tensorboard_available, is_wandb_available,
+from accelerate.utils import (SAFE_WEIGHTS_NAME, ProjectConfiguration, is_tensorboard_available, is_wandb_available,
                               parse_flag_from_env, set_seed)
 from huggingface_hub import HfApi
+from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
 from ganzoo.cards import TEMPLATES_DIR
-from ganzoo.hub import GanzooModel, save_with_card
-from ganzoo.imaging import make_grid_image
+from ganzoo.data import ImageBank, degrade_bicubic
+from ganzoo.evaluate import evaluate_sr
+from ganzoo.hub import GanzooModel, load_state_dict_strict, save_with_card
+from ganzoo.imaging import imresize, make_grid_image
+from ganzoo.models.vgg import VGG_WEIGHT_CHOICES
 from ganzoo.precision import cpu_bf16_support
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -73,6 +77,15 @@ def add_training_args(parser: argparse.ArgumentParser, *, max_steps: int, batch_
     group.add_argument("--time-limit", type=float, default=None,
                        help="stop (with a checkpoint and export) after this many minutes of training")
     return parser
+
+
+def add_vgg_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, weights_help: str | None = None,
+                 weights_path: bool = True) -> None:
+    """--vgg-weights (ImageNet or the offline fixed random weights) and, where the script can load a file,
+    --vgg-weights-path: the VGG19 options of the scripts whose losses (or encoder) use `models.vgg`."""
+    parser.add_argument("--vgg-weights", choices=list(VGG_WEIGHT_CHOICES), default="imagenet", help=weights_help)
+    if weights_path:
+        parser.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
 
 
 class TrainState:
@@ -410,3 +423,60 @@ def write_history(folder: Path | None, history: list[dict[str, Any]]) -> None:
     """Keep the run history beside an export, so a later `--init-from` run continues it."""
     if folder is not None:
         (folder / HISTORY_NAME).write_text(json.dumps(history, indent=2) + "\n")
+
+
+# -- where a model starts: new, --init-from a trained model, or --init-from-checkpoint ----------------
+
+def resolve_architecture(args: argparse.Namespace, defaults: dict[str, Any],
+                         loaded: GanzooModel | None = None) -> dict[str, Any]:
+    """Constructor arguments from architecture flags that default to None.
+
+    A new model takes each flag given, else `defaults[key]`. A model loaded with --init-from keeps its own
+    config: a flag given with another value is an error, never silently overridden. The result also goes
+    into `args`, so the card's list of arguments says what was trained.
+    """
+    config = (loaded._hub_mixin_config or {}) if loaded is not None else {}
+    resolved = {}
+    for key, default in defaults.items():
+        given = getattr(args, key)
+        if loaded is None:
+            resolved[key] = default if given is None else given
+            continue
+        if given is not None and given != config.get(key):
+            raise SystemExit(f"--{key.replace('_', '-')} {given} conflicts with --init-from {args.init_from}: its "
+                             f"config has {key}={config.get(key)!r}, and the loaded model's config decides the "
+                             "architecture (drop the flag)")
+        resolved[key] = config.get(key)
+    vars(args).update(resolved)
+    return resolved
+
+
+def load_checkpoint_weights(model: nn.Module, checkpoint: str | os.PathLike) -> nn.Module:
+    """`model` with the weights of the first model in a train script's checkpoint folder
+    (`<output-dir>/checkpoints/checkpoint-N`, Accelerate's `save_state` layout), loaded strictly."""
+    path = Path(checkpoint) / SAFE_WEIGHTS_NAME
+    if not path.is_file():
+        raise SystemExit(f"--init-from-checkpoint {checkpoint}: no {SAFE_WEIGHTS_NAME} there; give a "
+                         "checkpoints/checkpoint-N folder of a run of this script")
+    load_state_dict_strict(model, load_file(path), source=str(path))
+    return model
+
+
+def sr_callbacks(trainer: Trainer, args: argparse.Namespace, generator: nn.Module, bank: ImageBank
+                 ) -> tuple[Callable[[int], torch.Tensor], Callable[[int], dict[str, float]] | None]:
+    """Sample comparisons (bicubic | output | HR) and Set5-style validation, shared by both SR scripts."""
+    unwrap = trainer.accelerator.unwrap_model
+    fixed_hr = bank.random_crops(4, args.crop_size, torch.Generator().manual_seed(1234))
+    fixed_lr = degrade_bicubic(fixed_hr, args.scale)
+
+    def sample(step: int) -> torch.Tensor:
+        with trainer.accelerator.autocast():
+            sr = unwrap(generator)(fixed_lr).float().clamp(0, 1)
+        return torch.cat([imresize(fixed_lr, scale=args.scale).clamp(0, 1), sr, fixed_hr])
+
+    def validate(step: int) -> dict[str, float]:
+        scores = evaluate_sr(lambda lr: unwrap(generator)(lr.to(trainer.device)).float(), args.val_dir,
+                             args.scale, progress=False)
+        return {k: v for k, v in scores.items() if k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
+
+    return sample, (validate if args.val_dir else None)

@@ -171,7 +171,7 @@ def make_tiny_models(folder: Path) -> dict[str, str]:
     from ganzoo.models.srgan import SRResNet
 
     torch.manual_seed(0)
-    DigitGenerator(base_channels=4).eval().save_pretrained(folder / "digits")
+    DigitGenerator(channels=4).eval().save_pretrained(folder / "digits")
     SRResNet(scale=4, num_blocks=1, channels=8).eval().save_pretrained(folder / "srgan")
     SRResNet(scale=4, num_blocks=1, channels=8).eval().save_pretrained(folder / "srresnet")
     return {"GANZOO_MODEL_MNIST_DCGAN": str(folder / "digits"), "GANZOO_MODEL_SRGAN_X4": str(folder / "srgan"),

@@ -150,18 +150,6 @@ def tiny_srresnet(scale: int = 4, seed: int = 0) -> SRResNet:
     return SRResNet(scale=scale, **TINY_SRRESNET).eval()
 
 
-@pytest.fixture
-def image_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "images"
-    folder.mkdir()
-    write_png(folder / "a.png", 40, 50, seed=0)
-    write_png(folder / "b.png", 64, 36, seed=1)
-    write_png(folder / "small.png", 20, 60, seed=2)  # shorter side 20 < crop 32: skipped
-    Image.fromarray(np.full((48, 48), 128, np.uint8), "L").save(folder / "grey.png")
-    (folder / "notes.txt").write_text("not an image")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-sr")
@@ -172,7 +160,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- style transfer: tiny fast networks, a tiny AdaIN model and their folders ---------------------------------
 
 TINY_NET = {"channels": 4, "num_blocks": 1}
-TINY_ADAIN = {"width": 4, "encoder_weights": "random"}
+TINY_ADAIN = {"channels": 4, "encoder_weights": "random"}
 
 
 def tiny_net(seed: int = 0) -> TransformerNet:
@@ -238,7 +226,7 @@ def tiny_deblur_dir(tmp_path_factory):
 
 # -- unseen blur: a tiny DeblurUNet config, photos and a held-out (Lai-like) set ------------------------------
 
-TINY_UNET = {"width": 4, "encoder_blocks": [1, 1], "middle_blocks": 1, "decoder_blocks": [1, 1]}
+TINY_UNET = {"channels": 4, "encoder_blocks": [1, 1], "middle_blocks": 1, "decoder_blocks": [1, 1]}
 
 
 @pytest.fixture(scope="module")

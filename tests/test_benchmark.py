@@ -60,8 +60,9 @@ def test_a_failing_path_is_reported_not_raised(monkeypatch):
         raise RuntimeError("no compiler here\nmore detail")
     monkeypatch.setattr(torch, "compile", broken)
     model = SRResNet(scale=2, num_blocks=1, channels=4)
-    result = benchmark.run_benchmark(model, size=8, repeats=1, warmup=0, onnx=False, thread_sweep=None,
-                                     threads=1, device="cpu")
+    settings = benchmark.BenchmarkSettings(size=8, repeats=1, warmup=0, onnx=False, thread_sweep=None, threads=1,
+                                           device="cpu")
+    result = benchmark.run_benchmark(model, settings)
     compiled = [row for row in result["paths"] if "compile" in row["name"]]
     assert compiled and all(row["status"] == "unavailable: RuntimeError: no compiler here" for row in compiled)
     assert result["fastest_matching"] != compiled[0]["name"]
@@ -79,6 +80,29 @@ def test_tiling_is_compared_with_the_untiled_default_path():
 def test_bad_arguments_are_one_error_line(tiny_dir, capsys):
     assert main(["benchmark", "--model", str(tiny_dir), "--size", "8", "--tiled", "32", "--device", "cpu"]) == 2
     assert capsys.readouterr().err.startswith("error: the tile must be more than 32")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("size", 0, "size must be a whole number at least 1, got 0"),
+    ("repeats", 2.0, "repeats must be a whole number at least 1, got 2.0"),
+    ("warmup", -1, "warmup must be a whole number at least 0, got -1"),
+    ("threads", True, "threads must be a whole number at least 1, got True"),
+    ("tiled", 32, "the tile must be more than 32 "),
+    ("device", "nonsense", "unknown device 'nonsense'"),
+])
+def test_settings_are_checked_when_made(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        benchmark.BenchmarkSettings(**{field: value})
+
+
+def test_settings_are_frozen_with_the_device_resolved(tmp_path):
+    settings = benchmark.BenchmarkSettings(device="cpu", tiled=33)
+    assert settings.device == torch.device("cpu") and settings.tiled == 33
+    with pytest.raises(AttributeError):
+        settings.size = 8
+    with pytest.raises(ValueError, match="must not include the reference set"):
+        benchmark.BenchmarkSettings(device="cpu", calibration_data=tmp_path, reference_data=tmp_path / "Set5")
+    benchmark.BenchmarkSettings(device="cpu", calibration_data=tmp_path / "train", reference_data=tmp_path / "Set5")
 
 
 def test_default_pipeline_path_matches_the_baseline():

@@ -120,6 +120,15 @@ def test_save_pretrained_of_a_bundled_model_keeps_its_measured_card(tmp_path):
     assert "No training record was attached" in (tmp_path / "changed" / "README.md").read_text()
 
 
+@pytest.mark.parametrize("name", [n for n in BUNDLED if MODEL_CLASSES[read_config(str(MODELS[n].bundled_path))
+                                                              ["_class_name"]].legacy_config_keys])
+def test_a_bundled_model_with_a_renamed_config_key_saves_back_its_own_files(name, tmp_path):
+    """The bundled configs use the current key names: a load and save gives back config and card unchanged."""
+    ganzoo.load(name).save_pretrained(tmp_path)
+    for file in ("config.json", "README.md"):
+        assert (tmp_path / file).read_text() == (MODELS[name].bundled_path / file).read_text(), file
+
+
 def test_push_to_hub_uploads_the_measured_card(tmp_path, monkeypatch):
     """push_to_hub re-saves into a temporary folder: the card it uploads must still be the measured one."""
     from huggingface_hub import hub_mixin

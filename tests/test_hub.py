@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -16,9 +17,9 @@ from ganzoo.hub import GanzooModel, ModelLoadError, hub_kwargs
 from ganzoo.models import DigitClassifier, DigitDiscriminator, DigitGenerator
 
 TINY = {
-    DigitGenerator: dict(latent_dim=8, num_classes=10, base_channels=4),
-    DigitDiscriminator: dict(num_classes=10, base_channels=4),
-    DigitClassifier: dict(num_classes=10, base_channels=4, feature_dim=8),
+    DigitGenerator: dict(latent_dim=8, num_classes=10, channels=4),
+    DigitDiscriminator: dict(num_classes=10, channels=4),
+    DigitClassifier: dict(num_classes=10, channels=4, feature_dim=8),
 }
 ALL_CLASSES = list(TINY)
 
@@ -87,9 +88,9 @@ def test_config_holds_class_name_and_constructor_args(cls, tmp_path):
 
 
 def test_config_records_default_args_too(tmp_path):
-    DigitClassifier(base_channels=4).save_pretrained(tmp_path / "m")
+    DigitClassifier(channels=4).save_pretrained(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["num_classes"] == 10 and config["feature_dim"] == 128 and config["base_channels"] == 4
+    assert config["num_classes"] == 10 and config["feature_dim"] == 128 and config["channels"] == 4
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
@@ -155,7 +156,7 @@ def test_wrong_shape_is_an_error_naming_it(tmp_path):
 def test_weights_of_another_size_are_refused(tmp_path):
     """A config that does not match its weights (e.g. edited by hand) must not load partially."""
     saved(DigitGenerator, tmp_path / "m")
-    edit_config(tmp_path / "m", base_channels=5)
+    edit_config(tmp_path / "m", channels=5)
     with pytest.raises(ModelLoadError, match="wrong shape"):
         DigitGenerator.from_pretrained(tmp_path / "m")
 
@@ -189,19 +190,19 @@ def test_unknown_config_key_is_an_error_naming_it(tmp_path):
 @pytest.mark.parametrize("value", ["64", True, 4.0, None, [4]], ids=repr)
 def test_wrong_config_type_is_an_error_naming_the_key(tmp_path, value):
     saved(DigitGenerator, tmp_path / "m")
-    edit_config(tmp_path / "m", base_channels=value)
+    edit_config(tmp_path / "m", channels=value)
     for load in (DigitGenerator.from_pretrained, ganzoo.load):
-        with pytest.raises(ModelLoadError, match="base_channels"):
+        with pytest.raises(ModelLoadError, match="channels"):
             load(tmp_path / "m")
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
 def test_absurd_size_is_refused_before_allocating(cls, tmp_path):
     saved(cls, tmp_path / "m")
-    edit_config(tmp_path / "m", base_channels=10**6)
+    edit_config(tmp_path / "m", channels=10**6)
     for load in (cls.from_pretrained, ganzoo.load):
         started = time.perf_counter()
-        with pytest.raises(ModelLoadError, match="base_channels"):
+        with pytest.raises(ModelLoadError, match="channels"):
             load(tmp_path / "m")
         # Allocating even the first layer at this width would take seconds and gigabytes.
         assert time.perf_counter() - started < 2.0
@@ -238,6 +239,63 @@ def test_oversized_config_is_refused_before_parsing(tmp_path):
     saved(DigitGenerator, tmp_path / "m")
     (tmp_path / "m" / "config.json").write_text('{"pad": "' + "x" * (2 << 20) + '"}')
     with pytest.raises(ModelLoadError, match="larger than"):
+        ganzoo.load(tmp_path / "m")
+
+
+# -- renamed config keys (legacy_config_keys) ---------------------------------------------------------
+
+def _tiny_digits(cls: type[GanzooModel]) -> tuple[GanzooModel, tuple[torch.Tensor, ...]]:
+    model = make_model(cls)
+    return model, example_inputs(model)
+
+
+def _tiny_deblur_unet() -> tuple[GanzooModel, tuple[torch.Tensor, ...]]:
+    from ganzoo.models import DeblurUNet
+    model = DeblurUNet(channels=4, encoder_blocks=[1], middle_blocks=1, decoder_blocks=[1]).eval()
+    return model, (torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(0)),)
+
+
+def _tiny_adain() -> tuple[GanzooModel, tuple[torch.Tensor, ...]]:
+    from ganzoo.models import AdaINStyleTransfer
+    model = AdaINStyleTransfer(channels=4, encoder_weights="random").eval()
+    content, style = torch.rand(2, 1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    return model, (content, style)
+
+
+LEGACY_MODELS = {cls.__name__: functools.partial(_tiny_digits, cls) for cls in ALL_CLASSES} | {
+    "DeblurUNet": _tiny_deblur_unet, "AdaINStyleTransfer": _tiny_adain}
+
+
+def test_no_model_class_takes_an_old_name_for_its_width():
+    from ganzoo.models import MODEL_CLASSES
+
+    for cls in MODEL_CLASSES.values():
+        params = cls.config_parameters()
+        assert not {"base_channels", "width"} & set(params), cls.__name__
+        for old, new in cls.legacy_config_keys.items():
+            assert new in params and old not in params, (cls.__name__, old, new)
+    assert {name for name, cls in MODEL_CLASSES.items() if cls.legacy_config_keys} == set(LEGACY_MODELS)
+
+
+@pytest.mark.parametrize("name", list(LEGACY_MODELS))
+def test_a_config_with_the_old_key_loads_to_the_same_model_and_resaves_with_the_new(name, tmp_path):
+    model, inputs = LEGACY_MODELS[name]()
+    model.save_pretrained(tmp_path / "m")
+    current = json.loads((tmp_path / "m" / "config.json").read_text())
+    ((old, new),) = type(model).legacy_config_keys.items()
+    legacy = {old if key == new else key: value for key, value in current.items()}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(legacy))
+    loaded = ganzoo.load(tmp_path / "m")
+    assert type(loaded) is type(model)
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], tensor), key
+    with torch.no_grad():
+        assert torch.equal(loaded(*inputs), model(*inputs))
+    loaded.save_pretrained(tmp_path / "resaved")
+    assert json.loads((tmp_path / "resaved" / "config.json").read_text()) == current
+    assert (tmp_path / "resaved" / "README.md").read_text() == (tmp_path / "m" / "README.md").read_text()
+    edit_config(tmp_path / "m", **{new: current[new]})  # both names: which one would be meant?
+    with pytest.raises(ModelLoadError, match=f"both '{old}'.*'{new}'"):
         ganzoo.load(tmp_path / "m")
 
 

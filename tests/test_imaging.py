@@ -11,6 +11,7 @@ from torch import nn
 
 from ganzoo.imaging import (
     ImageError,
+    check_tile,
     image_to_tensor,
     imresize,
     load_image,
@@ -376,12 +377,40 @@ def test_tiled_apply_calls_fn_once_for_a_small_image():
 
 def test_tiled_apply_validates():
     x = torch.rand(1, 3, 40, 40)
-    with pytest.raises(ValueError, match="tile > 2 \\* overlap"):
+    with pytest.raises(ValueError, match="tile must be more than 8 \\(tiles overlap by 4 pixels on each side\\), got 8"):
         tiled_apply(lambda t: t, x, tile=8, overlap=4)
+    with pytest.raises(ValueError, match="overlap must be >= 0, got -1"):
+        tiled_apply(lambda t: t, x, tile=16, overlap=-1)
     with pytest.raises(ValueError, match="batch_tiles"):
         tiled_apply(lambda t: t, x, tile=16, overlap=4, batch_tiles=0)
     with pytest.raises(ValueError, match="for scale 2"):
         tiled_apply(lambda t: t, x, tile=16, overlap=4, scale=2)
+
+
+def test_one_tile_check_names_the_option_it_checks():
+    check_tile(None, 16)  # untiled
+    check_tile(33, 16)
+    with pytest.raises(ValueError, match="^--tile must be more than 32 \\(tiles overlap by 16 pixels on each side\\), "
+                                         "got 32$"):
+        check_tile(32, 16, "--tile")
+    with pytest.raises(ValueError, match="^overlap must be >= 0"):
+        check_tile(None, -1)
+
+
+def test_the_package_re_exports_every_public_name_of_its_modules():
+    import inspect
+
+    import ganzoo.imaging as imaging
+    from ganzoo.imaging import grids, resize, tiling
+    from ganzoo.imaging import io as image_io
+
+    for module in (grids, image_io, resize, tiling):
+        # defined in the module itself: its own functions and classes, and its constants (no __module__)
+        public = {name for name, value in vars(module).items() if not name.startswith("_")
+                  and not inspect.ismodule(value) and getattr(value, "__module__", module.__name__) == module.__name__}
+        assert public <= set(imaging.__all__), (module.__name__, public - set(imaging.__all__))
+        assert public, module.__name__
+    assert all(hasattr(imaging, name) for name in imaging.__all__)
 
 
 def test_captioned_sheet_places_each_image_under_its_caption():

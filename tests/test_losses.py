@@ -13,21 +13,17 @@ import pytest
 import torch
 
 from ganzoo.losses import (
-    VGG19_IMAGENET_FILE,
     PerceptualLoss,
-    VGGFeatures,
-    VGGWeightsError,
-    adain,
     d_bce_loss,
     feature_matching_loss,
     g_bce_loss,
     gradient_penalty,
     gram_matrix,
-    mean_std,
     wgan_d_loss,
     wgan_g_loss,
 )
 from ganzoo.models import PatchGANCritic
+from ganzoo.models.vgg import VGG19_IMAGENET_FILE, VGGFeatures, VGGWeightsError, adain, mean_std
 
 LAYERS = ("relu1_2", "relu2_2", "conv3_3", "relu3_3", "relu5_4")
 CHANNELS = {"relu1_2": 64, "relu2_2": 128, "conv3_3": 256, "relu3_3": 256, "relu5_4": 512}
@@ -241,7 +237,7 @@ def test_feature_matching_loss():
 # -- issue 16: loss networks without a lattice incentive, frequency loss ---------------------------
 
 def test_multiscale_random_features_are_deterministic_by_seed_and_unpooled():
-    from ganzoo.losses import MultiScaleRandomFeatures
+    from ganzoo.models.vgg import MultiScaleRandomFeatures
 
     images = torch.rand(2, 3, 32, 40)
     a, b = MultiScaleRandomFeatures(width=8, seed=3), MultiScaleRandomFeatures(width=8, seed=3)
@@ -257,7 +253,7 @@ def test_multiscale_random_features_are_deterministic_by_seed_and_unpooled():
 
 
 def test_avg_pool_vgg_and_seed_ensembles():
-    from ganzoo.losses import FeatureEnsemble, VGGFeatures, base_layer
+    from ganzoo.models.vgg import FeatureEnsemble, VGGFeatures, base_layer
 
     avg = VGGFeatures(("relu2_1",), weights="random", seed=1, pool="avg")
     assert any(isinstance(m, torch.nn.AvgPool2d) for m in avg.features)
@@ -287,6 +283,20 @@ def test_focal_frequency_loss_is_zero_only_for_equal_images_and_weighs_hard_freq
     assert focal_frequency_loss(lattice, target) > focal_frequency_loss(noise, target)
     grad = torch.autograd.grad(focal_frequency_loss(lattice.requires_grad_(), target), lattice)[0]
     assert grad.abs().sum() > 0
+
+
+def test_models_never_import_losses():
+    """The feature networks live in models/vgg.py: a model file that imported the losses would run upward."""
+    import ast
+    from pathlib import Path
+
+    import ganzoo.models
+
+    for path in Path(ganzoo.models.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not any(name == "ganzoo.losses" or name.startswith("ganzoo.losses.") for name in imported), path.name
 
 
 def test_gram_matrix_and_adain_statistics():

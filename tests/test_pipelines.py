@@ -19,7 +19,7 @@ from conftest import needs_bundled, tiny_net, tiny_srresnet
 @pytest.fixture(scope="module")
 def generator() -> DigitGenerator:
     torch.manual_seed(0)
-    return DigitGenerator(base_channels=4).eval()
+    return DigitGenerator(channels=4).eval()
 
 
 class TinySR(nn.Module):

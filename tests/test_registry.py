@@ -23,7 +23,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 @pytest.fixture
 def generator_folder(tmp_path) -> Path:
     torch.manual_seed(0)
-    model = DigitGenerator(latent_dim=8, base_channels=4)
+    model = DigitGenerator(latent_dim=8, channels=4)
     model.save_pretrained(tmp_path / "generator")
     return tmp_path / "generator"
 
@@ -174,7 +174,7 @@ def test_cached_repo_is_loaded_strictly(generator_folder, tmp_path):
 
 def test_cached_repo_with_only_a_pickle(tmp_path):
     folder = tmp_path / "pickled"
-    model = DigitClassifier(base_channels=4, feature_dim=8).eval()
+    model = DigitClassifier(channels=4, feature_dim=8).eval()
     model.save_pretrained(folder)
     (folder / "model.safetensors").unlink()
     torch.save(model.state_dict(), folder / "pytorch_model.bin")

@@ -38,7 +38,7 @@ def tiny_classifier(tmp_path_factory) -> Path:
     """A saved, untrained tiny DigitClassifier for the GAN's --classifier (evaluation during training)."""
     folder = tmp_path_factory.mktemp("classifier") / "final"
     torch.manual_seed(0)
-    DigitClassifier(base_channels=4, feature_dim=8).eval().save_pretrained(folder)
+    DigitClassifier(channels=4, feature_dim=8).eval().save_pretrained(folder)
     return folder
 
 
@@ -485,6 +485,36 @@ def test_throughput_leaves_out_the_warm_up_step(tmp_path):
     assert set(measure.family_commands(Path("data"))) == {"mnist-dcgan", "srresnet-x4", "deblurgan", "style", "adain"}
 
 
+@pytest.mark.parametrize("script,old_flag,required", [
+    ("train_mnist_gan", "--base-channels", ["--data-dir", "mnist"]),
+    ("train_mnist_classifier", "--base-channels", ["--data-dir", "mnist"]),
+    ("train_deblur_unet", "--width", ["--train-dirs", "sharp"]),
+    ("train_adain", "--width", ["--style-dirs", "styles"]),
+])
+def test_the_width_flag_is_channels_and_its_old_name_still_works(script, old_flag, required):
+    from conftest import load_train_script
+
+    module = load_train_script(script)
+    for flag in ("--channels", old_flag):
+        assert module.parse_args([*required, "--output-dir", "run", flag, "7"]).channels == 7
+
+
+def test_add_vgg_args_gives_the_weights_choice_and_optionally_a_weights_file():
+    from ganzoo.training import add_vgg_args
+
+    parser = argparse.ArgumentParser()
+    add_vgg_args(parser)
+    assert vars(parser.parse_args([])) == {"vgg_weights": "imagenet", "vgg_weights_path": None}
+    assert parser.parse_args(["--vgg-weights", "random", "--vgg-weights-path", "w.pth"]).vgg_weights_path == "w.pth"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--vgg-weights", "vgg16"])
+    encoder_only = argparse.ArgumentParser()  # train_adain: the encoder is rebuilt from the config, not a file
+    add_vgg_args(encoder_only, weights_path=False, weights_help="the encoder")
+    assert vars(encoder_only.parse_args(["--vgg-weights", "random"])) == {"vgg_weights": "random"}
+    with pytest.raises(SystemExit):
+        encoder_only.parse_args(["--vgg-weights-path", "w.pth"])
+
+
 MAX_STEPS = 12
 RUN_TIMEOUT_S = 120
 CHECKPOINT_FILES = {"model.safetensors", "model_1.safetensors", "optimizer.bin", "optimizer_1.bin",
@@ -605,3 +635,17 @@ def test_killed_twice_then_resumed_equals_an_uninterrupted_run(fake_mnist, tmp_p
     d_expected, d_actual = weights(straight_run / "discriminator"), weights(out / "discriminator")
     assert all(torch.equal(d_expected[k], d_actual[k]) for k in d_expected)
     print(seen, "stray tmp folders at resume:", stray)
+
+
+def test_train_scripts_share_code_through_the_package_not_each_other():
+    """What two scripts share (e.g. the SR data helpers) lives in ganzoo/, so each script runs on its own."""
+    import ast
+
+    from conftest import TRAIN_SCRIPTS
+
+    scripts = {path.stem: path for path in TRAIN_SCRIPTS.glob("*.py")}
+    for name, path in scripts.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not imported & set(scripts), (name, imported & set(scripts))

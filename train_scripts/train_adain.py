@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo.data import ImageBank, add_dataset_args, data_sources, image_bank
-from ganzoo.losses import adain, adain_style_loss, content_loss
+from ganzoo.losses import adain_style_loss, content_loss
 from ganzoo.models import AdaINStyleTransfer
-from ganzoo.training import Trainer, add_training_args
+from ganzoo.models.vgg import adain
+from ganzoo.training import Trainer, add_training_args, add_vgg_args
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,11 +36,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--crop-size", type=int, default=256)
     data.add_argument("--resize", type=int, default=512, help="shorter side of every image before cropping")
     model = parser.add_argument_group("model and loss")
-    model.add_argument("--width", type=int, default=64, help="decoder width (64 in the paper)")
+    model.add_argument("--channels", "--width", type=int, default=64, help="decoder width (64 in the paper)")
     model.add_argument("--style-weight", type=float, default=10.0)
-    model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet",
-                       help="the encoder: torchvision's ImageNet VGG19 (from the torch hub cache) or a fixed "
-                            "random-weight VGG19")
+    add_vgg_args(model, weights_path=False,  # the encoder is rebuilt from the model's config, not from a file
+                 weights_help="the encoder: torchvision's ImageNet VGG19 (from the torch hub cache) or a fixed "
+                              "random-weight VGG19")
     model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
     model.add_argument("--identity-weight", type=float, default=0.0,
                        help="weight of the identity loss (L1 of decode(encode(x)) vs x); 0 is the paper's recipe")
@@ -77,7 +78,7 @@ def main(argv=None) -> None:
     min_size = min(args.crop_size, 16)  # smaller images are scaled up to --resize
     contents = resized_bank(image_bank(args, args.content_dirs, min_size, device), args.resize, args.crop_size)
     styles = resized_bank(ImageBank(args.style_dirs, min_size, device), args.resize, args.crop_size)
-    net = AdaINStyleTransfer(width=args.width, encoder_weights=args.vgg_weights, encoder_seed=args.vgg_seed)
+    net = AdaINStyleTransfer(channels=args.channels, encoder_weights=args.vgg_weights, encoder_seed=args.vgg_seed)
     net.to(device)
     optimizer = torch.optim.Adam(net.decoder.parameters(), lr=args.lr)
     decoder, optimizer = trainer.prepare(net.decoder, optimizer)  # the encoder is frozen and not saved

@@ -27,7 +27,7 @@ for style in $STYLES; do
 done
 
 python train_scripts/train_adain.py --content-dirs "${CONTENT_DIRS[@]}" --style-dirs "$DATA/style/styles" \
-    --crop-size 128 --resize 256 --batch-size 4 --width 32 --style-weight 2 --identity-weight 5 --lr 5e-4 \
+    --crop-size 128 --resize 256 --batch-size 4 --channels 32 --style-weight 2 --identity-weight 5 --lr 5e-4 \
     --vgg-weights random --threads "$THREADS" --max-steps "${ADAIN_STEPS:-4252}" \
     --sample-every 250 --log-every 50 --checkpoint-every 250 --report-to none --resume \
     --output-dir runs/adain-id > runs/adain-id.log 2>&1

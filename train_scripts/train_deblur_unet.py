@@ -16,17 +16,19 @@ A run that continues another (`--init-from`) adds its steps and hours to the mod
 
 import argparse
 import math
-from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 import ganzoo
 from ganzoo.blur_sets import HeldOut
 from ganzoo.data import ImageBank
 from ganzoo.degrade import ShakeBlur
 from ganzoo.models import DeblurUNet
-from ganzoo.training import Trainer, add_training_args, run_history, write_history
+from ganzoo.training import (Trainer, add_training_args, load_checkpoint_weights, resolve_architecture, run_history,
+                             write_history)
+
+
+UNET_DEFAULTS = {"channels": 16, "encoder_blocks": [1, 1, 1, 2], "middle_blocks": 2, "decoder_blocks": [1, 1, 1, 1]}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,12 +47,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--sized-fraction", type=float, default=0.0,
                       help="share of kernels stretched to span a random size up to --max-kernel")
     model = parser.add_argument_group("model and optimiser")
-    model.add_argument("--init-from", default=None, help="a trained DeblurUNet (name, export folder, Hub id, or "
-                                                         "a checkpoints/checkpoint-N folder with the same flags)")
-    model.add_argument("--width", type=int, default=16)
-    model.add_argument("--encoder-blocks", type=int, nargs="+", default=[1, 1, 1, 2])
-    model.add_argument("--middle-blocks", type=int, default=2)
-    model.add_argument("--decoder-blocks", type=int, nargs="+", default=[1, 1, 1, 1])
+    start = model.add_mutually_exclusive_group()
+    start.add_argument("--init-from", default=None, help="a trained DeblurUNet (name, export folder or Hub id); its "
+                                                         "config decides the architecture")
+    start.add_argument("--init-from-checkpoint", default=None, metavar="CHECKPOINT",
+                       help="the model in a checkpoints/checkpoint-N folder of a run of this script (give that "
+                            "run's architecture flags)")
+    model.add_argument("--channels", "--width", type=int, default=None, help=f"default {UNET_DEFAULTS['channels']}")
+    model.add_argument("--encoder-blocks", type=int, nargs="+", default=None,
+                       help=f"default {' '.join(map(str, UNET_DEFAULTS['encoder_blocks']))}")
+    model.add_argument("--middle-blocks", type=int, default=None, help=f"default {UNET_DEFAULTS['middle_blocks']}")
+    model.add_argument("--decoder-blocks", type=int, nargs="+", default=None,
+                       help=f"default {' '.join(map(str, UNET_DEFAULTS['decoder_blocks']))}")
     model.add_argument("--lr", type=float, default=1e-3)
     model.add_argument("--min-lr", type=float, default=1e-6)
     model.add_argument("--warmup-steps", type=int, default=100)
@@ -75,20 +83,14 @@ def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Te
 
 
 def load_model(args: argparse.Namespace) -> DeblurUNet:
-    config = dict(width=args.width, encoder_blocks=args.encoder_blocks, middle_blocks=args.middle_blocks,
-                  decoder_blocks=args.decoder_blocks)
+    """A new U-Net (from --init-from-checkpoint's weights if given), or the trained one --init-from names."""
     if args.init_from is None:
-        return DeblurUNet(**config)
-    source = Path(args.init_from)
-    if (source / "model.safetensors").is_file() and not (source / "config.json").is_file():
-        model = DeblurUNet(**config)  # a checkpoint of this script: the flags give the architecture
-        model.load_state_dict(load_file(source / "model.safetensors"))
-        return model
+        model = DeblurUNet(**resolve_architecture(args, UNET_DEFAULTS))
+        return load_checkpoint_weights(model, args.init_from_checkpoint) if args.init_from_checkpoint else model
     model = ganzoo.load(args.init_from)
     if not isinstance(model, DeblurUNet):
         raise SystemExit(f"--init-from must be a DeblurUNet, got {type(model).__name__}")
-    for key, value in (model._hub_mixin_config or {}).items():  # the card then says what was trained
-        setattr(args, key, value)
+    resolve_architecture(args, UNET_DEFAULTS, model)
     return model
 
 
@@ -124,8 +126,9 @@ def main(argv=None) -> None:
         return torch.cat([fixed_blurred, restored, fixed_sharp])
 
     trainer.fit(train_step, [model], sample_fn=sample, sample_nrow=4)
+    start = args.init_from or args.init_from_checkpoint
     fields = {"data": {"sharp_images": len(bank), "held_out_images_dropped": len(dropped), **held_out.describe()},
-              "train_dirs": args.train_dirs, "init_from": args.init_from, **run_history(trainer, args.init_from)}
+              "train_dirs": args.train_dirs, "init_from": start, **run_history(trainer, start)}
     write_history(trainer.export(model, "final", "deblur-unet.md", **fields), fields["history"])
     trainer.end()
 

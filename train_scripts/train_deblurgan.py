@@ -25,27 +25,24 @@ that belongs to one stops the run before it starts.
 """
 
 import argparse
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 import ganzoo
 from ganzoo.blur_sets import HeldOut
 from ganzoo.data import add_dataset_args, data_sources, image_bank
 from ganzoo.degrade import BlurSynthesizer, ShakeBlur, load_kernels
 from ganzoo.evaluate import evaluate_deblur
-from ganzoo.losses import (
-    PerceptualLoss,
-    VGGFeatures,
-    gradient_penalty,
-    wgan_d_loss,
-    wgan_g_loss,
-)
+from ganzoo.losses import PerceptualLoss, gradient_penalty, wgan_d_loss, wgan_g_loss
 from ganzoo.models import DeblurGANGenerator, DeblurUNet, PatchGANCritic
+from ganzoo.models.vgg import VGGFeatures
 from ganzoo.pipelines import deblurrer
-from ganzoo.training import Trainer, add_training_args, adversarial_step, run_history, write_history
+from ganzoo.training import (Trainer, add_training_args, add_vgg_args, adversarial_step, load_checkpoint_weights,
+                             resolve_architecture, run_history, write_history)
+
+
+GENERATOR_DEFAULTS = {"channels": 64, "num_blocks": 9, "dropout": 0.0}  # a new generator's architecture
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,20 +74,23 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="reuse one in-memory batch every step: times the model alone, to compare with the "
                            "real pipeline and show the data is not the bottleneck")
     model = parser.add_argument_group("model and loss")
-    model.add_argument("--init-from", default=None,
-                       help="start from a trained generator (bundled name, export folder, Hub repo id, or a "
-                            "checkpoints/checkpoint-N folder of this script with the same --channels/--num-blocks)")
-    model.add_argument("--channels", type=int, default=64)
-    model.add_argument("--num-blocks", type=int, default=9)
-    model.add_argument("--dropout", type=float, default=0.0)
+    start = model.add_mutually_exclusive_group()
+    start.add_argument("--init-from", default=None,
+                       help="start from a trained generator (bundled name, export folder or Hub repo id); its config "
+                            "decides the architecture")
+    start.add_argument("--init-from-checkpoint", default=None, metavar="CHECKPOINT",
+                       help="start from the generator in a checkpoints/checkpoint-N folder of a run of this script "
+                            "(give that run's --channels/--num-blocks/--dropout)")
+    model.add_argument("--channels", type=int, default=None, help=f"default {GENERATOR_DEFAULTS['channels']}")
+    model.add_argument("--num-blocks", type=int, default=None, help=f"default {GENERATOR_DEFAULTS['num_blocks']}")
+    model.add_argument("--dropout", type=float, default=None, help=f"default {GENERATOR_DEFAULTS['dropout']}")
     model.add_argument("--critic-channels", type=int, default=64)
     model.add_argument("--perceptual-weight", type=float, default=100.0)
     model.add_argument("--pixel-weight", type=float, default=0.0,
                        help="optional L1 term (0 in the paper; see the card of the bundled model for why it uses one)")
     model.add_argument("--adversarial-weight", type=float, default=1.0, help="0: no critic (a pretraining stage)")
     model.add_argument("--gp-weight", type=float, default=10.0)
-    model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
-    model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
+    add_vgg_args(model)
     model.add_argument("--lr", type=float, default=1e-4)
     model.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5 as in DeblurGAN)")
     add_dataset_args(parser, paired=True)
@@ -148,24 +148,14 @@ def deblur_batches(args: argparse.Namespace, device: torch.device):
 
 
 def load_generator(args: argparse.Namespace) -> DeblurGANGenerator | DeblurUNet:
+    """A new generator (from --init-from-checkpoint's weights if given), or the trained one --init-from names."""
     if args.init_from is None:
-        return DeblurGANGenerator(channels=args.channels, num_blocks=args.num_blocks, dropout=args.dropout)
-    checkpoint = Path(args.init_from)
-    if (checkpoint / "model.safetensors").is_file() and not (checkpoint / "config.json").is_file():
-        # A checkpoint of this script (<output-dir>/checkpoints/checkpoint-N): the generator is Accelerate's
-        # first model; its architecture comes from the flags.
-        generator = DeblurGANGenerator(channels=args.channels, num_blocks=args.num_blocks, dropout=args.dropout)
-        generator.load_state_dict(load_file(checkpoint / "model.safetensors"))
-        return generator
+        generator = DeblurGANGenerator(**resolve_architecture(args, GENERATOR_DEFAULTS))
+        return load_checkpoint_weights(generator, args.init_from_checkpoint) if args.init_from_checkpoint else generator
     generator = ganzoo.load(args.init_from)
-    if isinstance(generator, DeblurUNet):
-        return generator
-    if not isinstance(generator, DeblurGANGenerator):
+    if not isinstance(generator, (DeblurGANGenerator, DeblurUNet)):
         raise SystemExit(f"--init-from must be a DeblurGANGenerator or DeblurUNet, got {type(generator).__name__}")
-    # The loaded config decides the architecture; record it so the card's arguments say what was trained.
-    config = generator._hub_mixin_config or {}
-    for key in ("channels", "num_blocks", "dropout"):
-        setattr(args, key, config.get(key, getattr(args, key)))
+    resolve_architecture(args, GENERATOR_DEFAULTS, generator)
     return generator
 
 
@@ -233,9 +223,9 @@ def main(argv=None) -> None:
     fields = {"metrics": metrics, "perceptual_loss": features.describe() if features else "no perceptual term",
               "data": data_description, "train_dirs": data_sources(args, args.train_dirs),
               "pair_dirs": data_sources(args, args.pair_dirs, paired=True),
-              "kernels_dir": args.kernels_dir, "init_from": args.init_from}
+              "kernels_dir": args.kernels_dir, "init_from": args.init_from or args.init_from_checkpoint}
     card = "deblur-unet.md" if isinstance(unwrap(generator), DeblurUNet) else "deblurgan.md"
-    fields.update(run_history(trainer, args.init_from))
+    fields.update(run_history(trainer, fields["init_from"]))
     write_history(trainer.export(generator, "final", card, **fields), fields["history"])
     if critic is not None:
         trainer.export(critic, "critic", "deblurgan.md", **fields)

@@ -20,7 +20,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True, help="folder with the MNIST IDX files, or a Hub dataset id")
     parser.add_argument("--latent-dim", type=int, default=100)
-    parser.add_argument("--base-channels", type=int, default=64)
+    parser.add_argument("--channels", "--base-channels", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--classifier", default=None,
                         help="trained DigitClassifier (name, folder or repo) to score samples during training")
@@ -34,8 +34,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     trainer = Trainer(args, "mnist-dcgan")
     images, labels = load_mnist(args.data_dir, "train")
-    generator = DigitGenerator(latent_dim=args.latent_dim, base_channels=args.base_channels)
-    discriminator = DigitDiscriminator(base_channels=args.base_channels)
+    generator = DigitGenerator(latent_dim=args.latent_dim, channels=args.channels)
+    discriminator = DigitDiscriminator(channels=args.channels)
     betas = (0.5, 0.999)  # DCGAN's Adam settings
     g_opt = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=betas)
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=betas)

@@ -16,19 +16,11 @@ import torch
 import torch.nn.functional as F
 
 import ganzoo
-from ganzoo.data import data_sources, image_bank
-from ganzoo.losses import (
-    VGG_POOL_CHOICES,
-    PerceptualLoss,
-    VGGFeatures,
-    d_bce_loss,
-    feature_matching_loss,
-    focal_frequency_loss,
-    g_bce_loss,
-)
+from ganzoo.data import add_sr_data_args, data_sources, image_bank, sr_batches
+from ganzoo.losses import PerceptualLoss, d_bce_loss, feature_matching_loss, focal_frequency_loss, g_bce_loss
 from ganzoo.models import SRGANDiscriminator, SRResNet
-from ganzoo.training import Trainer, add_training_args, adversarial_step
-from train_srresnet import add_sr_data_args, sr_batches, sr_callbacks
+from ganzoo.models.vgg import VGG_POOL_CHOICES, VGGFeatures
+from ganzoo.training import Trainer, add_training_args, add_vgg_args, adversarial_step, sr_callbacks
 
 CONTENT_LAYERS = {"vgg54": "relu5_4", "vgg22": "relu2_2"}
 
@@ -38,8 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_sr_data_args(parser)
     parser.add_argument("--init-from", required=True, help="trained SRResNet (name, folder or Hub repo id)")
     parser.add_argument("--content-loss", choices=["vgg54", "vgg22", "dfm"], default="vgg54")
-    parser.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
-    parser.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
+    add_vgg_args(parser)
     parser.add_argument("--adversarial-weight", type=float, default=1e-3)
     parser.add_argument("--pixel-weight", type=float, default=0.0, help="optional MSE term (0 in the paper)")
     parser.add_argument("--vgg-pool", choices=VGG_POOL_CHOICES, default="max", help="VGG19's pooling")

@@ -9,22 +9,9 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from ganzoo.data import ImageBank, add_dataset_args, data_sources, degrade_bicubic, image_bank
-from ganzoo.evaluate import evaluate_sr
+from ganzoo.data import add_sr_data_args, data_sources, image_bank, sr_batches
 from ganzoo.models import SRResNet
-from ganzoo.training import Trainer, add_training_args
-
-
-def add_sr_data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train-dirs", nargs="*", default=[], help="folders of high-resolution training images")
-    add_dataset_args(parser)
-    parser.add_argument("--val-dir", default=None, help="folder of HR images for validation (e.g. Set5)")
-    parser.add_argument("--scale", type=int, default=4, choices=[2, 4, 8])
-    parser.add_argument("--crop-size", type=int, default=96, help="HR crop size (the paper's 96)")
-    parser.add_argument("--eval-every", type=int, default=2000)
-    parser.add_argument("--synthetic-data", action="store_true",
-                        help="reuse one in-memory batch every step: times the model alone, to compare with the "
-                             "real pipeline and show the data is not the bottleneck")
+from ganzoo.training import Trainer, add_training_args, sr_callbacks
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,38 +23,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-4)
     add_training_args(parser, max_steps=100_000, batch_size=16, checkpoint_every=2000, sample_every=2000)
     return parser.parse_args(argv)
-
-
-def sr_batches(args: argparse.Namespace, bank: ImageBank):
-    """A step's (HR crops, bicubic LR): fresh each step, or with --synthetic-data one fixed pair."""
-    def fresh(rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        hr = bank.random_crops(args.batch_size, args.crop_size, rng)
-        return hr, degrade_bicubic(hr, args.scale)
-
-    if args.synthetic_data:
-        fixed = fresh(torch.Generator().manual_seed(0))
-        return lambda rng: fixed
-    return fresh
-
-
-def sr_callbacks(trainer: Trainer, args: argparse.Namespace, generator: torch.nn.Module, bank: ImageBank):
-    """Sample comparisons (bicubic | output | HR) and Set5-style validation, shared by both SR scripts."""
-    unwrap = trainer.accelerator.unwrap_model
-    fixed_hr = bank.random_crops(4, args.crop_size, torch.Generator().manual_seed(1234))
-    fixed_lr = degrade_bicubic(fixed_hr, args.scale)
-
-    def sample(step: int) -> torch.Tensor:
-        from ganzoo.imaging import imresize
-        with trainer.accelerator.autocast():
-            sr = unwrap(generator)(fixed_lr).float().clamp(0, 1)
-        return torch.cat([imresize(fixed_lr, scale=args.scale).clamp(0, 1), sr, fixed_hr])
-
-    def validate(step: int) -> dict[str, float]:
-        scores = evaluate_sr(lambda lr: unwrap(generator)(lr.to(trainer.device)).float(), args.val_dir,
-                             args.scale, progress=False)
-        return {k: v for k, v in scores.items() if k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
-
-    return sample, (validate if args.val_dir else None)
 
 
 def main(argv=None) -> None:

@@ -19,19 +19,10 @@ from PIL import Image
 import ganzoo
 from ganzoo.data import add_dataset_args, data_sources, image_bank
 from ganzoo.imaging import image_to_tensor, load_image
-from ganzoo.losses import (
-    VGG_POOL_CHOICES,
-    FeatureEnsemble,
-    MultiScaleRandomFeatures,
-    VGGFeatures,
-    base_layer,
-    content_loss,
-    gram_matrix,
-    gram_style_loss,
-    total_variation,
-)
+from ganzoo.losses import content_loss, gram_matrix, gram_style_loss, total_variation
 from ganzoo.models import TransformerNet
-from ganzoo.training import Trainer, add_training_args
+from ganzoo.models.vgg import VGG_POOL_CHOICES, FeatureEnsemble, MultiScaleRandomFeatures, VGGFeatures, base_layer
+from ganzoo.training import Trainer, add_training_args, add_vgg_args, resolve_architecture
 
 # Where the bundled styles' images come from (../shared/data/README.md, ../shared/data/style/licenses/).
 STYLE_CREDITS = {
@@ -52,6 +43,7 @@ UNKNOWN_CREDIT = ("from ../shared/data/style/styles, whose images come from pyto
                   "jcjohnson/neural-style (MIT) and pytorch-AdaIN (MIT); see ../shared/data/style/licenses")
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_1")
 CONTENT_LAYER = "relu2_2"
+TRANSFORMER_DEFAULTS = {"channels": 32, "num_blocks": 5}  # a new network's architecture
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,16 +57,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_dataset_args(parser)
     data.add_argument("--crop-size", type=int, default=256)
     model = parser.add_argument_group("model and loss")
-    model.add_argument("--channels", type=int, default=32)
-    model.add_argument("--num-blocks", type=int, default=5)
+    model.add_argument("--channels", type=int, default=None, help=f"default {TRANSFORMER_DEFAULTS['channels']}")
+    model.add_argument("--num-blocks", type=int, default=None, help=f"default {TRANSFORMER_DEFAULTS['num_blocks']}")
     model.add_argument("--upsample", choices=["nearest", "bilinear"], default="nearest",
                        help="TransformerNet's upsampling (nearest paints a lattice, see its docstring)")
     model.add_argument("--content-weight", type=float, default=1.0)
     model.add_argument("--style-weight", type=float, default=10.0)
     model.add_argument("--tv-weight", type=float, default=0.0)
     model.add_argument("--style-layers", nargs="+", default=list(STYLE_LAYERS), help="VGG19 layers of the Gram loss")
-    model.add_argument("--vgg-weights", choices=["imagenet", "random"], default="imagenet")
-    model.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
+    add_vgg_args(model)
     model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
     model.add_argument("--vgg-pool", choices=VGG_POOL_CHOICES, default="max", help="VGG19's pooling")
     model.add_argument("--vgg-seeds", type=int, default=1,
@@ -86,8 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                        f"(default {CONTENT_LAYER} for VGG19)")
     model.add_argument("--lr", type=float, default=1e-3)
     model.add_argument("--init-from", default=None,
-                       help="fine-tune a trained TransformerNet (name, folder or Hub repo id; its channels and "
-                            "num_blocks replace --channels and --num-blocks)")
+                       help="fine-tune a trained TransformerNet (name, folder or Hub repo id); its config decides "
+                            "--channels and --num-blocks")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: OMP_NUM_THREADS "
                         "or all cores)")
     add_training_args(parser, max_steps=40_000, batch_size=4, checkpoint_every=500, sample_every=250)
@@ -131,13 +122,11 @@ def main(argv=None) -> None:
     with torch.no_grad():
         style_grams = {name: gram_matrix(f) for name, f in features(style).items()
                        if base_layer(name) in style_layers}
-    if args.init_from:
-        trained = ganzoo.load(args.init_from)
-        if not isinstance(trained, TransformerNet):
-            raise SystemExit(f"--init-from must be a TransformerNet, got {type(trained).__name__}")
-        args.channels, args.num_blocks = trained._hub_mixin_config["channels"], trained._hub_mixin_config["num_blocks"]
-    model = TransformerNet(channels=args.channels, num_blocks=args.num_blocks, upsample=args.upsample)
-    if args.init_from:  # the upsampling mode has no weights: a nearest model's weights fit a bilinear one
+    trained = ganzoo.load(args.init_from) if args.init_from else None
+    if trained is not None and not isinstance(trained, TransformerNet):
+        raise SystemExit(f"--init-from must be a TransformerNet, got {type(trained).__name__}")
+    model = TransformerNet(**resolve_architecture(args, TRANSFORMER_DEFAULTS, trained), upsample=args.upsample)
+    if trained is not None:  # the upsampling mode has no weights: a nearest model's weights fit a bilinear one
         model.load_state_dict(trained.state_dict())
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     model, optimizer = trainer.prepare(model, optimizer)

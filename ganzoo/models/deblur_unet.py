@@ -68,15 +68,17 @@ class NAFBlock(nn.Module):
 class DeblurUNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image", tags=["deblurring", "nafnet", "unet"])):
     """Multi-scale encoder-decoder of NAFNet blocks that predicts the residual added to the blurred input.
 
-    `encoder_blocks[i]` blocks run at 1/2^i resolution with `width * 2^i` channels before each stride-2
+    `encoder_blocks[i]` blocks run at 1/2^i resolution with `channels * 2^i` channels before each stride-2
     downsampling; `middle_blocks` at the bottom; `decoder_blocks[i]` after each x2 upsampling (pixel
     shuffle) and the skip addition. Takes a blurred RGB image in [0, 1] of any size and returns the
     sharp estimate, same size (inputs are padded to a multiple of 2^levels and cropped back).
     """
 
-    def __init__(self, width: int = 16, encoder_blocks: list[int] = [1, 1, 2, 4], middle_blocks: int = 4,  # noqa: B006
+    legacy_config_keys = {"width": "channels"}
+
+    def __init__(self, channels: int = 16, encoder_blocks: list[int] = [1, 1, 2, 4], middle_blocks: int = 4,  # noqa: B006
                  decoder_blocks: list[int] = [1, 1, 1, 1]) -> None:  # noqa: B006 (lists: the Hub config is JSON)
-        check_range("width", width, 1, 256)
+        check_range("channels", channels, 1, 256)
         check_range("middle_blocks", middle_blocks, 0, 64)
         if not 1 <= len(encoder_blocks) <= 6 or len(decoder_blocks) != len(encoder_blocks):
             raise ModelLoadError(f"encoder_blocks and decoder_blocks need the same length, 1 to 6 "
@@ -85,19 +87,19 @@ class DeblurUNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image", tags=[
             check_range(f"blocks[{i}]", n, 0, 64)
         super().__init__()
         self.levels = len(encoder_blocks)
-        self.intro = nn.Conv2d(3, width, 3, padding=1)
+        self.intro = nn.Conv2d(3, channels, 3, padding=1)
         self.encoders, self.downs, self.ups, self.decoders = (nn.ModuleList() for _ in range(4))
-        channels = width
+        c = channels
         for n in encoder_blocks:
-            self.encoders.append(nn.Sequential(*[NAFBlock(channels) for _ in range(n)]))
-            self.downs.append(nn.Conv2d(channels, 2 * channels, 2, stride=2))
-            channels *= 2
-        self.middle = nn.Sequential(*[NAFBlock(channels) for _ in range(middle_blocks)])
+            self.encoders.append(nn.Sequential(*[NAFBlock(c) for _ in range(n)]))
+            self.downs.append(nn.Conv2d(c, 2 * c, 2, stride=2))
+            c *= 2
+        self.middle = nn.Sequential(*[NAFBlock(c) for _ in range(middle_blocks)])
         for n in reversed(decoder_blocks):
-            self.ups.append(nn.Sequential(nn.Conv2d(channels, 2 * channels, 1, bias=False), nn.PixelShuffle(2)))
-            channels //= 2
-            self.decoders.append(nn.Sequential(*[NAFBlock(channels) for _ in range(n)]))
-        self.ending = nn.Conv2d(width, 3, 3, padding=1)
+            self.ups.append(nn.Sequential(nn.Conv2d(c, 2 * c, 1, bias=False), nn.PixelShuffle(2)))
+            c //= 2
+            self.decoders.append(nn.Sequential(*[NAFBlock(c) for _ in range(n)]))
+        self.ending = nn.Conv2d(channels, 3, 3, padding=1)
 
     def residual(self, blurred: torch.Tensor) -> torch.Tensor:
         """The correction the network adds to the input (sides must be multiples of 2^levels)."""

@@ -19,13 +19,15 @@ class DigitGenerator(GanzooModel, **hub_kwargs(pipeline_tag="unconditional-image
                                                tags=["mnist", "dcgan", "conditional"])):
     """DCGAN generator for 28x28 digits: (noise, class) -> image in [0, 1]."""
 
-    def __init__(self, latent_dim: int = 100, num_classes: int = 10, base_channels: int = 64) -> None:
+    legacy_config_keys = {"base_channels": "channels"}
+
+    def __init__(self, latent_dim: int = 100, num_classes: int = 10, channels: int = 64) -> None:
         check_range("latent_dim", latent_dim, 1, 4096)
         check_range("num_classes", num_classes, 1, 1000)
-        check_range("base_channels", base_channels, 1, 1024)
+        check_range("channels", channels, 1, 1024)
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
-        c = base_channels
+        c = channels
         self.project = nn.Sequential(
             nn.Linear(latent_dim + num_classes, 4 * c * 7 * 7, bias=False), nn.BatchNorm1d(4 * c * 7 * 7), nn.ReLU(True))
         # nearest upsampling + conv instead of transposed conv: no checkerboard artefacts
@@ -35,11 +37,11 @@ class DigitGenerator(GanzooModel, **hub_kwargs(pipeline_tag="unconditional-image
             nn.Upsample(scale_factor=2), nn.Conv2d(2 * c, c, 3, 1, 1, bias=False),
             nn.BatchNorm2d(c), nn.ReLU(True),  # 28x28
             nn.Conv2d(c, 1, 3, 1, 1), nn.Tanh())
-        self._base_channels = c
+        self._channels = c
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.project(torch.cat([z, F.one_hot(labels, self.num_classes).to(z.dtype)], dim=1))
-        h = h.view(z.shape[0], 4 * self._base_channels, 7, 7)
+        h = h.view(z.shape[0], 4 * self._channels, 7, 7)
         return (self.upsample(h) + 1) / 2
 
     @torch.no_grad()
@@ -61,12 +63,14 @@ class DigitDiscriminator(GanzooModel, **hub_kwargs(pipeline_tag="image-classific
 
     The class enters as one-hot planes stacked on the image (the classic cGAN recipe)."""
 
-    def __init__(self, num_classes: int = 10, base_channels: int = 64) -> None:
+    legacy_config_keys = {"base_channels": "channels"}
+
+    def __init__(self, num_classes: int = 10, channels: int = 64) -> None:
         check_range("num_classes", num_classes, 1, 1000)
-        check_range("base_channels", base_channels, 1, 1024)
+        check_range("channels", channels, 1, 1024)
         super().__init__()
         self.num_classes = num_classes
-        c = base_channels
+        c = channels
         sn = nn.utils.parametrizations.spectral_norm
         self.net = nn.Sequential(
             sn(nn.Conv2d(1 + num_classes, c, 4, 2, 1)), nn.LeakyReLU(0.2, True),  # 14x14
@@ -84,12 +88,14 @@ class DigitClassifier(GanzooModel, **hub_kwargs(pipeline_tag="image-classificati
                                                 tags=["mnist", "classifier"])):
     """Small CNN for 28x28 digits; its penultimate features are the space the digit FID is measured in."""
 
-    def __init__(self, num_classes: int = 10, base_channels: int = 32, feature_dim: int = 128) -> None:
+    legacy_config_keys = {"base_channels": "channels"}
+
+    def __init__(self, num_classes: int = 10, channels: int = 32, feature_dim: int = 128) -> None:
         check_range("num_classes", num_classes, 1, 1000)
-        check_range("base_channels", base_channels, 1, 1024)
+        check_range("channels", channels, 1, 1024)
         check_range("feature_dim", feature_dim, 1, 65536)
         super().__init__()
-        c = base_channels
+        c = channels
 
         def block(cin: int, cout: int) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]

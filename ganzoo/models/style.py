@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganzoo.hub import GanzooModel, check_choice, check_range, hub_kwargs
-from ganzoo.losses import VGG_WEIGHT_CHOICES, VGGFeatures, adain
+from ganzoo.models.vgg import VGG_WEIGHT_CHOICES, VGGFeatures, adain
 
 UPSAMPLE_MODES = ("nearest", "bilinear")
 TRANSFORMER_MIN_SIZE = 8  # the 9x9 reflection pad needs more than 4 pixels, the 1/4-scale 3x3 pads 2
@@ -110,22 +110,24 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
     weights from the torch hub cache (a `VGGWeightsError` if absent, never a silent fallback);
     `"random"` is the fixed random-weight VGG19 of seed `encoder_seed` (see `VGGFeatures`). A decoder
     only works with the encoder it was trained with. The decoder mirrors the encoder with nearest
-    upsampling and reflection-padded convs; `width` is its narrowest channel count (64 in the paper).
+    upsampling and reflection-padded convs; `channels` is its narrowest channel count (64 in the paper).
 
     `alpha` trades content for style as in the paper, by blending the content features with their
     AdaIN target before decoding. `alpha=0` returns the content unchanged (exactly: the decoder would
     only approximate it), so strength 0 means no stylisation.
     """
 
-    def __init__(self, width: int = 64, encoder_weights: str = "imagenet", encoder_seed: int = 0) -> None:
-        check_range("width", width, 1, 256)
+    legacy_config_keys = {"width": "channels"}
+
+    def __init__(self, channels: int = 64, encoder_weights: str = "imagenet", encoder_seed: int = 0) -> None:
+        check_range("channels", channels, 1, 256)
         check_choice("encoder_weights", encoder_weights, VGG_WEIGHT_CHOICES)
         check_range("encoder_seed", encoder_seed, 0, 2**31 - 1)
         super().__init__()
         # A tuple hides the encoder from state_dict() and parameters(): it is frozen and rebuilt from the
         # config, not saved. `_apply` below still moves it along with the decoder (.to, .float, ...).
         self._encoder = (copy.deepcopy(_frozen_vgg(encoder_weights, encoder_seed)),)
-        w = width
+        w = channels
         layers: list[nn.Module] = [*_conv_relu(512, 4 * w), nn.Upsample(scale_factor=2, mode="nearest")]
         layers += [*_conv_relu(4 * w, 4 * w), *_conv_relu(4 * w, 4 * w), *_conv_relu(4 * w, 4 * w),
                    *_conv_relu(4 * w, 2 * w), nn.Upsample(scale_factor=2, mode="nearest")]

@@ -42,7 +42,7 @@ def assert_same_image(actual: Image.Image | str | Path, expected: Image.Image) -
 def tiny_model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny-mnist-dcgan")
-    DigitGenerator(base_channels=4).eval().save_pretrained(path)
+    DigitGenerator(channels=4).eval().save_pretrained(path)
     return path
 
 

@@ -1,7 +1,7 @@
 """The app's Deblur tab (space/tabs/deblur.py): in process, through gradio_client, and in headless Chromium.
 
 One server per module with tiny untrained models standing in for the bundled `deblur-unet` (a 2-level
-DeblurUNet of width 4) and `deblurgan` (here a 1-block DeblurGAN generator), so every call takes milliseconds.
+DeblurUNet of 4 channels) and `deblurgan` (here a 1-block DeblurGAN generator), so every call takes milliseconds.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def deblur_env(tmp_path_factory) -> dict[str, str]:
     gan = DeblurGANGenerator(channels=4, num_blocks=1).eval()
     torch.nn.init.normal_(gan.tail[1].weight, std=0.05)  # not the identity, so the output differs from the input
     gan.save_pretrained(gan_folder)
-    unet = DeblurUNet(width=4, encoder_blocks=[1, 1], middle_blocks=1, decoder_blocks=[1, 1]).eval()
+    unet = DeblurUNet(channels=4, encoder_blocks=[1, 1], middle_blocks=1, decoder_blocks=[1, 1]).eval()
     torch.nn.init.normal_(unet.ending.weight, std=0.05)
     unet.save_pretrained(unet_folder)
     return {"GANZOO_MODEL_DEBLURGAN": str(gan_folder), "GANZOO_MODEL_DEBLUR_UNET": str(unet_folder)}

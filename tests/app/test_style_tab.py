@@ -40,7 +40,7 @@ def style_env(tmp_path_factory) -> dict[str, str]:
         Image.new("RGB", (40, 30), ("red", "blue")[seed]).save(root / name / "style.jpg")
         folders.append(str(root / name))
     torch.manual_seed(0)
-    adain = AdaINStyleTransfer(width=4, encoder_weights="random").eval()
+    adain = AdaINStyleTransfer(channels=4, encoder_weights="random").eval()
     with torch.no_grad():  # an untrained decoder's output lies below 0; lift it into view
         adain.decoder[-1][1].bias.fill_(0.5)
     adain.save_pretrained(root / "adain")

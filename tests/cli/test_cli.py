@@ -27,7 +27,7 @@ DIGIT_KEYS = {"fid", "fid_real_floor", "class_accuracy", "class_accuracy_per_cla
 def generator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("generator")
-    DigitGenerator(base_channels=4).save_pretrained(folder)
+    DigitGenerator(channels=4).save_pretrained(folder)
     return folder
 
 
@@ -35,7 +35,7 @@ def generator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("classifier")
-    DigitClassifier(base_channels=2, feature_dim=8).save_pretrained(folder)
+    DigitClassifier(channels=2, feature_dim=8).save_pretrained(folder)
     return folder
 
 
@@ -118,6 +118,16 @@ def test_console_entry_point_exits_2_without_traceback(tmp_path):
                           str(tmp_path / "missing")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip() == f"error: {tmp_path / 'missing'}: not a folder"
+
+
+@pytest.mark.parametrize("command", [["upscale", "x.png", "-o", "out"], ["deblur", "x.png", "-o", "out"],
+                                     ["stylize", "x.png", "-o", "out", "--style", "mosaic"],
+                                     ["evaluate", "sr", "--data", "d"], ["evaluate", "deblur", "--data", "d"]])
+def test_a_tile_too_small_for_the_overlap_is_a_usage_error(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--tile", "32"])
+    assert exit_info.value.code == 2
+    assert "--tile must be more than 32 (tiles overlap by 16 pixels on each side), got 32" in capsys.readouterr().err
 
 
 def test_cli_upscale_writes_4x_images(tiny_model_dir, tmp_path, capsys):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -47,6 +50,18 @@ def test_epoch_batches_are_a_pure_function_of_their_arguments():
     first, second = (torch.cat([epoch_batch_indices(50, 4, e * steps + s, seed=2) for s in range(steps)])
                      for e in range(2))
     assert not torch.equal(first, second), "every epoch should reshuffle"
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_png(folder / "a.png", 40, 50, seed=0)
+    write_png(folder / "b.png", 64, 36, seed=1)
+    write_png(folder / "small.png", 20, 60, seed=2)  # shorter side 20 < crop 32: skipped
+    Image.fromarray(np.full((48, 48), 128, np.uint8), "L").save(folder / "grey.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
 
 
 def test_image_bank_crops(image_folder):
@@ -99,6 +114,20 @@ def test_degrade_bicubic_shape_and_range(scale):
     flat = torch.full((1, 3, 16, 16), 0.5)
     assert torch.allclose(degrade_bicubic(flat, scale), torch.full_like(degrade_bicubic(flat, scale), 0.5),
                           atol=1 / 255)
+
+
+def test_synthetic_data_reuses_one_batch_and_real_data_does_not(image_folder):
+    import argparse
+
+    from ganzoo.data import sr_batches
+
+    bank = ImageBank([image_folder], min_size=32)
+    args = argparse.Namespace(batch_size=2, crop_size=32, scale=4, synthetic_data=True)
+    synthetic = sr_batches(args, bank)
+    first, second = synthetic(torch.Generator().manual_seed(1)), synthetic(torch.Generator().manual_seed(2))
+    assert first[0] is second[0] and first[1].shape == (2, 3, 8, 8)
+    real = sr_batches(argparse.Namespace(**{**vars(args), "synthetic_data": False}), bank)
+    assert not torch.equal(real(torch.Generator().manual_seed(1))[0], real(torch.Generator().manual_seed(2))[0])
 
 
 def test_blur_pairs_levin_and_gopro_layouts(levin_like, tmp_path):

@@ -216,7 +216,7 @@ def test_adain_trains_from_imagefolder_and_refuses_streaming(run_script, image_f
     smooth_image(40, 40, 9).save(styles / "style.png")
     out = tmp_path / "run"
     common = ["--dataset-name", "imagefolder", "--train-data-dir", image_folder, "--style-dirs", styles,
-              "--resize", "40", "--width", "4", "--vgg-weights", "random", "--output-dir", out]
+              "--resize", "40", "--channels", "4", "--vgg-weights", "random", "--output-dir", out]
     run_script("train_adain", [*common, *SMOKE])
     assert isinstance(ganzoo.load(out / "final"), AdaINStyleTransfer) and log_steps(out)[-1] == 2
     assert f"3 content photos from imagefolder {image_folder} (🤗 dataset)" in (out / "final" / "README.md").read_text()

@@ -36,16 +36,16 @@ def test_unet_hub_round_trip_and_config_checks(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))
     with pytest.raises(ModelLoadError, match="same length"):
-        DeblurUNet(width=4, encoder_blocks=[1, 1], decoder_blocks=[1])
-    with pytest.raises(ModelLoadError, match="width"):
-        DeblurUNet(width=0)
+        DeblurUNet(channels=4, encoder_blocks=[1, 1], decoder_blocks=[1])
+    with pytest.raises(ModelLoadError, match="channels"):
+        DeblurUNet(channels=0)
 
 
 def test_receptive_field_spans_more_than_a_75px_kernel():
     """A change in one corner reaches the opposite corner of a 160x160 image (channel attention pools it all,
     and the bottom level alone spans far more than 75 px)."""
     torch.manual_seed(0)
-    model = DeblurUNet(width=4, encoder_blocks=[1, 1, 1, 1], middle_blocks=1, decoder_blocks=[1, 1, 1, 1])
+    model = DeblurUNet(channels=4, encoder_blocks=[1, 1, 1, 1], middle_blocks=1, decoder_blocks=[1, 1, 1, 1])
     for block in model.modules():  # trained blocks are not the identity
         if hasattr(block, "beta"):
             torch.nn.init.normal_(block.beta, std=0.5)

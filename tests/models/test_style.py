@@ -14,9 +14,9 @@ from skimage import data
 
 import ganzoo
 from ganzoo.hub import ModelLoadError
-from ganzoo.losses import VGGWeightsError, adain
 from ganzoo.models import MODEL_CLASSES, AdaINStyleTransfer, TransformerNet
 from ganzoo.models.style import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
+from ganzoo.models.vgg import VGGWeightsError, adain
 
 from conftest import TINY_ADAIN, TINY_NET, tiny_net
 
@@ -107,13 +107,13 @@ def test_adain_encoder_is_config_not_weights(adain_model):
 def test_adain_imagenet_encoder_without_weights_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(VGGWeightsError, match="never downloads them silently"):
-        AdaINStyleTransfer(width=4)  # the default encoder is ImageNet VGG19: no silent fallback
+        AdaINStyleTransfer(channels=4)  # the default encoder is ImageNet VGG19: no silent fallback
 
 
 @pytest.mark.parametrize("cls, kwargs, match", [
     (TransformerNet, {"channels": 10**6}, "channels=1000000"),
     (TransformerNet, {"num_blocks": 2.5}, "num_blocks=2.5"),
-    (AdaINStyleTransfer, {"width": 0}, "width=0"),
+    (AdaINStyleTransfer, {"channels": 0}, "channels=0"),
     (AdaINStyleTransfer, {"encoder_weights": "bogus"}, "encoder_weights='bogus'"),
     (AdaINStyleTransfer, {"encoder_seed": -1, "encoder_weights": "random"}, "encoder_seed=-1"),
 ])

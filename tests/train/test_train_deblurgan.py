@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import ganzoo
+from ganzoo.hub import ModelLoadError
 from ganzoo.models import DeblurGANGenerator, PatchGANCritic
 
 from conftest import load_train_script, save, shake
@@ -59,12 +60,35 @@ def test_training_two_stages_l1_then_gan(run_script, levin_like, tmp_path):
     card2 = (stage2 / "final" / "README.md").read_text()
     assert f"Started from `{stage1 / 'final'}`" in card2
     assert "\nchannels = 4\n" in card2 and "\nnum_blocks = 1\n" in card2  # the loaded model's, not the flags' defaults
-    script = load_train_script("train_deblurgan")  # the L1 stage's checkpoint is a valid start too
-    from_checkpoint = script.load_generator(script.parse_args([
-        "--pair-dirs", str(levin_like), "--channels", "4", "--num-blocks", "1",
-        "--init-from", str(stage1 / "checkpoints" / "checkpoint-1"), "--output-dir", str(tmp_path / "unused")]))
+    script = load_train_script("train_deblurgan")
+
+    def start(*flags: str):
+        return script.load_generator(script.parse_args(["--pair-dirs", str(levin_like), *flags,
+                                                        "--output-dir", str(tmp_path / "unused")]))
+
+    checkpoint = str(stage1 / "checkpoints" / "checkpoint-1")  # the L1 stage's checkpoint is a valid start too
+    from_checkpoint = start("--channels", "4", "--num-blocks", "1", "--init-from-checkpoint", checkpoint)
     for name, value in pretrained.state_dict().items():
         torch.testing.assert_close(from_checkpoint.state_dict()[name], value)
+    with pytest.raises(ModelLoadError, match="wrong shape"):  # the flags must give the checkpoint's architecture
+        start("--init-from-checkpoint", checkpoint)
+    with pytest.raises(ModelLoadError, match="config.json"):  # --init-from takes models: no guessing at checkpoints
+        start("--init-from", checkpoint)
+    with pytest.raises(SystemExit):  # one start or the other
+        start("--init-from", str(stage1 / "final"), "--init-from-checkpoint", checkpoint)
+
+
+def test_init_from_keeps_the_loaded_architecture_and_refuses_flags_that_differ(levin_like, tmp_path):
+    DeblurGANGenerator(channels=4, num_blocks=1).save_pretrained(tmp_path / "start")
+    script = load_train_script("train_deblurgan")
+    common = ["--pair-dirs", str(levin_like), "--init-from", str(tmp_path / "start"), "--output-dir", str(tmp_path)]
+    args = script.parse_args([*common, "--channels", "4"])  # a flag that agrees is fine
+    script.load_generator(args)
+    assert (args.channels, args.num_blocks, args.dropout) == (4, 1, 0.0)  # the card's arguments say what trains
+    with pytest.raises(SystemExit, match="--num-blocks 2 conflicts with --init-from .*num_blocks=1"):
+        script.load_generator(script.parse_args([*common, "--num-blocks", "2"]))
+    args = script.parse_args(["--pair-dirs", str(levin_like), "--output-dir", str(tmp_path), "--num-blocks", "2"])
+    assert script.load_generator(args)._hub_mixin_config == {"channels": 64, "num_blocks": 2, "dropout": 0.0}
 
 
 def test_training_rejects_bad_start_and_weights(run_script, levin_like, tmp_path):

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 import ganzoo
-from ganzoo.data import ImageBank
 from ganzoo.models import SRGANDiscriminator, SRResNet
 
 from conftest import tiny_srresnet, write_png
@@ -61,11 +60,7 @@ def test_srresnet_smoke_run(srresnet_run):
 
 @pytest.mark.parametrize("content", [["--content-loss", "vgg22", "--vgg-weights", "random"],
                                      ["--content-loss", "dfm"]], ids=["vgg22-random", "dfm"])
-def test_srgan_smoke_run(content, srresnet_run, sr_data, tmp_path, monkeypatch, run_script):
-    # train_srgan.py imports `train_srresnet` by module name, as `python train_scripts/train_srgan.py` allows
-    from conftest import TRAIN_SCRIPTS
-
-    monkeypatch.syspath_prepend(str(TRAIN_SCRIPTS))
+def test_srgan_smoke_run(content, srresnet_run, sr_data, tmp_path, run_script):
     out = tmp_path / "srgan"
     run_script("train_srgan", ["--train-dirs", sr_data["train"], "--val-dir", sr_data["val"], "--output-dir", out,
                                "--init-from", srresnet_run / "final", *content, *SMOKE])
@@ -82,29 +77,9 @@ def test_srgan_smoke_run(content, srresnet_run, sr_data, tmp_path, monkeypatch, 
     assert ("fixed random weights" in card) if content[1] == "vgg22" else ("feature matching" in card)
 
 
-def test_srgan_rejects_a_non_sr_init(sr_data, tmp_path, monkeypatch, run_script):
-    from conftest import TRAIN_SCRIPTS
-
-    monkeypatch.syspath_prepend(str(TRAIN_SCRIPTS))
+def test_srgan_rejects_a_non_sr_init(sr_data, tmp_path, run_script):
     folder = tmp_path / "x2"
     tiny_srresnet(2).save_pretrained(folder)
     with pytest.raises(SystemExit, match="SRResNet x4"):
         run_script("train_srgan", ["--train-dirs", sr_data["train"], "--output-dir", tmp_path / "run",
                                    "--init-from", folder, "--content-loss", "dfm", *SMOKE])
-
-
-def test_synthetic_data_reuses_one_batch_and_real_data_does_not(image_folder, monkeypatch):
-    import argparse
-
-    from conftest import TRAIN_SCRIPTS
-
-    monkeypatch.syspath_prepend(str(TRAIN_SCRIPTS))
-    from train_srresnet import sr_batches
-
-    bank = ImageBank([image_folder], min_size=32)
-    args = argparse.Namespace(batch_size=2, crop_size=32, scale=4, synthetic_data=True)
-    synthetic = sr_batches(args, bank)
-    first, second = synthetic(torch.Generator().manual_seed(1)), synthetic(torch.Generator().manual_seed(2))
-    assert first[0] is second[0] and first[1].shape == (2, 3, 8, 8)
-    real = sr_batches(argparse.Namespace(**{**vars(args), "synthetic_data": False}), bank)
-    assert not torch.equal(real(torch.Generator().manual_seed(1))[0], real(torch.Generator().manual_seed(2))[0])

@@ -47,7 +47,7 @@ def test_train_adain_smoke(run_script, image_dirs, tmp_path):
     out = tmp_path / "run"
     run_script("train_adain", [
         "--content-dirs", image_dirs["content"], "--style-dirs", image_dirs["styles"], "--crop-size", "32",
-        "--resize", "40", "--batch-size", "2", "--width", "4", "--vgg-weights", "random", "--max-steps", "2",
+        "--resize", "40", "--batch-size", "2", "--channels", "4", "--vgg-weights", "random", "--max-steps", "2",
         "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--identity-weight", "5"])
     model = ganzoo.load(out / "final")
     assert isinstance(model, AdaINStyleTransfer) and model._hub_mixin_config["encoder_weights"] == "random"
@@ -72,3 +72,8 @@ def test_train_style_with_multiscale_features_and_init_from(run_script, image_di
     assert model._hub_mixin_config == {"channels": 4, "num_blocks": 1, "upsample": "bilinear"}
     card = (out / "final" / "README.md").read_text()
     assert "multi-scale random features" in card and "seed 5" in card and "k3s2" in card
+    with pytest.raises(SystemExit, match="--channels 8 conflicts with --init-from"):  # never silently replaced
+        run_script("train_style", [
+            "--style-image", image_dirs["styles"] / "0.png", "--content-dirs", image_dirs["content"],
+            "--crop-size", "32", "--style-size", "48", "--init-from", start, "--channels", "8",
+            "--features", "multiscale", "--output-dir", tmp_path / "conflict", "--report-to", "none"])

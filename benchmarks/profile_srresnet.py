@@ -1,6 +1,6 @@
 """Where srresnet-x4's CPU time goes, and what the sub-pixel tail rewrite saves (README, Performance).
 
-    python tests/profile_srresnet.py --size 256 --repeats 5
+    python benchmarks/profile_srresnet.py --size 256 --repeats 5
 
 1. `torch.profiler` over one channels-last call of the bundled model: self time per operator and input
    shape, with the share of the call.

@@ -1,20 +1,18 @@
-"""Image loading and conversion, MATLAB-compatible bicubic resizing, tiled inference."""
+"""Image files in and out: decoding to PIL (EXIF orientation, pixel limits, clear errors), PIL <-> tensor
+(alpha, 16-bit grey), and the image files of a folder."""
 
 from __future__ import annotations
 
 import io
-import math
 import os
 import struct
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torchvision.utils import make_grid
 
 MAX_PIXELS: int = 4096 * 4096
 
@@ -198,199 +196,6 @@ def _alpha_plane(alpha: torch.Tensor, size: torch.Size) -> torch.Tensor:
     return plane.clamp(0.0, 1.0).unsqueeze(0)
 
 
-def imresize(
-    x: torch.Tensor,
-    scale: float | None = None,
-    size: tuple[int, int] | None = None,
-    antialias: bool = True,
-) -> torch.Tensor:
-    """Resize [N,C,H,W] as MATLAB's imresize(..., 'bicubic'); values are not clamped.
-
-    Give either `scale` (output size rounded up, as MATLAB does) or `size` (H, W).
-    """
-    if x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(f"expected a float tensor [N,C,H,W], got {x.dtype} {list(x.shape)}")
-    if (scale is None) == (size is None):
-        raise ValueError("give exactly one of scale or size")
-    height, width = x.shape[-2:]
-    if scale is not None:
-        if scale <= 0:
-            raise ValueError(f"scale must be positive, got {scale}")
-        out_h, out_w = math.ceil(height * scale), math.ceil(width * scale)
-        scale_h = scale_w = scale
-    else:
-        out_h, out_w = size
-        if out_h < 1 or out_w < 1:
-            raise ValueError(f"size must be positive, got {size}")
-        scale_h, scale_w = out_h / height, out_w / width
-    x = _resize_axis(x, -2, out_h, scale_h, antialias)
-    return _resize_axis(x, -1, out_w, scale_w, antialias)
-
-
-def _cubic(t: torch.Tensor) -> torch.Tensor:
-    """Keys' cubic convolution kernel with a = -0.5."""
-    a = t.abs()
-    near = (1.5 * a**3 - 2.5 * a**2 + 1) * (a <= 1)
-    far = (-0.5 * a**3 + 2.5 * a**2 - 4 * a + 2) * ((a > 1) & (a <= 2))
-    return near + far
-
-
-def _contributions(
-    in_len: int, out_len: int, scale: float, antialias: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input indices [out, taps] and weights per output pixel, as MATLAB's contributions()."""
-    shrink = antialias and scale < 1
-    kernel_width = 4.0 / scale if shrink else 4.0
-    centre = torch.arange(1, out_len + 1, dtype=torch.float64) / scale + 0.5 * (1 - 1 / scale)
-    left = torch.floor(centre - kernel_width / 2)
-    taps = math.ceil(kernel_width) + 2
-    index = left[:, None] + torch.arange(taps, dtype=torch.float64)
-    distance = centre[:, None] - index
-    weights = scale * _cubic(distance * scale) if shrink else _cubic(distance)
-    weights = weights / weights.sum(1, keepdim=True)
-    # MATLAB pads symmetrically (edge pixel repeated): fold 1-based indices back in.
-    index = (index.long() - 1) % (2 * in_len)
-    index = torch.where(index < in_len, index, 2 * in_len - 1 - index)
-    return index, weights
-
-
-def _resize_axis(
-    x: torch.Tensor, dim: int, out_len: int, scale: float, antialias: bool
-) -> torch.Tensor:
-    index, weights = _contributions(x.shape[dim], out_len, scale, antialias)
-    index, weights = index.to(x.device), weights.to(x.device, x.dtype)
-    weight_shape = (out_len, 1) if dim == -2 else (out_len,)
-    out_shape = list(x.shape)
-    out_shape[dim] = out_len
-    out = x.new_zeros(out_shape)
-    for tap in range(index.shape[1]):  # a handful of kernel taps; pixels are vectorised
-        out += x.index_select(dim, index[:, tap]) * weights[:, tap].view(weight_shape)
-    return out
-
-
-def mod_crop(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Crop H and W of [..., H, W] down to a multiple of `multiple` (bottom/right removed)."""
-    if multiple < 1:
-        raise ValueError(f"multiple must be >= 1, got {multiple}")
-    height, width = x.shape[-2:]
-    return x[..., : height - height % multiple, : width - width % multiple]
-
-
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 1] and round to the 8-bit grid."""
-    return (x.clamp(0.0, 1.0) * 255.0).round() / 255.0
-
-
-def tiled_apply(
-    fn: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    tile: int,
-    overlap: int = 16,
-    scale: int = 1,
-    batch_tiles: int = 1,
-) -> torch.Tensor:
-    """Apply an image-to-image `fn` (output `scale` times larger) to [N,C,H,W] tile by tile.
-
-    Tiles of `tile` pixels overlap by `overlap` on each side and each contributes
-    only its central part, so the result equals fn(x) when fn's receptive field
-    reaches at most `overlap` input pixels. The output is assembled on x's device.
-    """
-    if x.dim() != 4:
-        raise ValueError(f"expected [N,C,H,W], got {list(x.shape)}")
-    if overlap < 0 or tile <= 2 * overlap:
-        raise ValueError(
-            f"need overlap >= 0 and tile > 2 * overlap, got tile={tile}, overlap={overlap}"
-        )
-    if scale < 1 or batch_tiles < 1:
-        raise ValueError(f"scale and batch_tiles must be >= 1, got {scale} and {batch_tiles}")
-    height, width = x.shape[-2:]
-    if height <= tile and width <= tile:
-        return fn(x)
-    tiles = [
-        (rows, cols)
-        for rows in _spans(height, tile, overlap, scale)
-        for cols in _spans(width, tile, overlap, scale)
-    ]
-    out = None
-    for first in range(0, len(tiles), batch_tiles):
-        group = tiles[first : first + batch_tiles]
-        batch = torch.cat([x[..., rows[0], cols[0]] for rows, cols in group])
-        y = _checked_call(fn, batch, scale)
-        if out is None:
-            out_shape = (x.shape[0], y.shape[1], height * scale, width * scale)
-            out = torch.empty(out_shape, dtype=y.dtype, device=x.device)
-        for (rows, cols), part in zip(group, y.split(x.shape[0]), strict=True):
-            out[..., rows[1], cols[1]] = part[..., rows[2], cols[2]].to(x.device)
-    return out
-
-
-def _spans(length: int, tile: int, overlap: int, scale: int) -> list[tuple[slice, slice, slice]]:
-    """Per tile along one axis: input window, core position in the output and in the tile output."""
-    if length <= tile:
-        whole = slice(0, length * scale)
-        return [(slice(0, length), whole, whole)]
-    count = 1 + math.ceil((length - tile) / (tile - 2 * overlap))
-    # The smallest equal tiles that still cover the axis with `count` windows: less
-    # recomputed overlap than full-size tiles clamped at the border (e.g. 512 px in
-    # tiles of at most 256: three of 192 rather than three of 256).
-    tile = math.ceil((length + 2 * overlap * (count - 1)) / count)
-    step = tile - 2 * overlap
-    # Cores partition the axis; each lies at least `overlap` pixels inside its
-    # window except where the window touches the image border.
-    bounds = [0] + [i * step + overlap for i in range(1, count)] + [length]
-    spans = []
-    for i in range(count):
-        start = min(i * step, length - tile)
-        core_start, core_end = bounds[i], bounds[i + 1]
-        spans.append(
-            (
-                slice(start, start + tile),
-                slice(core_start * scale, core_end * scale),
-                slice((core_start - start) * scale, (core_end - start) * scale),
-            )
-        )
-    return spans
-
-
-def _checked_call(
-    fn: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, scale: int
-) -> torch.Tensor:
-    y = fn(batch)
-    expected = (batch.shape[0], batch.shape[2] * scale, batch.shape[3] * scale)
-    if y.dim() != 4 or (y.shape[0], y.shape[2], y.shape[3]) != expected:
-        raise ValueError(
-            f"fn turned a tile of shape {list(batch.shape)} into {list(y.shape)}; "
-            f"expected batch {expected[0]} and size {expected[1]}x{expected[2]} for scale {scale}"
-        )
-    return y
-
-
-def make_grid_image(images: torch.Tensor, nrow: int) -> Image.Image:
-    """Tile [N,C,H,W] images in [0,1] into one PIL image, `nrow` images per row."""
-    return tensor_to_image(make_grid(images.detach().float().clamp(0.0, 1.0), nrow=nrow))
-
-
-def captioned_sheet(rows: list[list[tuple[Image.Image, str]]], cell: int, pad: int = 4,
-                    caption_height: int = 18) -> Image.Image:
-    """A white contact sheet of (image, caption) rows, each image resized to `cell` x `cell` under its
-    caption (enlarged with nearest neighbours, so pixels stay visible; shrunk with Lanczos): the
-    README's comparison figures."""
-    from PIL import ImageDraw
-
-    columns = max(len(row) for row in rows)
-    sheet = Image.new("RGB", (columns * (cell + pad) + pad, len(rows) * (cell + caption_height + pad) + pad),
-                      "white")
-    draw = ImageDraw.Draw(sheet)
-    for r, row in enumerate(rows):
-        for c, (image, caption) in enumerate(row):
-            x, y = pad + c * (cell + pad), pad + r * (cell + caption_height + pad)
-            shrink = image.width > cell or image.height > cell
-            tile = image.convert("RGB").resize((cell, cell), Image.LANCZOS if shrink else Image.NEAREST)
-            sheet.paste(tile, (x, y + caption_height))
-            draw.text((x + 2, y + 3), caption, fill="black")
-    return sheet
-
-
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -408,8 +213,3 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not files:
         raise FileNotFoundError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
-
-
-def degrade_bicubic(hr: torch.Tensor, scale: int) -> torch.Tensor:
-    """The SR training and benchmark degradation: MATLAB bicubic downscaling, quantised to 8 bits."""
-    return quantize(imresize(hr, scale=1 / scale))

@@ -1,6 +1,6 @@
 """End-to-end latency of the app's Upscale tab through gradio_client, with the bundled models.
 
-    python tests/measure_latency.py --size 256 --repeats 5 [--method "SRGAN x4"]
+    python benchmarks/measure_latency.py --size 256 --repeats 5 [--method "SRGAN x4"]
 
 Starts `space/app.py` (with the bundled models) on a free loopback port, uploads a size x size photo crop
 (skimage's astronaut) and times each `/upscale` call from request to the decoded
@@ -11,15 +11,18 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from app_server import app_server
 from gradio_client import Client, handle_file
 from PIL import Image
 from skimage import data
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the app launcher the app tests use
+from app_server import app_server  # noqa: E402
 
 
 def main(argv=None) -> None:

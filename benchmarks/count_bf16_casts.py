@@ -1,6 +1,6 @@
 """What each bf16 form converts per call, counted on any CPU (README, Performance):
 
-    python tests/count_bf16_casts.py --size 256 --models srresnet-x4 deblurgan style-mosaic
+    python benchmarks/count_bf16_casts.py --size 256 --models srresnet-x4 deblurgan style-mosaic
 
 On a CPU without native bf16 the forms cannot be timed fairly (bf16 is emulated), but the dtype
 conversions they add are the same everywhere: every `aten.to` / `aten._to_copy` between fp32 and bf16 in one
