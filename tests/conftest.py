@@ -28,6 +28,7 @@ from skimage import data as skdata  # noqa: E402
 from ganzoo import degrade, imaging  # noqa: E402
 from ganzoo.blur_sets import make_blur_set, set_kernels  # noqa: E402
 from ganzoo.models import AdaINStyleTransfer, DeblurGANGenerator, SRResNet, TransformerNet  # noqa: E402
+from ganzoo.models.vgg import VGGFeatures  # noqa: E402
 from ganzoo.registry import MODELS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +126,27 @@ def run_train_script(name: str, argv: Sequence[str | os.PathLike]) -> None:
 @pytest.fixture
 def run_script() -> Callable[[str, Sequence[str | os.PathLike]], None]:
     return run_train_script
+
+
+# -- VGG19 feature networks: models/test_vgg.py and the perceptual-loss tests build the same ones -------------
+
+LAYERS = ("relu1_2", "relu2_2", "conv3_3", "relu3_3", "relu5_4")
+
+
+@pytest.fixture(scope="module")
+def vgg() -> VGGFeatures:
+    """A random-weight VGG19 returning several layers, up to relu5_4."""
+    return VGGFeatures(LAYERS, weights="random")
+
+
+@pytest.fixture(scope="module")
+def vgg22() -> VGGFeatures:
+    return VGGFeatures(("relu2_2",), weights="random")
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
 
 # -- super-resolution: tiny SRResNets, image folders, a tiny SR model folder ----------------------------------
