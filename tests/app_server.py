@@ -49,7 +49,7 @@ class Server:
 @contextlib.contextmanager
 def app_server(env_extra: dict[str, str | None], log_path: Path, python: str = sys.executable,
                app_file: Path = APP_FILE, cwd: Path = REPO) -> Iterator[Server]:
-    """`python space/app.py` on a free loopback port (as tests/test_app.py starts it); stopped on exit.
+    """`python space/app.py` on a free loopback port (as tests/app/test_app.py starts it); stopped on exit.
     A None in `env_extra` removes that variable."""
     port = free_port()
     env = {**os.environ, **env_extra, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
@@ -161,3 +161,18 @@ def max_diff(a, b) -> int:
 
     assert a.size == b.size and a.mode == b.mode, (a.size, a.mode, b.size, b.mode)
     return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())
+
+
+def make_tiny_models(folder: Path) -> dict[str, str]:
+    """Tiny untrained models for every tab, saved under `folder`; the env vars that point the tabs at them."""
+    import torch
+
+    from ganzoo.models import DigitGenerator
+    from ganzoo.models.srgan import SRResNet
+
+    torch.manual_seed(0)
+    DigitGenerator(channels=4).eval().save_pretrained(folder / "digits")
+    SRResNet(scale=4, num_blocks=1, channels=8).eval().save_pretrained(folder / "srgan")
+    SRResNet(scale=4, num_blocks=1, channels=8).eval().save_pretrained(folder / "srresnet")
+    return {"GANZOO_MODEL_MNIST_DCGAN": str(folder / "digits"), "GANZOO_MODEL_SRGAN_X4": str(folder / "srgan"),
+            "GANZOO_MODEL_SRRESNET_X4": str(folder / "srresnet")}

@@ -20,6 +20,16 @@ from types import ModuleType  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from skimage import data  # noqa: E402
+from skimage import data as skdata  # noqa: E402
+
+from ganzoo import degrade, imaging  # noqa: E402
+from ganzoo.blur_sets import make_blur_set, set_kernels  # noqa: E402
+from ganzoo.models import AdaINStyleTransfer, DeblurGANGenerator, SRResNet, TransformerNet  # noqa: E402
+from ganzoo.models.vgg import VGGFeatures  # noqa: E402
+from ganzoo.registry import MODELS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPTS = REPO_ROOT / "train_scripts"
@@ -116,3 +126,156 @@ def run_train_script(name: str, argv: Sequence[str | os.PathLike]) -> None:
 @pytest.fixture
 def run_script() -> Callable[[str, Sequence[str | os.PathLike]], None]:
     return run_train_script
+
+
+# -- VGG19 feature networks: models/test_vgg.py and the perceptual-loss tests build the same ones -------------
+
+LAYERS = ("relu1_2", "relu2_2", "conv3_3", "relu3_3", "relu5_4")
+
+
+@pytest.fixture(scope="module")
+def vgg() -> VGGFeatures:
+    """A random-weight VGG19 returning several layers, up to relu5_4."""
+    return VGGFeatures(LAYERS, weights="random")
+
+
+@pytest.fixture(scope="module")
+def vgg22() -> VGGFeatures:
+    return VGGFeatures(("relu2_2",), weights="random")
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+# -- super-resolution: tiny SRResNets, image folders, a tiny SR model folder ----------------------------------
+
+TINY_SRRESNET = {"num_blocks": 1, "channels": 8}
+BUNDLED_SRRESNET = MODELS["srresnet-x4"]
+needs_bundled = pytest.mark.skipif(not BUNDLED_SRRESNET.is_bundled,
+                                   reason="ganzoo/pretrained/srresnet-x4 is not bundled")
+
+
+def write_png(path: Path, height: int, width: int, seed: int) -> Path:
+    """A smooth-ish random RGB image (noise plus gradients), so that SR metrics are finite."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx / max(width - 1, 1), yy / max(height - 1, 1), (xx + yy) / (height + width)], -1)
+    pixels = np.clip(base * 200 + rng.integers(0, 55, size=(height, width, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def tiny_srresnet(scale: int = 4, seed: int = 0) -> SRResNet:
+    torch.manual_seed(seed)
+    return SRResNet(scale=scale, **TINY_SRRESNET).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-sr")
+    tiny_srresnet(4, seed=1).save_pretrained(folder)
+    return folder
+
+
+# -- style transfer: tiny fast networks, a tiny AdaIN model and their folders ---------------------------------
+
+TINY_NET = {"channels": 4, "num_blocks": 1}
+TINY_ADAIN = {"channels": 4, "encoder_weights": "random"}
+
+
+def tiny_net(seed: int = 0) -> TransformerNet:
+    torch.manual_seed(seed)
+    return TransformerNet(**TINY_NET).eval()
+
+
+@pytest.fixture(scope="module")
+def adain_model() -> AdaINStyleTransfer:
+    torch.manual_seed(0)
+    model = AdaINStyleTransfer(**TINY_ADAIN).eval()
+    with torch.no_grad():  # lift the untrained decoder's output into [0, 1], so that clamping hides nothing
+        model.decoder[-1][1].weight.mul_(0.1)
+        model.decoder[-1][1].bias.fill_(0.5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory, adain_model) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("style-models")
+    tiny_net().save_pretrained(root / "style-tiny")
+    adain_model.save_pretrained(root / "adain")
+    return {"fast": root / "style-tiny", "adain": root / "adain"}
+
+
+# -- deblurring: shake kernels, a Levin-like set, a tiny DeblurGAN folder -------------------------------------
+
+def shake(seed: int, size: int = 9) -> torch.Tensor:
+    return degrade.random_trajectory_kernel(size, torch.Generator().manual_seed(seed), max_length=8,
+                                            min_length_fraction=1.0)
+
+
+def save(tensor: torch.Tensor, path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imaging.tensor_to_image(tensor).save(path)
+
+
+@pytest.fixture(scope="module")
+def kernels() -> list[torch.Tensor]:
+    return [shake(1), shake(2)]
+
+
+@pytest.fixture(scope="module")
+def levin_like(tmp_path_factory, kernels):
+    """The Levin layout in small: sharp/im_K.png and blurred_x/im_K_ker_J.png, 2 images x 2 kernels."""
+    root = tmp_path_factory.mktemp("levin")
+    crops = [skdata.camera()[100:164, 200:264], skdata.camera()[300:364, 100:164]]
+    for k, crop in enumerate(crops, 1):
+        sharp = imaging.image_to_tensor(Image.fromarray(crop))[0]
+        save(sharp, root / "sharp" / f"im_{k}.png")
+        for j, kernel in enumerate(kernels, 1):
+            save(imaging.quantize(degrade.blur(sharp, kernel)), root / "blurred_noisefree" / f"im_{k}_ker_{j}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_deblur_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-deblur")
+    DeblurGANGenerator(channels=4, num_blocks=1).eval().save_pretrained(folder)
+    return folder
+
+
+# -- unseen blur: a tiny DeblurUNet config, photos and a held-out (Lai-like) set ------------------------------
+
+TINY_UNET = {"channels": 4, "encoder_blocks": [1, 1], "middle_blocks": 1, "decoder_blocks": [1, 1]}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Three small photos (64x72) in a folder, as a set's source images."""
+    folder = tmp_path_factory.mktemp("photos")
+    for name, image in (("astronaut", skdata.astronaut()), ("coffee", skdata.coffee()), ("chelsea", skdata.chelsea())):
+        Image.fromarray(image[40:104, 60:132]).save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lai_set(tmp_path_factory, photos):
+    out = tmp_path_factory.mktemp("sets") / "moderate"
+    return make_blur_set(imaging.list_images(photos), out, set_kernels(2, seed=0, lengths=(10, 16)), seed=0, noise=0.0)
+
+
+# -- bf16: a tiny SRResNet and image crops --------------------------------------------------------------------
+
+@pytest.fixture
+def tiny_sr() -> SRResNet:
+    torch.manual_seed(0)
+    return SRResNet(scale=4, num_blocks=1, channels=8).eval()
+
+
+def crops(folder: Path, size: int, count: int = 2) -> Path:
+    folder.mkdir(parents=True)
+    for i, image in enumerate([data.astronaut(), data.coffee(), data.chelsea()][:count]):
+        Image.fromarray(np.ascontiguousarray(image[100:100 + size, 100:100 + size])).save(folder / f"{i}.png")
+    return folder

@@ -16,6 +16,8 @@ from ganzoo.hub import save_with_card
 from ganzoo.models import MODEL_CLASSES, SRResNet
 from ganzoo.registry import MODELS, read_config
 
+from conftest import tiny_srresnet
+
 BUNDLED = [m.name for m in MODELS.values() if m.is_bundled]
 MEASURED = {"mnist-dcgan", "mnist-classifier", "srresnet-x4", "srgan-x4", "deblurgan"}
 
@@ -147,3 +149,18 @@ def test_push_to_hub_uploads_the_measured_card(tmp_path, monkeypatch):
     monkeypatch.setattr(hub_mixin, "HfApi", FakeApi)
     ganzoo.load("mnist-classifier").push_to_hub("me/mnist-classifier")
     assert uploaded["README.md"] == (MODELS["mnist-classifier"].bundled_path / "README.md").read_bytes()
+
+
+def test_sr_card_reports_the_grid_score_next_to_psnr(tmp_path):
+    from ganzoo.hub import save_with_card
+    from ganzoo.training import MODEL_CARDS_DIR
+
+    scores = {"psnr_y": 30.0, "ssim_y": 0.8, "psnr_rgb": 28.0, "ssim_rgb": 0.7}
+    benchmarks = {"Set5": {"n": 5, **scores, "grid": 0.42, "command": "a"},
+                  "Old": {"n": 1, **scores, "command": "b"}}  # measured before the grid score existed
+    save_with_card(tiny_srresnet(), tmp_path, MODEL_CARDS_DIR / "super-resolution.md", benchmarks=benchmarks,
+                   model_name="srgan-x4", args={}, metrics={}, steps=1, hardware="CPU", wall_time="1s",
+                   train_dirs=[], images=1, content_loss="VGG54", init_from="x", eval_hardware="CPU")
+    rows = [line for line in (tmp_path / "README.md").read_text().splitlines() if line.startswith("| ")]
+    assert rows[0].split(" | ")[5] == "grid"
+    assert "| 0.42 |" in rows[2] and "| not measured |" in rows[3]

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +8,7 @@ import torch
 from scipy.signal import convolve2d
 from skimage.data import camera
 
+from ganzoo import degrade, imaging
 from ganzoo.degrade import (
     BlurSynthesizer,
     add_noise,
@@ -160,3 +163,25 @@ def test_load_recorded_kernels():
     assert all(k.dtype == torch.float32 and (k >= 0).all() and abs(float(k.sum()) - 1) < 1e-5 for k in ks)
     assert sorted({tuple(k.shape) for k in ks[-2:]}) == [(67, 67), (70, 70)]
     assert len(load_kernels(KERNEL_DIR, skip_png_copies=False)) == 30
+
+
+def test_blur_valid_is_same_blur_away_from_borders():
+    image = torch.rand(2, 3, 40, 44)
+    for kernel in (torch.rand(7, 9), torch.rand(4, 6)):
+        top, left = (40 - 20) // 2, (44 - 20) // 2
+        expected = degrade.blur(image, kernel)[..., top:top + 20, left:left + 20]
+        torch.testing.assert_close(degrade.blur_valid(image, kernel, 20), expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="needs regions"):
+        degrade.blur_valid(image, torch.rand(31, 31), 20)
+
+
+def test_shake_blur_pairs_are_seeded_and_blurred_from_real_content():
+    synth = degrade.ShakeBlur(16, lengths=(20, 30), max_kernel=15, max_noise=0.0, saturation=0.0)
+    assert synth.region_size == 30
+    regions = torch.rand(3, 3, 30, 30)
+    blurred, sharp = synth(regions, torch.Generator().manual_seed(4))
+    again, _ = synth(regions, torch.Generator().manual_seed(4))
+    assert torch.equal(blurred, again) and blurred.shape == sharp.shape == (3, 3, 16, 16)
+    torch.testing.assert_close(sharp, regions[:, :, 7:23, 7:23])
+    assert torch.equal(blurred, imaging.quantize(blurred))  # 8-bit, as the evaluation inputs
+    assert (blurred - sharp).abs().mean() > 0.05 and blurred.std() < sharp.std()  # blurred, so smoother

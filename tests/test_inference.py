@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganzoo import pipelines
-from ganzoo.inference import fold_batch_norms, for_inference, subpixel_conv
+from ganzoo.inference import fold_batch_norms, for_inference, output_conv, subpixel_conv, to_bf16
 from ganzoo.models import DeblurGANGenerator, TransformerNet
 from ganzoo.models.srgan import SRResNet
 
@@ -111,3 +111,23 @@ def test_the_rewritten_copy_is_reused_until_the_weights_change():
     assert again is not first
     with torch.no_grad():
         assert (pipelines.model_function(model, cpu)(lr) - model(lr).clamp(0, 1)).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("model", [SRResNet(scale=4, num_blocks=1, channels=8), DeblurGANGenerator(8, 1),
+                                   TransformerNet(channels=4, num_blocks=1)], ids=lambda m: type(m).__name__)
+def test_to_bf16_keeps_only_the_output_conv_in_fp32(model):
+    torch.manual_seed(0)
+    for parameter in model.parameters():  # DeblurGAN's tail starts at zero: give every layer some weight
+        torch.nn.init.normal_(parameter, std=0.1)
+    model.eval()
+    assert output_conv(model).out_channels == 3  # the last conv registered is the one that makes the image
+    fast = to_bf16(for_inference(model))
+    convs = [m for m in fast.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.weight.dtype for c in convs] == [torch.bfloat16] * (len(convs) - 1) + [torch.float32]
+    x = torch.rand(1, 3, 24, 24)
+    with torch.inference_mode():
+        reference, out = model(x), fast(x)
+    assert out.dtype == torch.float32 and out.shape == reference.shape
+    diff = (out - reference).abs()
+    assert diff.max() > 0 and diff.mean() < 0.01  # bf16 did run (not fp32), and stayed near fp32
+    assert next(model.parameters()).dtype == torch.float32  # the original is untouched

@@ -1,12 +1,19 @@
+from __future__ import annotations
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from skimage import data
 from torch import nn
 
+import ganzoo
 from ganzoo import pipelines
 from ganzoo.imaging import image_to_tensor, imresize
 from ganzoo.models.digits import DigitGenerator
+from ganzoo.models.style import rgb_to_ycbcr
+
+from conftest import needs_bundled, tiny_net, tiny_srresnet
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +150,116 @@ def test_expand_inputs_lists_folder_images_sorted_and_keeps_missing_files(tmp_pa
     missing = tmp_path / "missing.png"
     assert pipelines.expand_inputs([str(tmp_path), str(missing)]) == [tmp_path / "a.JPG", tmp_path / "b.png",
                                                                       missing]
+
+
+def test_tiled_upscale_equals_untiled_for_a_tiny_model():
+    """Tiny SRResNet (1 block): receptive-field radius in LR pixels = 4 (9x9 head) + 2 (block)
+    + 1 (body tail) + 1 + 0.5 (the two x2 upsampling convs) + 1 (9x9 tail at x4) = 9.5, under
+    the 16-pixel overlap of `pipelines.upscale`, so tiles of 48 give the untiled result exactly
+    (up to float summation order)."""
+    torch.manual_seed(0)
+    model = tiny_srresnet(4)
+    lr = torch.rand(1, 3, 90, 100)  # 100 wide, 90 high: 3 x 3 tiles of 48 with 16 overlap
+    whole = pipelines.sr_upscaler(model, device="cpu")(lr)
+    tiled = pipelines.sr_upscaler(model, tile=48, device="cpu")(lr)
+    assert tiled.shape == whole.shape == (1, 3, 360, 400)
+    assert (tiled - whole).abs().max().item() < 1e-4
+    # the PIL path (pipelines.upscale) as the CLI and the app use it
+    image = Image.fromarray((lr[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    a = np.asarray(pipelines.upscale(image, model, tile=None, device="cpu"), dtype=np.int16)
+    b = np.asarray(pipelines.upscale(image, model, tile=48, device="cpu"), dtype=np.int16)
+    assert a.shape == (360, 400, 3)
+    assert np.abs(a - b).max() <= 1  # float noise can flip a rounding at most by one level
+
+
+def test_tiling_differs_when_the_receptive_field_exceeds_the_overlap():
+    """Control for the test above: with overlap 2 (< 9.5) the tile seams show."""
+    from ganzoo.imaging import tiled_apply
+
+    model = tiny_srresnet(4)
+    lr = torch.rand(1, 3, 40, 40)
+    with torch.no_grad():
+        diff = (tiled_apply(model, lr, tile=24, overlap=2, scale=4) - model(lr)).abs().max().item()
+    assert diff > 1e-3
+
+
+@needs_bundled
+@pytest.mark.slow
+def test_tiled_upscale_with_bundled_srresnet():
+    """The bundled SRResNet x4 (16 blocks) reaches about 4 + 16*2 + 1 + 1 + 0.5 + 1 = 39.5 LR pixels,
+    more than the 16-pixel overlap, so tiling is not exact. Measured on a 100x90 astronaut crop
+    with tile=48: at most 1/255 after 8-bit quantisation (mean 4e-5 levels); on the 64x60 crop used
+    here (2 x 2 tiles, a few seconds on a CPU) one value of 184,320 differs, by 1/255. We allow 2/255."""
+    model = ganzoo.load("srresnet-x4")
+    image = Image.fromarray(data.astronaut()[100:160, 150:214])  # 60 high, 64 wide
+    a = np.asarray(pipelines.upscale(image, model, device="cpu"), dtype=np.int16)
+    b = np.asarray(pipelines.upscale(image, model, tile=48, device="cpu"), dtype=np.int16)
+    assert a.shape == (240, 256, 3)
+    assert np.abs(a - b).max() <= 2
+
+
+def test_stylize_fast_net_alpha_blends_in_image_space():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (21, 17, 4), dtype=np.uint8), "RGBA")
+    net = tiny_net()
+    full = pipelines.stylize(image, net, device="cpu")
+    assert full.size == image.size and full.mode == "RGBA"
+    assert np.array_equal(np.asarray(full)[..., 3], np.asarray(image)[..., 3])  # alpha kept
+    assert np.array_equal(np.asarray(pipelines.stylize(image, net, alpha=0.0)), np.asarray(image))
+    half = np.asarray(pipelines.stylize(image, net, alpha=0.5), dtype=float)[..., :3]
+    expected = (np.asarray(full, dtype=float)[..., :3] + np.asarray(image, dtype=float)[..., :3]) / 2
+    assert np.abs(half - expected).max() <= 1.01
+
+
+def test_stylize_adain_with_a_style_file_tiles_and_preserves_colour(adain_model, tmp_path):
+    style_path = tmp_path / "style.png"
+    Image.fromarray(data.coffee()).save(style_path)
+    content = Image.fromarray(data.chelsea()[:45, :70])
+    out = pipelines.stylize(content, adain_model, style=style_path, alpha=0.8)
+    assert out.size == content.size and out.mode == "RGB"
+    assert pipelines.stylize(content, adain_model, style=style_path, tile=40).size == content.size
+    kept = pipelines.stylize(content, adain_model, style=style_path, preserve_color=True)
+    def chroma(image: Image.Image) -> torch.Tensor:
+        return rgb_to_ycbcr(torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)[None])[:, 1:]
+
+    assert (chroma(kept) - chroma(content)).abs().mean() < (chroma(out) - chroma(content)).abs().mean()
+    mixed = pipelines.stylize(content, adain_model, style=[style_path, Image.fromarray(data.astronaut())],
+                              style_weights=[0.5, 0.5])
+    assert mixed.size == content.size
+
+
+def test_stylize_wrong_arguments(adain_model):
+    content = Image.new("RGB", (20, 20))
+    with pytest.raises(ValueError, match="has its style built in"):
+        pipelines.stylize(content, tiny_net(), style=content)
+    with pytest.raises(ValueError, match="AdaIN needs a style image"):
+        pipelines.stylize(content, adain_model)
+    with pytest.raises(ValueError, match="alpha must be a number from 0 to 1"):
+        pipelines.stylize(content, tiny_net(), alpha=2)
+
+
+def test_deblur_pipeline_keeps_size_alpha_and_tiles_match(tiny_deblur_dir):
+    model = ganzoo.load(tiny_deblur_dir)
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (45, 71, 4), dtype=np.uint8), "RGBA")
+    out = pipelines.deblur(image, model)
+    assert out.size == image.size and out.mode == "RGBA"
+    big = Image.fromarray(rng.integers(0, 256, (90, 130, 3), dtype=np.uint8))
+    whole, tiled = pipelines.deblur(big, model), pipelines.deblur(big, model, tile=64)
+    # instance norm sees each tile's statistics: close but not bit-equal to the whole image
+    diff = np.abs(np.asarray(whole, np.int16) - np.asarray(tiled, np.int16))
+    assert whole.size == tiled.size and diff.mean() < 8
+
+
+def test_pipeline_bf16_upscale_is_close_to_fp32(tiny_sr):
+    photo = Image.fromarray(data.astronaut()[:40, :48])
+    fp32, bf16 = (np.asarray(pipelines.upscale(photo, tiny_sr, precision=p), dtype=float) for p in ("fp32", "bf16"))
+    assert fp32.shape == bf16.shape == (160, 192, 3)
+    assert 0 < np.abs(fp32 - bf16).mean() < 1.0  # grey levels
+
+
+def test_adain_refuses_bf16():
+    from ganzoo.models.style import AdaINStyleTransfer
+
+    with pytest.raises(ValueError, match="AdaIN runs in fp32"):
+        pipelines.stylizer(AdaINStyleTransfer.__new__(AdaINStyleTransfer), style=torch.rand(1, 3, 8, 8),
+                           precision="bf16")

@@ -239,3 +239,12 @@ def test_short_name_served_from_the_hub_cache(generator_folder, tmp_path, monkey
     cache = tmp_path / "hf-cache"
     populate_hf_cache(cache, "ganzoo/mnist-dcgan", generator_folder)
     assert same_weights(generator_folder, ganzoo.load("mnist-dcgan", cache_dir=cache))
+
+
+def test_style_names_resolve_to_the_registry():
+    from ganzoo.registry import fast_style_name
+
+    assert fast_style_name("mosaic") == "style-mosaic"
+    assert fast_style_name("starry_night") == "style-starry-night"
+    assert fast_style_name("style-udnie") == "style-udnie"
+    assert fast_style_name("adain") is None and fast_style_name("srgan-x4") is None

@@ -29,7 +29,7 @@ from ganzoo import pipelines
 from ganzoo.hub import ModelLoadError
 from ganzoo.imaging import IMAGE_SUFFIXES, ImageError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCALE = 4
 APP_CALL_TIMEOUT_S = 30
 
@@ -476,7 +476,7 @@ def app_outcomes(corpus, tmp_path_factory):
     a tiny model, for a few), each call with a timeout; then a normal request must still be answered.
     Yields (server_alive_and_answering, [(case, method, result paths | None, error text | None)])."""
     from gradio_client import handle_file
-    from test_load import app_server, make_client, make_tiny_models
+    from app_server import app_server, make_client, make_tiny_models
 
     _, cases = corpus
     tmp = tmp_path_factory.mktemp("app-robustness")

@@ -12,6 +12,12 @@ from urllib.parse import urljoin
 
 import pytest
 import torch
+from PIL import Image
+
+import ganzoo
+from ganzoo import pipelines
+from ganzoo.models import DeblurGANGenerator, DeblurUNet
+
 from app_server import (
     browser_page,
     load_app_module,
@@ -21,11 +27,6 @@ from app_server import (
     serve,
 )
 from app_server import random_image as rgb_image
-from PIL import Image
-
-import ganzoo
-from ganzoo import pipelines
-from ganzoo.models import DeblurGANGenerator, DeblurUNet
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import torch
 
 import ganzoo
 from ganzoo.hub import ModelLoadError
-from ganzoo.losses import gradient_penalty, wgan_d_loss, wgan_g_loss
 from ganzoo.models import MODEL_CLASSES, DeblurGANGenerator, PatchGANCritic
 from ganzoo.models.deblurgan import MIN_SIZE
 
@@ -125,44 +124,3 @@ def test_critic_has_no_batch_norm_and_a_70_pixel_receptive_field():
     for conv in (m for m in critic.modules() if isinstance(m, torch.nn.Conv2d)):
         rf, jump = rf + (conv.kernel_size[0] - 1) * jump, jump * conv.stride[0]
     assert rf == 70
-
-
-# -- WGAN-GP losses ---------------------------------------------------------------------------------
-
-class LinearCritic(torch.nn.Module):
-    """score = <w, x>: its gradient is w everywhere."""
-
-    def __init__(self, weight: torch.Tensor) -> None:
-        super().__init__()
-        self.weight = torch.nn.Parameter(weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x * self.weight).flatten(1).sum(1)
-
-
-def test_gradient_penalty_is_zero_for_a_unit_gradient_critic():
-    torch.manual_seed(0)
-    weight = torch.randn(3, 8, 8)
-    real, fake = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
-    assert gradient_penalty(LinearCritic(weight / weight.norm()), real, fake).item() == pytest.approx(0, abs=1e-10)
-    # ||w|| = 3 everywhere: (3 - 1)^2 = 4 exactly, whatever the interpolation
-    assert gradient_penalty(LinearCritic(3 * weight / weight.norm()), real, fake).item() == pytest.approx(4)
-
-
-def test_gradient_penalty_is_positive_and_differentiable():
-    torch.manual_seed(0)
-    critic = PatchGANCritic(channels=4, num_layers=1)
-    real, fake = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16, requires_grad=True)
-    penalty = gradient_penalty(critic, real, fake)
-    assert penalty.item() > 0 and penalty.requires_grad
-    penalty.backward()
-    convs = [m for m in critic.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert all(conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0 for conv in convs)
-    assert convs[-1].bias.grad is None  # a constant offset of the score does not change its gradient
-    assert fake.grad is None  # the penalty trains the critic only
-
-
-def test_wgan_losses_on_known_values():
-    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([[-2.0, 0.0], [4.0, 2.0]])
-    assert wgan_d_loss(real, fake).item() == pytest.approx(1.0 - 2.0)
-    assert wgan_g_loss(fake).item() == pytest.approx(-1.0)

@@ -13,14 +13,15 @@ from urllib.parse import urljoin
 import numpy as np
 import pytest
 import torch
-from app_server import app_server, browser_page, load_app_module, make_client
 from PIL import Image
 
 import ganzoo
 from ganzoo import pipelines
 from ganzoo.models import DigitGenerator
 
-REPO = Path(__file__).resolve().parents[1]
+from app_server import app_server, browser_page, load_app_module, make_client
+
+REPO = Path(__file__).resolve().parents[2]
 APP_FILE = REPO / "space" / "app.py"
 START_TIMEOUT_S = 90
 

@@ -13,6 +13,12 @@ from urllib.parse import urljoin
 
 import pytest
 import torch
+from PIL import Image
+
+import ganzoo
+from ganzoo import pipelines
+from ganzoo.models.srgan import SRResNet
+
 from app_server import (
     browser_page,
     load_app_module,
@@ -22,12 +28,7 @@ from app_server import (
     serve,
 )
 from app_server import random_image as rgb_image
-from PIL import Image
 from test_app import REPO
-
-import ganzoo
-from ganzoo import pipelines
-from ganzoo.models.srgan import SRResNet
 
 EXAMPLE = REPO / "space" / "examples" / "chelsea_96.png"
 

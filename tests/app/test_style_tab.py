@@ -12,6 +12,13 @@ from urllib.parse import urljoin
 
 import pytest
 import torch
+from PIL import Image
+from skimage import data
+
+import ganzoo
+from ganzoo import pipelines
+from ganzoo.models import AdaINStyleTransfer, TransformerNet
+
 from app_server import (
     browser_page,
     load_app_module,
@@ -21,12 +28,6 @@ from app_server import (
     serve,
 )
 from app_server import random_image as rgb_image
-from PIL import Image
-from skimage import data
-
-import ganzoo
-from ganzoo import pipelines
-from ganzoo.models import AdaINStyleTransfer, TransformerNet
 
 
 @pytest.fixture(scope="module")

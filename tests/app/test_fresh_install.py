@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app_server import app_server, make_client
 from huggingface_hub import ModelCard
 from PIL import Image
 
+from app_server import app_server, make_client
 from conftest import REPO_ROOT, TRAIN_SCRIPTS
 
 pytestmark = pytest.mark.slow

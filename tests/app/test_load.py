@@ -4,7 +4,7 @@ In the test suite: a bounded run (~20 s in two rounds) that checks every request
 clear queue-full error, and that the server's memory does not grow from round 1 to round 2.
 As a script it prints a JSON summary (latency p50/p90/p99, throughput, server RSS):
 
-    python tests/test_load.py --duration 60 [--clients 16]
+    PYTHONPATH=tests python tests/app/test_load.py --duration 60 [--clients 16]
 """
 
 from __future__ import annotations
@@ -22,32 +22,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_server import Server, app_server, free_port, make_client  # noqa: F401 - re-exported for other tests
 
-REPO = Path(__file__).resolve().parents[1]
+from app_server import app_server, make_client, make_tiny_models
+
+REPO = Path(__file__).resolve().parents[2]
 APP_FILE = REPO / "space" / "app.py"
 START_TIMEOUT_S = 90
 CALL_TIMEOUT_S = 60
 CLIENTS = 16
 TEST_ROUND_S = 8.0
 QUEUE_FULL = ("queue is full", "queue full")
-
-
-# -- the server ----------------------------------------------------------------------------------------
-
-def make_tiny_models(folder: Path) -> dict[str, str]:
-    """Tiny untrained models for every tab, saved under `folder`; the env vars that point the tabs at them."""
-    import torch
-
-    from ganzoo.models import DigitGenerator
-    from ganzoo.models.srgan import SRResNet
-
-    torch.manual_seed(0)
-    DigitGenerator(channels=4).eval().save_pretrained(folder / "digits")
-    SRResNet(scale=4, num_blocks=1, channels=8).eval().save_pretrained(folder / "srgan")
-    SRResNet(scale=4, num_blocks=1, channels=8).eval().save_pretrained(folder / "srresnet")
-    return {"GANZOO_MODEL_MNIST_DCGAN": str(folder / "digits"), "GANZOO_MODEL_SRGAN_X4": str(folder / "srgan"),
-            "GANZOO_MODEL_SRRESNET_X4": str(folder / "srresnet")}
 
 
 # -- the load ------------------------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import json
 import subprocess
 import sys
@@ -9,8 +11,12 @@ import torch
 from PIL import Image
 from skimage import data
 
+from ganzoo import cli
 from ganzoo.cli import main
+from ganzoo.cli import main as cli_main
 from ganzoo.models.digits import DigitClassifier, DigitGenerator
+
+from conftest import write_png
 
 SR_KEYS = {"n", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid", "images", "model", "data", "scale", "precision"}
 DIGIT_KEYS = {"fid", "fid_real_floor", "class_accuracy", "class_accuracy_per_class", "classifier_test_accuracy",
@@ -122,3 +128,34 @@ def test_a_tile_too_small_for_the_overlap_is_a_usage_error(command, capsys):
         main([*command, "--tile", "32"])
     assert exit_info.value.code == 2
     assert "--tile must be more than 32 (tiles overlap by 16 pixels on each side), got 32" in capsys.readouterr().err
+
+
+def test_cli_upscale_writes_4x_images(tiny_model_dir, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_png(inputs / "a.png", 13, 17, seed=0)
+    Image.fromarray(data.camera()[:20, :24]).save(inputs / "grey.jpg")
+    out = tmp_path / "out"
+    assert cli_main(["upscale", str(inputs), "-o", str(out), "--model", str(tiny_model_dir), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "grey.png"]
+    assert Image.open(out / "a.png").size == (68, 52)
+    assert Image.open(out / "grey.png").size == (96, 80)
+
+
+def test_sets_are_deterministic_by_seed(photos, tmp_path, capsys):
+    def build(name, seed):
+        out = tmp_path / name
+        assert cli.main(["make-blur-set", "--images", str(photos), "--first", "2", "-o", str(out), "--kernels", "2",
+                         "--sizes", "9", "15", "--seed", str(seed)]) == 0
+        return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.png"))}
+
+    first, again, other = build("a", 0), build("b", 0), build("c", 1)
+    assert first == again and len(first) == 2 + 4 + 2  # sharp, blurred, kernels
+    assert sorted(first) == ["blurred/astronaut_kernel_01.png", "blurred/astronaut_kernel_02.png",
+                             "blurred/chelsea_kernel_01.png", "blurred/chelsea_kernel_02.png",
+                             "kernels/kernel_01.png", "kernels/kernel_02.png", "sharp/astronaut.png", "sharp/chelsea.png"]
+    assert first != other
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["seed"] == 0 and manifest["sizes"] == [9, 15]
+    assert cli.main(["make-blur-set", "--images", str(photos), "-o", str(tmp_path / "a"), "--lengths", "5", "9"]) == 2
+    assert "not empty" in capsys.readouterr().err

@@ -1,0 +1,54 @@
+"""ganzoo.quality_gate: the bf16 gate on tiny and bundled models, and its records."""
+
+import json
+
+import ganzoo
+from ganzoo import pipelines, quality_gate
+from ganzoo.inference import to_bf16
+from ganzoo.models.srgan import SRResNet
+
+from conftest import crops
+
+
+def test_bundled_srresnet_passes_the_bf16_bar_on_small_crops(tmp_path):
+    model = ganzoo.load("srresnet-x4")
+    result = quality_gate.gate_sr(model, [crops(tmp_path / "hr", 64)])["hr"]
+    assert result["passed"] and result["n"] == 2
+    assert abs(result["delta"]["psnr_y"]) <= quality_gate.BAR["psnr_db"]
+    assert abs(result["delta"]["ssim_y"]) <= quality_gate.BAR["ssim"]
+    assert result["delta"]["psnr_y"] != 0.0  # the bf16 run really was bf16
+
+
+def test_bundled_style_network_passes_the_bf16_bar_on_small_crops(tmp_path):
+    result = quality_gate.gate_style(ganzoo.load("style-mosaic"), crops(tmp_path / "content", 48))["content"]
+    assert result["passed"] and 0 < result["mean_abs_diff"] < 1 / 255
+
+
+def test_the_gate_fails_a_model_whose_bf16_form_is_off(monkeypatch, tmp_path, tiny_sr):
+    def noisy(model):
+        form = to_bf16(model)
+        form.register_forward_hook(lambda module, args, out: out + 0.05)
+        return form
+    monkeypatch.setattr(pipelines, "to_bf16", noisy)
+    result = quality_gate.gate_sr(tiny_sr, [crops(tmp_path / "hr", 32)])["hr"]
+    assert not result["passed"] and abs(result["delta"]["psnr_y"]) > quality_gate.BAR["psnr_db"]
+
+
+def test_gate_records_are_found_by_weights_and_written_by_main(monkeypatch, tmp_path, tiny_sr):
+    monkeypatch.setattr(quality_gate, "gate_model", lambda model, data_dir: {
+        "weights_sha256": quality_gate.weights_sha256(model), "passed": True})
+    gate = tmp_path / "gate.json"
+    assert quality_gate.main(["--models", "tiny", "--write", "--gate-file", str(gate)], load=lambda name: tiny_sr) == 0
+    record = json.loads(gate.read_text())["tiny"]
+    assert record["command"].startswith("python -m ganzoo.quality_gate --models tiny")
+    assert quality_gate.bf16_passed(tiny_sr, gate)
+    assert not quality_gate.bf16_passed(SRResNet(scale=4, num_blocks=1, channels=8), gate)
+
+
+def test_the_bundled_gate_file_is_consistent():
+    records = json.loads(quality_gate.GATE_FILE.read_text())
+    for record in records.values():
+        assert record["passed"] == all(r["passed"] for r in record["results"].values())
+        assert record["command"].startswith("python -m ganzoo.quality_gate")
+    # the key is stable across loads: the bundled srresnet-x4 is found by its weights
+    assert records["srresnet-x4"]["weights_sha256"] == quality_gate.weights_sha256(ganzoo.load("srresnet-x4"))

@@ -1,0 +1,85 @@
+"""train_srresnet.py and train_srgan.py: tiny smoke runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ganzoo
+from ganzoo.models import SRGANDiscriminator, SRResNet
+
+from conftest import tiny_srresnet, write_png
+
+
+SMOKE = ["--max-steps", "2", "--batch-size", "2", "--crop-size", "32", "--report-to", "none",
+         "--eval-every", "2", "--sample-every", "2", "--cpu"]
+
+
+@pytest.fixture(scope="module")
+def sr_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("sr-data")
+    train, val = root / "train", root / "val"
+    train.mkdir()
+    val.mkdir()
+    for i in range(3):
+        write_png(train / f"t{i}.png", 48 + 8 * i, 56, seed=10 + i)
+    write_png(val / "v0.png", 32, 40, seed=20)
+    write_png(val / "v1.png", 36, 28, seed=21)
+    return {"train": train, "val": val}
+
+
+def read_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def srresnet_run(tmp_path_factory: pytest.TempPathFactory, sr_data) -> Path:
+    from conftest import run_train_script
+
+    out = tmp_path_factory.mktemp("srresnet-run")
+    run_train_script("train_srresnet", ["--train-dirs", sr_data["train"], "--val-dir", sr_data["val"],
+                                        "--output-dir", out, "--num-blocks", "1", "--channels", "8", *SMOKE])
+    return out
+
+
+def test_srresnet_smoke_run(srresnet_run):
+    model = ganzoo.load(srresnet_run / "final")
+    assert isinstance(model, SRResNet) and model.scale == 4 and len(model.blocks) == 1
+    evals = [row for row in read_log(srresnet_run) if "eval/psnr_y" in row]
+    assert evals and evals[-1]["step"] == 2 and np.isfinite(evals[-1]["eval/psnr_y"])
+    assert {"eval/ssim_y", "eval/psnr_rgb", "eval/ssim_rgb"} <= set(evals[-1])
+    assert any("loss" in row for row in read_log(srresnet_run))
+    assert (srresnet_run / "samples" / "step_0000002.png").is_file()
+    assert (srresnet_run / "final" / "README.md").is_file()
+    assert json.loads((srresnet_run / "final.run.json").read_text())["steps"] == 2
+
+
+@pytest.mark.parametrize("content", [["--content-loss", "vgg22", "--vgg-weights", "random"],
+                                     ["--content-loss", "dfm"]], ids=["vgg22-random", "dfm"])
+def test_srgan_smoke_run(content, srresnet_run, sr_data, tmp_path, run_script):
+    out = tmp_path / "srgan"
+    run_script("train_srgan", ["--train-dirs", sr_data["train"], "--val-dir", sr_data["val"], "--output-dir", out,
+                               "--init-from", srresnet_run / "final", *content, *SMOKE])
+    generator = ganzoo.load(out / "final")
+    assert isinstance(generator, SRResNet) and len(generator.blocks) == 1
+    assert isinstance(ganzoo.load(out / "discriminator"), SRGANDiscriminator)
+    initial = ganzoo.load(srresnet_run / "final")
+    assert any(not torch.equal(a, b) for a, b in zip(generator.state_dict().values(),
+                                                     initial.state_dict().values()))  # it trained
+    rows = read_log(out)
+    assert any("eval/psnr_y" in row and np.isfinite(row["eval/psnr_y"]) for row in rows)
+    assert any({"d_loss", "g_adv", "content"} <= set(row) for row in rows)
+    card = (out / "final" / "README.md").read_text()
+    assert ("fixed random weights" in card) if content[1] == "vgg22" else ("feature matching" in card)
+
+
+def test_srgan_rejects_a_non_sr_init(sr_data, tmp_path, run_script):
+    folder = tmp_path / "x2"
+    tiny_srresnet(2).save_pretrained(folder)
+    with pytest.raises(SystemExit, match="SRResNet x4"):
+        run_script("train_srgan", ["--train-dirs", sr_data["train"], "--output-dir", tmp_path / "run",
+                                   "--init-from", folder, "--content-loss", "dfm", *SMOKE])

@@ -1,0 +1,79 @@
+"""train_style.py and train_adain.py: tiny smoke runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+import ganzoo
+from ganzoo.models import AdaINStyleTransfer, TransformerNet
+
+from conftest import tiny_net
+
+
+@pytest.fixture(scope="module")
+def image_dirs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("style-data")
+    for folder, images in (("content", [data.astronaut(), data.chelsea(), data.coffee()]),
+                           ("styles", [data.rocket(), data.colorwheel()[..., :3]])):
+        (root / folder).mkdir()
+        for i, array in enumerate(images):
+            Image.fromarray(array).resize((64, 48)).save(root / folder / f"{i}.png")
+    return {"content": root / "content", "styles": root / "styles"}
+
+
+def test_train_style_smoke(run_script, image_dirs, tmp_path):
+    out = tmp_path / "run"
+    run_script("train_style", [
+        "--style-image", image_dirs["styles"] / "0.png", "--style-name", "rocket", "--style-credit", "skimage.data",
+        "--content-dirs", image_dirs["content"], "--crop-size", "32", "--style-size", "48", "--batch-size", "2",
+        "--channels", "4", "--num-blocks", "1", "--vgg-weights", "random", "--max-steps", "2",
+        "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--tv-weight", "0.1"])
+    model = ganzoo.load(out / "final")
+    assert isinstance(model, TransformerNet)
+    card = (out / "final" / "README.md").read_text()
+    assert "fixed random weights" in card and "skimage.data" in card and "rocket" in card
+    assert (out / "final" / "style.jpg").is_file() and (out / "samples" / "step_0000002.png").is_file()
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(row["loss"]) for row in log if "loss" in row)
+
+
+def test_train_adain_smoke(run_script, image_dirs, tmp_path):
+    out = tmp_path / "run"
+    run_script("train_adain", [
+        "--content-dirs", image_dirs["content"], "--style-dirs", image_dirs["styles"], "--crop-size", "32",
+        "--resize", "40", "--batch-size", "2", "--channels", "4", "--vgg-weights", "random", "--max-steps", "2",
+        "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--identity-weight", "5"])
+    model = ganzoo.load(out / "final")
+    assert isinstance(model, AdaINStyleTransfer) and model._hub_mixin_config["encoder_weights"] == "random"
+    card = (out / "final" / "README.md").read_text()
+    assert "Encoder: VGG19 (relu1_1, relu2_1, relu3_1, relu4_1) with fixed random weights" in card
+    assert "2 style images" in card and (out / "samples" / "step_0000002.png").is_file()
+    assert "5.0 x the identity loss" in card
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(row["identity"] > 0 for row in log if "loss" in row)
+
+
+def test_train_style_with_multiscale_features_and_init_from(run_script, image_dirs, tmp_path):
+    start = tmp_path / "start"
+    tiny_net().save_pretrained(start)
+    out = tmp_path / "run"
+    run_script("train_style", [
+        "--style-image", image_dirs["styles"] / "0.png", "--content-dirs", image_dirs["content"],
+        "--crop-size", "32", "--style-size", "48", "--batch-size", "2", "--init-from", start,
+        "--upsample", "bilinear", "--features", "multiscale", "--vgg-seed", "5", "--max-steps", "2",
+        "--sample-every", "2", "--output-dir", out, "--report-to", "none"])
+    model = ganzoo.load(out / "final")
+    assert model._hub_mixin_config == {"channels": 4, "num_blocks": 1, "upsample": "bilinear"}
+    card = (out / "final" / "README.md").read_text()
+    assert "multi-scale random features" in card and "seed 5" in card and "k3s2" in card
+    with pytest.raises(SystemExit, match="--channels 8 conflicts with --init-from"):  # never silently replaced
+        run_script("train_style", [
+            "--style-image", image_dirs["styles"] / "0.png", "--content-dirs", image_dirs["content"],
+            "--crop-size", "32", "--style-size", "48", "--init-from", start, "--channels", "8",
+            "--features", "multiscale", "--output-dir", tmp_path / "conflict", "--report-to", "none"])
