@@ -462,6 +462,25 @@ def load_checkpoint_weights(model: nn.Module, checkpoint: str | os.PathLike) -> 
     return model
 
 
+def initial_model(args: argparse.Namespace, model_class: type[GanzooModel], defaults: dict[str, Any],
+                  accepted: tuple[type[GanzooModel], ...] | None = None) -> GanzooModel:
+    """The model a run starts from: the trained one --init-from names (one of `accepted`, by default
+    `model_class`; its config decides the architecture), else a new `model_class` built from the architecture
+    flags, with the weights of --init-from-checkpoint when given."""
+    from ganzoo.registry import load
+
+    if args.init_from is None:
+        model = model_class(**resolve_architecture(args, defaults))
+        return load_checkpoint_weights(model, args.init_from_checkpoint) if args.init_from_checkpoint else model
+    model = load(args.init_from)
+    accepted = accepted or (model_class,)
+    if not isinstance(model, accepted):
+        names = " or ".join(cls.__name__ for cls in accepted)
+        raise SystemExit(f"--init-from must be a {names}, got {type(model).__name__}")
+    resolve_architecture(args, defaults, model)
+    return model
+
+
 def sr_callbacks(trainer: Trainer, args: argparse.Namespace, generator: nn.Module, bank: ImageBank
                  ) -> tuple[Callable[[int], torch.Tensor], Callable[[int], dict[str, float]] | None]:
     """Sample comparisons (bicubic | output | HR) and Set5-style validation, shared by both SR scripts."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urljoin
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +115,35 @@ def browser_page(url: str) -> Iterator:
 
 
 # -- what every tab's tests share -----------------------------------------------------------------
+
+@contextlib.contextmanager
+def tab_page(url: str, tab: str, image_input: str, image, folder: Path) -> Iterator:
+    """A browser page (`browser_page`) on the tab named `tab`, with `image` (PIL) uploaded into the image
+    input whose elem_id is `image_input` (e.g. "#deblur-input")."""
+    path = folder / "upload.png"
+    image.save(path)
+    with browser_page(url) as page:
+        page.get_by_role("tab", name=tab).click()
+        page.locator(f"{image_input} input[type=file]").set_input_files(str(path))
+        page.locator(f"{image_input} img").first.wait_for(state="visible")  # upload finished
+        yield page
+
+
+def run_and_measure(page, url: str, button: str, slider: str) -> list[tuple[int, int]]:
+    """Click `button`; then the (width, height) of the two images of the gr.ImageSlider `slider` once its
+    result is shown, fetched from the server as the browser would."""
+    from PIL import Image
+
+    page.locator(button).click()
+    images = page.locator(f"{slider} img")
+    images.nth(1).wait_for(state="visible")
+    sizes = []
+    for i in range(2):
+        response = page.request.get(urljoin(url, images.nth(i).get_attribute("src")))
+        assert response.ok, response.status
+        sizes.append(Image.open(io.BytesIO(response.body())).size)
+    return sizes
+
 
 def load_app_module():
     """space/app.py imported fresh (so a tab reads the environment of the test that loads it)."""

@@ -128,6 +128,40 @@ def run_script() -> Callable[[str, Sequence[str | os.PathLike]], None]:
     return run_train_script
 
 
+def randomize_affine_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Non-default weights and biases in `model`'s affine instance norms, so that a round trip checks them too."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.InstanceNorm2d) and module.affine:
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    return model
+
+
+# -- the app's tabs: a test module sets TAB (a module of space/tabs/) and a module-scoped `tab_env` fixture -----
+
+@pytest.fixture
+def tab(tab_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> ModuleType:
+    """The module's tab, imported in this process with `tab_env` set."""
+    from app_server import load_tab
+
+    return load_tab(request.module.TAB, tab_env, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def server(tab_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """URL of `python space/app.py` running with `tab_env`; stopped after the module."""
+    from app_server import serve
+
+    yield from serve(tab_env, tmp_path_factory, f"app-{request.module.TAB}")
+
+
+@pytest.fixture(scope="module")
+def client(server: str, tmp_path_factory: pytest.TempPathFactory):
+    from app_server import make_client
+
+    return make_client(server, tmp_path_factory.mktemp("client-downloads"))
+
+
 # -- VGG19 feature networks: models/test_vgg.py and the perceptual-loss tests build the same ones -------------
 
 LAYERS = ("relu1_2", "relu2_2", "conv3_3", "relu3_3", "relu5_4")

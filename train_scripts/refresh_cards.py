@@ -10,7 +10,6 @@ rendered before the metadata rules changed, whose run records are gone.
 import argparse
 import json
 
-import ganzoo
 from ganzoo.cards import refresh_card
 from ganzoo.registry import MODELS, read_config
 

@@ -19,13 +19,11 @@ import math
 
 import torch
 
-import ganzoo
 from ganzoo.blur_sets import HeldOut
 from ganzoo.data import ImageBank
 from ganzoo.degrade import ShakeBlur
 from ganzoo.models import DeblurUNet
-from ganzoo.training import (Trainer, add_training_args, load_checkpoint_weights, resolve_architecture, run_history,
-                             write_history)
+from ganzoo.training import Trainer, add_training_args, initial_model, run_history, write_history
 
 
 UNET_DEFAULTS = {"channels": 16, "encoder_blocks": [1, 1, 1, 2], "middle_blocks": 2, "decoder_blocks": [1, 1, 1, 1]}
@@ -84,14 +82,7 @@ def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Te
 
 def load_model(args: argparse.Namespace) -> DeblurUNet:
     """A new U-Net (from --init-from-checkpoint's weights if given), or the trained one --init-from names."""
-    if args.init_from is None:
-        model = DeblurUNet(**resolve_architecture(args, UNET_DEFAULTS))
-        return load_checkpoint_weights(model, args.init_from_checkpoint) if args.init_from_checkpoint else model
-    model = ganzoo.load(args.init_from)
-    if not isinstance(model, DeblurUNet):
-        raise SystemExit(f"--init-from must be a DeblurUNet, got {type(model).__name__}")
-    resolve_architecture(args, UNET_DEFAULTS, model)
-    return model
+    return initial_model(args, DeblurUNet, UNET_DEFAULTS)
 
 
 def main(argv=None) -> None:

@@ -29,7 +29,6 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-import ganzoo
 from ganzoo.blur_sets import HeldOut
 from ganzoo.data import add_dataset_args, data_sources, image_bank
 from ganzoo.degrade import BlurSynthesizer, ShakeBlur, load_kernels
@@ -38,8 +37,8 @@ from ganzoo.losses import PerceptualLoss, gradient_penalty, wgan_d_loss, wgan_g_
 from ganzoo.models import DeblurGANGenerator, DeblurUNet, PatchGANCritic
 from ganzoo.models.vgg import VGGFeatures
 from ganzoo.pipelines import deblurrer
-from ganzoo.training import (Trainer, add_training_args, add_vgg_args, adversarial_step, load_checkpoint_weights,
-                             resolve_architecture, run_history, write_history)
+from ganzoo.training import (Trainer, add_training_args, add_vgg_args, adversarial_step, initial_model, run_history,
+                             write_history)
 
 
 GENERATOR_DEFAULTS = {"channels": 64, "num_blocks": 9, "dropout": 0.0}  # a new generator's architecture
@@ -148,15 +147,8 @@ def deblur_batches(args: argparse.Namespace, device: torch.device):
 
 
 def load_generator(args: argparse.Namespace) -> DeblurGANGenerator | DeblurUNet:
-    """A new generator (from --init-from-checkpoint's weights if given), or the trained one --init-from names."""
-    if args.init_from is None:
-        generator = DeblurGANGenerator(**resolve_architecture(args, GENERATOR_DEFAULTS))
-        return load_checkpoint_weights(generator, args.init_from_checkpoint) if args.init_from_checkpoint else generator
-    generator = ganzoo.load(args.init_from)
-    if not isinstance(generator, (DeblurGANGenerator, DeblurUNet)):
-        raise SystemExit(f"--init-from must be a DeblurGANGenerator or DeblurUNet, got {type(generator).__name__}")
-    resolve_architecture(args, GENERATOR_DEFAULTS, generator)
-    return generator
+    """A new generator, or the trained one --init-from names: a DeblurUNet is fine-tuned as a DeblurGAN too."""
+    return initial_model(args, DeblurGANGenerator, GENERATOR_DEFAULTS, (DeblurGANGenerator, DeblurUNet))
 
 
 def main(argv=None) -> None:

@@ -88,3 +88,15 @@ class ImageInput(gr.Image):
             reason = str(err).split("/tmp/")[0].strip() or type(err).__name__
             raise gr.Error(f"Cannot read this image ({type(err).__name__}: {reason}). "
                            "Upload a PNG, JPEG, WebP, BMP or TIFF file.") from None
+
+
+def image_input(label: str, elem_id: str, height: int, **options: Any) -> ImageInput:
+    """An image upload (file or clipboard) that the tab receives as a PIL image in its own mode."""
+    options = {"type": "pil", "image_mode": None, "sources": ["upload", "clipboard"], **options}
+    return ImageInput(label=label, elem_id=elem_id, height=height, **options)
+
+
+def before_after(label: str, elem_id: str) -> gr.ImageSlider:
+    """The result: a before/after slider of two PIL images, downloadable as PNG."""
+    return gr.ImageSlider(label=label, type="pil", format="png", interactive=False, buttons=["download", "fullscreen"],
+                          elem_id=elem_id, max_height=640, scale=2)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from ganzoo import degrade, imaging, metrics, pipelines, registry
 
-from .common import CACHED_EXAMPLES, EXAMPLES_DIR, ImageInput, check_image, load_model, score_cell
+from .common import CACHED_EXAMPLES, EXAMPLES_DIR, before_after, check_image, image_input, load_model, score_cell
 
 TITLE = "Deblur"
 UNET, DEBLURGAN = "Deblur U-Net", "DeblurGAN"
@@ -119,13 +119,10 @@ def build() -> None:
         "transparency is kept. Large blur (over ~30 px) is only partly undone.")
     with gr.Row():
         with gr.Column(scale=1):
-            image = ImageInput(label="Blurred photo", type="pil", image_mode=None, sources=["upload", "clipboard"],
-                               elem_id="deblur-input", height=320)
+            image = image_input("Blurred photo", "deblur-input", 320)
             choice = gr.Radio(CHOICES, value=DEFAULT_CHOICE, label="Model", elem_id="deblur-model")
             run = gr.Button("Deblur", variant="primary", elem_id="deblur-run")
-        slider = gr.ImageSlider(label="Before / after", type="pil", format="png", interactive=False,
-                                buttons=["download", "fullscreen"], elem_id="deblur-slider", max_height=640,
-                                scale=2)
+        slider = before_after("Before / after", "deblur-slider")
     run.click(deblur_image, [image, choice], slider, api_name="deblur")
     gr.Examples([[str(EXAMPLES_DIR / name), DEFAULT_CHOICE] for name in EXAMPLES], [image, choice], slider,
                 fn=deblur_image, **CACHED_EXAMPLES)
@@ -137,8 +134,7 @@ def build() -> None:
         "against the original (PSNR and SSIM on RGB; higher is better).")
     with gr.Row():
         with gr.Column(scale=1):
-            sharp = ImageInput(label="Sharp photo", type="pil", image_mode=None, sources=["upload", "clipboard"],
-                               elem_id="blur-input", height=260)
+            sharp = image_input("Sharp photo", "blur-input", 260)
             length = gr.Slider(5, MAX_LENGTH, value=25, step=1, label="Blur length (pixels of camera path)",
                                elem_id="blur-length")
             seed = gr.Number(value=0, precision=0, minimum=0, label="Kernel seed", elem_id="blur-seed")

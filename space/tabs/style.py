@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from ganzoo import pipelines, registry
 
-from .common import CACHED_EXAMPLES, EXAMPLES_DIR, ImageInput, available_model, check_image, load_model
+from .common import CACHED_EXAMPLES, EXAMPLES_DIR, available_model, before_after, check_image, image_input, load_model
 
 TITLE = "Style transfer"
 OWN_STYLE = "Your own style (upload)"
@@ -102,23 +102,19 @@ def build() -> None:
          "coarse texture but blurs the photo's detail; see its model card." if adain else ""))
     with gr.Row():
         with gr.Column(scale=1):
-            content = ImageInput(label="Photo", type="pil", image_mode=None, sources=["upload", "clipboard"],
-                                 elem_id="style-content", height=280)
+            content = image_input("Photo", "style-content", 280)
             gallery = gr.Gallery([(thumbnail(name, source), name) for name, source in styles.items()],
                                  label="Bundled styles (click one)", columns=4, height=200, allow_preview=False,
                                  object_fit="cover", interactive=False, elem_id="style-gallery",
                                  visible=bool(styles))
             choice = gr.Radio(choices, value=choices[0] if choices else None, label="Style",
                               elem_id="style-choice")
-            style_image = ImageInput(label="Your own style (AdaIN)", type="pil", image_mode="RGB",
-                                   sources=["upload", "clipboard"], elem_id="style-upload", height=200,
-                                   visible=bool(adain))
+            style_image = image_input("Your own style (AdaIN)", "style-upload", 200, image_mode="RGB",
+                                      visible=bool(adain))
             alpha = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength (alpha)", elem_id="style-alpha")
             preserve = gr.Checkbox(False, label="Keep the photo's colours", elem_id="style-preserve")
             run = gr.Button("Stylise", variant="primary", elem_id="style-run")
-        slider = gr.ImageSlider(label="Before / after", type="pil", format="png", interactive=False,
-                                buttons=["download", "fullscreen"], elem_id="style-slider", max_height=640,
-                                scale=2)
+        slider = before_after("Before / after", "style-slider")
     names = list(styles)
     gallery.select(_pick_style(names), None, choice, api_visibility="private")
     style_image.upload(lambda: OWN_STYLE, None, choice, api_visibility="private")

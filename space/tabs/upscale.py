@@ -16,7 +16,7 @@ from PIL import Image
 
 from ganzoo import imaging, metrics, pipelines
 
-from .common import CACHED_EXAMPLES, EXAMPLES_DIR, ImageInput, check_image, load_model, score_cell
+from .common import CACHED_EXAMPLES, EXAMPLES_DIR, before_after, check_image, image_input, load_model, score_cell
 
 TITLE = "Upscale x4"
 SRGAN, SRRESNET, BICUBIC = "SRGAN x4", "SRResNet x4", "Bicubic x4"
@@ -106,15 +106,12 @@ def build() -> None:
         "upscaled PNG.")
     with gr.Row():
         with gr.Column(scale=1):
-            image = ImageInput(label="Low-resolution image", type="pil", image_mode=None, sources=["upload", "clipboard"],
-                             elem_id="upscale-input", height=320)
+            image = image_input("Low-resolution image", "upscale-input", 320)
             method = gr.Radio(METHODS, value=SRGAN, label="Method", elem_id="upscale-method")
             with gr.Row():
                 run = gr.Button("Upscale x4", variant="primary", elem_id="upscale-run")
                 run_measure = gr.Button("Measure all methods", elem_id="measure-run")
-        slider = gr.ImageSlider(label="Before (bicubic) / after", type="pil", format="png", interactive=False,
-                                buttons=["download", "fullscreen"], elem_id="upscale-slider", max_height=640,
-                                scale=2)
+        slider = before_after("Before (bicubic) / after", "upscale-slider")
     run.click(upscale_image, [image, method], slider, api_name="upscale")
     gr.Examples([[str(EXAMPLES_DIR / name), choice] for name, choice in EXAMPLES], [image, method], slider,
                 fn=upscale_image, **CACHED_EXAMPLES)

@@ -7,8 +7,6 @@ GANZOO_MODEL_ADAIN.
 
 from __future__ import annotations
 
-import io
-from urllib.parse import urljoin
 
 import pytest
 import torch
@@ -19,19 +17,15 @@ import ganzoo
 from ganzoo import pipelines
 from ganzoo.models import AdaINStyleTransfer, TransformerNet
 
-from app_server import (
-    browser_page,
-    load_app_module,
-    load_tab,
-    make_client,
-    max_diff,
-    serve,
-)
+from app_server import load_app_module, max_diff, run_and_measure, tab_page
 from app_server import random_image as rgb_image
 
 
+TAB = "style"  # the tab under test (the `tab`, `server` and `client` fixtures: tests/conftest.py)
+
+
 @pytest.fixture(scope="module")
-def style_env(tmp_path_factory) -> dict[str, str]:
+def tab_env(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("style-models")
     folders = []
     for seed, name in enumerate(("style-mosaic", "style-candy")):
@@ -48,25 +42,10 @@ def style_env(tmp_path_factory) -> dict[str, str]:
             "GANZOO_MODEL_ADAIN": str(root / "adain")}
 
 
-@pytest.fixture
-def style_tab(style_env, monkeypatch):
-    return load_tab("style", style_env, monkeypatch)
-
-
-@pytest.fixture(scope="module")
-def server(style_env, tmp_path_factory):
-    yield from serve(style_env, tmp_path_factory, "app-style")
-
-
-@pytest.fixture(scope="module")
-def client(server, tmp_path_factory):
-    return make_client(server, tmp_path_factory.mktemp("client-downloads"))
-
-
 # --- in process ---------------------------------------------------------------------------------
 
-def test_app_has_the_stylize_endpoint_and_small_examples(style_env, monkeypatch):
-    for key, value in style_env.items():
+def test_app_has_the_stylize_endpoint_and_small_examples(tab_env, monkeypatch):
+    for key, value in tab_env.items():
         monkeypatch.setenv(key, value)
     app = load_app_module().build_app()
     assert "stylize" in {fn.api_name for fn in app.fns.values()}
@@ -79,34 +58,34 @@ def test_app_has_the_stylize_endpoint_and_small_examples(style_env, monkeypatch)
         assert path.stat().st_size < 60_000 and Image.open(path).size[0] * Image.open(path).size[1] <= style.MAX_PIXELS
 
 
-def test_fast_style_matches_the_pipeline(style_tab, style_env):
+def test_fast_style_matches_the_pipeline(tab, tab_env):
     image = rgb_image(30, 21)
-    before, after = style_tab.stylize_image(image, "candy", None, 0.7, False)
+    before, after = tab.stylize_image(image, "candy", None, 0.7, False)
     assert before is image and after.size == image.size
-    expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_MODEL_STYLE_CANDY"]), alpha=0.7)
+    expected = pipelines.stylize(image, ganzoo.load(tab_env["GANZOO_MODEL_STYLE_CANDY"]), alpha=0.7)
     assert max_diff(after, expected) <= 1
 
 
-def test_own_style_uses_adain(style_tab, style_env):
+def test_own_style_uses_adain(tab, tab_env):
     image, painting = rgb_image(33, 20), Image.fromarray(data.coffee())
-    _, after = style_tab.stylize_image(image, style_tab.OWN_STYLE, painting, 1.0, True)
-    expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_MODEL_ADAIN"]), style=painting,
+    _, after = tab.stylize_image(image, tab.OWN_STYLE, painting, 1.0, True)
+    expected = pipelines.stylize(image, ganzoo.load(tab_env["GANZOO_MODEL_ADAIN"]), style=painting,
                                  preserve_color=True)
     assert max_diff(after, expected) <= 1
-    _, unchanged = style_tab.stylize_image(image, style_tab.OWN_STYLE, painting, 0.0, False)
+    _, unchanged = tab.stylize_image(image, tab.OWN_STYLE, painting, 0.0, False)
     assert max_diff(unchanged, image) == 0  # alpha 0: the photo itself
 
 
-def test_bad_inputs_are_clear_errors(style_tab):
+def test_bad_inputs_are_clear_errors(tab):
     import gradio as gr
 
     for call, message in [
-        (lambda: style_tab.stylize_image(None, "mosaic", None), "No image"),
-        (lambda: style_tab.stylize_image(rgb_image(600, 500), "mosaic", None), "at most 262,144 pixels"),
-        (lambda: style_tab.stylize_image(rgb_image(20, 20), "gamma", None), "Unknown style 'gamma'"),
-        (lambda: style_tab.stylize_image(rgb_image(20, 20), style_tab.OWN_STYLE, None), "No style image"),
-        (lambda: style_tab.stylize_image(rgb_image(20, 20), "mosaic", None, 1.5), "from 0 to 1"),
-        (lambda: style_tab.stylize_image(rgb_image(4, 4), "mosaic", None), "at least 8x8"),
+        (lambda: tab.stylize_image(None, "mosaic", None), "No image"),
+        (lambda: tab.stylize_image(rgb_image(600, 500), "mosaic", None), "at most 262,144 pixels"),
+        (lambda: tab.stylize_image(rgb_image(20, 20), "gamma", None), "Unknown style 'gamma'"),
+        (lambda: tab.stylize_image(rgb_image(20, 20), tab.OWN_STYLE, None), "No style image"),
+        (lambda: tab.stylize_image(rgb_image(20, 20), "mosaic", None, 1.5), "from 0 to 1"),
+        (lambda: tab.stylize_image(rgb_image(4, 4), "mosaic", None), "at least 8x8"),
     ]:
         with pytest.raises(gr.Error, match=message):
             call()
@@ -134,7 +113,7 @@ def test_without_bundled_models_the_tab_says_so(monkeypatch, tmp_path):
 
 # --- through the HTTP API -----------------------------------------------------------------------
 
-def test_stylize_api(client, style_env, tmp_path):
+def test_stylize_api(client, tab_env, tmp_path):
     from gradio_client import handle_file
 
     path, style_path = tmp_path / "photo.png", tmp_path / "painting.png"
@@ -143,7 +122,7 @@ def test_stylize_api(client, style_env, tmp_path):
     Image.fromarray(data.coffee()[:100, :100]).save(style_path)
     _, after = client.predict(handle_file(str(path)), "mosaic", None, 1.0, False, api_name="/stylize")
     with Image.open(after) as shown:
-        expected = pipelines.stylize(image, ganzoo.load(style_env["GANZOO_MODEL_STYLE_MOSAIC"]))
+        expected = pipelines.stylize(image, ganzoo.load(tab_env["GANZOO_MODEL_STYLE_MOSAIC"]))
         assert max_diff(shown, expected) <= 1
     _, after = client.predict(handle_file(str(path)), "Your own style (upload)", handle_file(str(style_path)), 0.5,
                               False, api_name="/stylize")
@@ -165,24 +144,13 @@ def test_unknown_style_is_an_error_over_the_api(client, tmp_path):
 
 @pytest.mark.browser
 def test_style_tab_in_browser(server, tmp_path):
-    path = tmp_path / "upload.png"
-    rgb_image(40, 28, seed=5).save(path)
     from playwright.sync_api import expect
 
-    with browser_page(server) as page:
-        page.get_by_role("tab", name="Style transfer").click()
-        page.locator("#style-content input[type=file]").set_input_files(str(path))
-        page.locator("#style-content img").first.wait_for(state="visible")
+    with tab_page(server, "Style transfer", "#style-content", rgb_image(40, 28, seed=5), tmp_path) as page:
         page.locator("#style-gallery button.thumbnail-item").nth(1).click()  # the second style, "candy"
         expect(page.locator("#style-choice").get_by_label("candy")).to_be_checked()
-        page.locator("#style-run").click()
+        sizes = run_and_measure(page, server, "#style-run", "#style-slider")
         images = page.locator("#style-slider img")
-        images.nth(1).wait_for(state="visible")
-        sizes = []
-        for i in range(2):
-            response = page.request.get(urljoin(server, images.nth(i).get_attribute("src")))
-            assert response.ok, response.status
-            sizes.append(Image.open(io.BytesIO(response.body())).size)
         first = images.nth(1).get_attribute("src")
         # uploading a style image switches to AdaIN ("your own style")
         style_path = tmp_path / "painting.png"

@@ -6,10 +6,8 @@ One server per module, `python space/app.py` as in test_app.py, with tiny untrai
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
-from urllib.parse import urljoin
 
 import pytest
 import torch
@@ -19,18 +17,14 @@ import ganzoo
 from ganzoo import pipelines
 from ganzoo.models.srgan import SRResNet
 
-from app_server import (
-    browser_page,
-    load_app_module,
-    load_tab,
-    make_client,
-    max_diff,
-    serve,
-)
+from app_server import load_app_module, max_diff, run_and_measure, tab_page
 from app_server import random_image as rgb_image
 from test_app import REPO
 
 EXAMPLE = REPO / "space" / "examples" / "chelsea_96.png"
+
+
+TAB = "upscale"  # the tab under test (the `tab`, `server` and `client` fixtures: tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -45,23 +39,8 @@ def tiny_sr_dirs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def sr_env(tiny_sr_dirs) -> dict[str, str]:
+def tab_env(tiny_sr_dirs) -> dict[str, str]:
     return {"GANZOO_MODEL_SRGAN_X4": str(tiny_sr_dirs["srgan"]), "GANZOO_MODEL_SRRESNET_X4": str(tiny_sr_dirs["srresnet"])}
-
-
-@pytest.fixture
-def upscale_tab(sr_env, monkeypatch):
-    return load_tab("upscale", sr_env, monkeypatch)
-
-
-@pytest.fixture(scope="module")
-def server(sr_env, tmp_path_factory):
-    yield from serve(sr_env, tmp_path_factory, "app-upscale")
-
-
-@pytest.fixture(scope="module")
-def client(server, tmp_path_factory):
-    return make_client(server, tmp_path_factory.mktemp("client-downloads"))
 
 
 # --- in process ---------------------------------------------------------------------------------
@@ -77,35 +56,35 @@ def test_app_has_upscale_endpoints_and_examples():
         assert Image.open(path).size[0] * Image.open(path).size[1] <= upscale.MAX_PIXELS
 
 
-def test_bad_inputs_are_clear_errors(upscale_tab):
+def test_bad_inputs_are_clear_errors(tab):
     import gradio as gr
 
     for call, message in [
-        (lambda: upscale_tab.upscale_image(None, upscale_tab.SRGAN), "No image"),
-        (lambda: upscale_tab.measure(None), "No image"),
-        (lambda: upscale_tab.upscale_image(rgb_image(600, 500), upscale_tab.SRGAN),
+        (lambda: tab.upscale_image(None, tab.SRGAN), "No image"),
+        (lambda: tab.measure(None), "No image"),
+        (lambda: tab.upscale_image(rgb_image(600, 500), tab.SRGAN),
          r"600x500 = 300,000 pixels.*at most 262,144 pixels \(512x512\)"),
-        (lambda: upscale_tab.measure(rgb_image(1100, 1000)), r"at most 1,048,576 pixels \(1024x1024\)"),
-        (lambda: upscale_tab.measure(rgb_image(30, 64)), "at least 32x32"),
-        (lambda: upscale_tab.upscale_image(rgb_image(8, 8), "Lanczos"), "Method must be one of"),
+        (lambda: tab.measure(rgb_image(1100, 1000)), r"at most 1,048,576 pixels \(1024x1024\)"),
+        (lambda: tab.measure(rgb_image(30, 64)), "at least 32x32"),
+        (lambda: tab.upscale_image(rgb_image(8, 8), "Lanczos"), "Method must be one of"),
     ]:
         with pytest.raises(gr.Error, match=message):
             call()
 
 
-def test_alpha_and_slider_pair(upscale_tab, sr_env):
+def test_alpha_and_slider_pair(tab, tab_env):
     image = rgb_image(12, 10, mode="RGBA")
-    before, after = upscale_tab.upscale_image(image, upscale_tab.SRRESNET)
+    before, after = tab.upscale_image(image, tab.SRRESNET)
     assert after.mode == "RGBA" and after.size == (48, 40)
     assert before.size == after.size and before.mode == "RGBA"
-    expected = pipelines.upscale(image, ganzoo.load(sr_env["GANZOO_MODEL_SRRESNET_X4"]))
+    expected = pipelines.upscale(image, ganzoo.load(tab_env["GANZOO_MODEL_SRRESNET_X4"]))
     assert max_diff(after, expected) <= 1
     assert max_diff(before, pipelines.upscale(image, None)) == 0  # the input, MATLAB-bicubic to the output size
 
 
 # --- through the HTTP API -----------------------------------------------------------------------
 
-def test_upscale_api(client, sr_env, tmp_path):
+def test_upscale_api(client, tab_env, tmp_path):
     from gradio_client import handle_file
 
     path = tmp_path / "small.png"
@@ -114,7 +93,7 @@ def test_upscale_api(client, sr_env, tmp_path):
     before_path, after_path = client.predict(handle_file(str(path)), "SRGAN x4", api_name="/upscale")
     with Image.open(before_path) as before, Image.open(after_path) as after:
         assert after.size == (80, 64) and before.size == (80, 64)
-        expected = pipelines.upscale(image, ganzoo.load(sr_env["GANZOO_MODEL_SRGAN_X4"]))
+        expected = pipelines.upscale(image, ganzoo.load(tab_env["GANZOO_MODEL_SRGAN_X4"]))
         assert max_diff(after.convert("RGB"), expected) <= 1  # the SRGAN setting reached the SRGAN model
 
 
@@ -149,20 +128,8 @@ def test_over_limit_image_is_an_error_over_the_api(client, tmp_path):
 
 @pytest.mark.browser
 def test_upscale_in_browser(server, tmp_path):
-    path = tmp_path / "upload.png"
-    rgb_image(24, 20, seed=5).save(path)
-    with browser_page(server) as page:
-        page.get_by_role("tab", name="Upscale x4").click()
-        page.locator("#upscale-input input[type=file]").set_input_files(str(path))
-        page.locator("#upscale-input img").first.wait_for(state="visible")  # upload finished
+    with tab_page(server, "Upscale x4", "#upscale-input", rgb_image(24, 20, seed=5), tmp_path) as page:
         page.locator("#upscale-method").get_by_label("Bicubic x4").check()
-        page.locator("#upscale-run").click()
-        images = page.locator("#upscale-slider img")
-        images.nth(1).wait_for(state="visible")
-        sizes = []
-        for i in range(2):
-            response = page.request.get(urljoin(server, images.nth(i).get_attribute("src")))
-            assert response.ok, response.status
-            sizes.append(Image.open(io.BytesIO(response.body())).size)
+        sizes = run_and_measure(page, server, "#upscale-run", "#upscale-slider")
         page.screenshot(path=str(tmp_path / "upscale.png"), full_page=True)
     assert sizes == [(96, 80), (96, 80)]

@@ -13,6 +13,8 @@ from ganzoo.hub import ModelLoadError
 from ganzoo.models import MODEL_CLASSES, DeblurGANGenerator, PatchGANCritic
 from ganzoo.models.deblurgan import MIN_SIZE
 
+from conftest import randomize_affine_norms
+
 TINY = {"channels": 8, "num_blocks": 1}
 
 
@@ -86,10 +88,7 @@ def test_bad_config_fails_before_allocating(cls, kwargs, match, monkeypatch):
 def test_hub_round_trip(make, size, tmp_path):
     torch.manual_seed(3)
     model = make()
-    for module in model.modules():  # non-default affine norm parameters, so that they are checked too
-        if isinstance(module, torch.nn.InstanceNorm2d) and module.affine:
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.5, 0.5)
+    randomize_affine_norms(model)
     model.eval().save_pretrained(tmp_path / "model")
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["_class_name"] == type(model).__name__

@@ -18,7 +18,7 @@ from ganzoo.models import MODEL_CLASSES, AdaINStyleTransfer, TransformerNet
 from ganzoo.models.style import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
 from ganzoo.models.vgg import VGGWeightsError, adain
 
-from conftest import TINY_ADAIN, TINY_NET, tiny_net
+from conftest import TINY_ADAIN, TINY_NET, randomize_affine_norms, tiny_net
 
 
 def photo(size: int = 64, which=data.astronaut) -> torch.Tensor:
@@ -127,10 +127,7 @@ def test_bad_config_fails_before_allocating(cls, kwargs, match, monkeypatch):
 def test_hub_round_trip(kind, tmp_path):
     torch.manual_seed(3)
     model = tiny_net(3) if kind == "TransformerNet" else AdaINStyleTransfer(**TINY_ADAIN, encoder_seed=5)
-    for module in model.modules():  # non-default affine norm parameters, so that they are checked too
-        if isinstance(module, torch.nn.InstanceNorm2d) and module.affine:
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.5, 0.5)
+    randomize_affine_norms(model)
     model.eval().save_pretrained(tmp_path / "model")
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["_class_name"] == kind
