@@ -267,16 +267,8 @@ def evaluate_style(args: argparse.Namespace) -> int:
     device = pipelines.pick_device(args.device)
     model = ganzoo.load(registry.fast_style_name(args.model) or args.model, device=str(device),
                         expected=(TransformerNet, AdaINStyleTransfer))
-    if args.reconstruct:
-        if not isinstance(model, AdaINStyleTransfer):
-            raise ValueError("--reconstruct applies to AdaIN models only")
-        fn, precision = model.reconstruct, "fp32"
-    else:
-        style = pipelines.load_style_image(args.style) if args.style is not None else None
-        fn = pipelines.stylizer(model, style, alpha=args.alpha, device=device, precision=args.precision)
-        precision = pipelines.model_precision(model, device, args.precision) \
-            if isinstance(model, TransformerNet) else "fp32"  # AdaIN runs in fp32 (pipelines.stylizer)
-    result = evaluate.evaluate_style(lambda x: fn(x.to(device)).to(x.device), args.data, max_size=args.max_size)
+    fn, precision = pipelines.style_function(model, args.style, args.alpha, args.reconstruct, device, args.precision)
+    result = evaluate.evaluate_style(fn, args.data, max_size=args.max_size)
     if args.json:
         print_json({**result, "model": args.model, "data": str(args.data), "alpha": args.alpha,
                     "reconstruct": args.reconstruct, "max_size": args.max_size, "precision": precision})

@@ -55,6 +55,7 @@ __all__ = [
     "sr_scale",
     "sr_upscaler",
     "stylize",
+    "style_function",
     "stylizer",
     "upscale",
 ]
@@ -412,6 +413,25 @@ def stylizer(model: nn.Module, style: imaging.ImageSource | list[imaging.ImageSo
             f"{type(model).__name__} is not a style-transfer model (TransformerNet or AdaINStyleTransfer)")
     styled = transfer if not preserve_color else (lambda x: keep_chroma(x, transfer(x)))
     return _tensor_level(styled, 1, tile, overlap, device)
+
+
+def style_function(model: nn.Module, style: imaging.ImageSource | None = None, alpha: float = 1.0,
+                   reconstruct: bool = False, device: torch.device | None = None,
+                   precision: str = "auto") -> tuple[TensorFn, str]:
+    """What `ganzoo evaluate style` measures, as a tensor function, and the number format it runs in:
+    `stylizer`, or with `reconstruct` an AdaIN model decoding the photo's own features (fp32)."""
+    from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
+
+    device = pick_device(device)
+    if reconstruct:
+        if not isinstance(model, AdaINStyleTransfer):
+            raise ValueError("--reconstruct applies to AdaIN models only")
+        model.to(device).eval()
+        return _tensor_level(model.reconstruct, 1, None, TILE_OVERLAP, device), "fp32"
+    style_tensor = load_style_image(style) if style is not None else None
+    fn = stylizer(model, style_tensor, alpha=alpha, device=device, precision=precision)
+    # AdaIN runs in fp32 (stylizer)
+    return fn, model_precision(model, device, precision) if isinstance(model, TransformerNet) else "fp32"
 
 
 def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:
