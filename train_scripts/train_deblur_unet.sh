@@ -9,7 +9,7 @@
 #   2. from 1.: half the kernels stretched to span 5-75 px (a curled 100 px path often spans only 20-40 px,
 #      so 1. rarely saw large kernels), a fresh cosine from 3e-4 to 1e-6 over 260 steps (--time-limit 28 as a
 #      guard). The machine was shared by five sessions: a step took 5-6 s instead of ~0.6 s.
-#   3. from 2. (a later session): the same data, a fresh cosine from 5e-4 over 10,000 steps with 100 warm-up
+#   3. from 2. (a later session, as `--init-from ganzoo/pretrained/deblur-unet`, the bundle of 2.): the same data, a fresh cosine from 5e-4 over 10,000 steps with 100 warm-up
 #      steps, stopped by --time-limit 120 (minutes) wherever it was; the machine was shared with the test suite,
 #      so a step took 0.6-1.2 s.
 # Environment: DATA (../shared/data), THREADS (1).

@@ -27,7 +27,7 @@ MODELS = {UNET: "deblur-unet", DEBLURGAN: "deblurgan"}
 CHOICES = list(MODELS)
 DEFAULT_CHOICE = next(c for c, name in MODELS.items() if name == registry.DEFAULT_DEBLUR_MODEL)
 #: each model's measured PSNR gain over its blurred input on unseen blur (model cards, README "Deblurring")
-GAINS = {UNET: "+0.04 dB on moderate shake (5-30 px), +0.22 dB on large shake (31-75 px), +0.07 dB on Levin",
+GAINS = {UNET: "+0.60 dB on moderate shake (5-30 px), +0.35 dB on large shake (31-75 px), +0.29 dB on Levin",
          DEBLURGAN: "+0.18 dB on moderate shake, -0.33 dB (worse than the input) on large shake"}
 MAX_PIXELS = 1024 * 1024  # ~5 s on a free 2-core CPU Space
 TILE = 512
@@ -113,7 +113,7 @@ def build() -> None:
         "shake up to 75 px, never on the test kernels or photos) and **DeblurGAN** (a ResNet generator trained "
         "against a WGAN-GP critic, partly on Levin's kernels). Measured gain over the blurred input on blur "
         f"neither saw: {UNET}: {GAINS[UNET]}; {DEBLURGAN}: {GAINS[DEBLURGAN]} (model cards). Both gains are "
-        f"small: the models were trained for under an hour on a CPU. The default, {DEFAULT_CHOICE}, is the "
+        f"small: the models were trained for a few hours at most on one CPU thread. The default, {DEFAULT_CHOICE}, is the "
         "one that never makes unseen blur worse. Drag the slider to compare with the input. "
         f"Inputs up to {MAX_PIXELS:,} pixels ({math.isqrt(MAX_PIXELS)}x{math.isqrt(MAX_PIXELS)}); "
         "transparency is kept. Large blur (over ~30 px) is only partly undone.")
