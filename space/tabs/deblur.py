@@ -27,7 +27,7 @@ MODELS = {UNET: "deblur-unet", DEBLURGAN: "deblurgan"}
 CHOICES = list(MODELS)
 DEFAULT_CHOICE = next(c for c, name in MODELS.items() if name == registry.DEFAULT_DEBLUR_MODEL)
 #: each model's measured PSNR gain over its blurred input on unseen blur (model cards, README "Deblurring")
-GAINS = {UNET: "+0.60 dB on moderate shake (5-30 px), +0.35 dB on large shake (31-75 px), +0.29 dB on Levin",
+GAINS = {UNET: "+0.68 dB on moderate shake (5-30 px), +0.39 dB on large shake (31-75 px), +0.31 dB on Levin",
          DEBLURGAN: "+0.18 dB on moderate shake, -0.33 dB (worse than the input) on large shake"}
 MAX_PIXELS = 1024 * 1024  # ~5 s on a free 2-core CPU Space
 TILE = 512
