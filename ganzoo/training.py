@@ -410,13 +410,21 @@ HISTORY_NAME = "training_history.json"
 def run_history(trainer: Trainer, init_from: str | None) -> dict[str, Any]:
     """Card fields for a model trained over several runs: the runs so far (read from `init_from`'s
     `training_history.json` when it has one), this run added, and the total steps and hours."""
-    earlier = Path(init_from) / HISTORY_NAME if init_from else None
+    earlier = Path(_registry_folder(init_from)) / HISTORY_NAME if init_from else None
     history = json.loads(earlier.read_text()) if earlier is not None and earlier.is_file() else []
     history.append({"run": str(trainer.output_dir), "steps": trainer.state.step,
                     "hours": round(trainer.state.train_seconds / 3600, 3), "init_from": init_from,
                     "hardware": trainer.hardware()})
     return {"history": history, "total_steps": sum(h["steps"] for h in history),
             "total_hours": round(sum(h["hours"] for h in history), 2)}
+
+
+def _registry_folder(name_or_path: str) -> str:
+    """A bundled model's folder for its short name (`--init-from deblur-unet`), else the argument itself."""
+    from ganzoo.registry import MODELS
+
+    entry = MODELS.get(str(name_or_path))
+    return str(entry.bundled_path) if entry is not None and entry.is_bundled else str(name_or_path)
 
 
 def write_history(folder: Path | None, history: list[dict[str, Any]]) -> None:
@@ -427,27 +435,31 @@ def write_history(folder: Path | None, history: list[dict[str, Any]]) -> None:
 
 # -- where a model starts: new, --init-from a trained model, or --init-from-checkpoint ----------------
 
-def resolve_architecture(args: argparse.Namespace, defaults: dict[str, Any],
-                         loaded: GanzooModel | None = None) -> dict[str, Any]:
+def resolve_architecture(args: argparse.Namespace, defaults: dict[str, Any], loaded: GanzooModel | None = None,
+                         config_names: dict[str, str] | None = None) -> dict[str, Any]:
     """Constructor arguments from architecture flags that default to None.
 
     A new model takes each flag given, else `defaults[key]`. A model loaded with --init-from keeps its own
     config: a flag given with another value is an error, never silently overridden. The result also goes
-    into `args`, so the card's list of arguments says what was trained.
+    into `args`, so the card's list of arguments says what was trained. `config_names` maps a flag's
+    name to its constructor/config name where they differ (train_adain's `vgg_seed` is `encoder_seed`).
     """
     config = (loaded._hub_mixin_config or {}) if loaded is not None else {}
+    config_names = config_names or {}
     resolved = {}
     for key, default in defaults.items():
+        name = config_names.get(key, key)
         given = getattr(args, key)
         if loaded is None:
-            resolved[key] = default if given is None else given
-            continue
-        if given is not None and given != config.get(key):
+            value = default if given is None else given
+        elif given is not None and given != config.get(name):
             raise SystemExit(f"--{key.replace('_', '-')} {given} conflicts with --init-from {args.init_from}: its "
-                             f"config has {key}={config.get(key)!r}, and the loaded model's config decides the "
+                             f"config has {name}={config.get(name)!r}, and the loaded model's config decides the "
                              "architecture (drop the flag)")
-        resolved[key] = config.get(key)
-    vars(args).update(resolved)
+        else:
+            value = config.get(name)
+        setattr(args, key, value)
+        resolved[name] = value
     return resolved
 
 
@@ -463,21 +475,23 @@ def load_checkpoint_weights(model: nn.Module, checkpoint: str | os.PathLike) -> 
 
 
 def initial_model(args: argparse.Namespace, model_class: type[GanzooModel], defaults: dict[str, Any],
-                  accepted: tuple[type[GanzooModel], ...] | None = None) -> GanzooModel:
+                  accepted: tuple[type[GanzooModel], ...] | None = None,
+                  config_names: dict[str, str] | None = None) -> GanzooModel:
     """The model a run starts from: the trained one --init-from names (one of `accepted`, by default
     `model_class`; its config decides the architecture), else a new `model_class` built from the architecture
-    flags, with the weights of --init-from-checkpoint when given."""
+    flags, with the weights of --init-from-checkpoint when given (a script without that flag: never)."""
     from ganzoo.registry import load
 
     if args.init_from is None:
-        model = model_class(**resolve_architecture(args, defaults))
-        return load_checkpoint_weights(model, args.init_from_checkpoint) if args.init_from_checkpoint else model
+        model = model_class(**resolve_architecture(args, defaults, config_names=config_names))
+        checkpoint = getattr(args, "init_from_checkpoint", None)
+        return load_checkpoint_weights(model, checkpoint) if checkpoint else model
     model = load(args.init_from)
     accepted = accepted or (model_class,)
     if not isinstance(model, accepted):
         names = " or ".join(cls.__name__ for cls in accepted)
         raise SystemExit(f"--init-from must be a {names}, got {type(model).__name__}")
-    resolve_architecture(args, defaults, model)
+    resolve_architecture(args, defaults, model, config_names)
     return model
 
 

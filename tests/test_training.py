@@ -515,6 +515,40 @@ def test_add_vgg_args_gives_the_weights_choice_and_optionally_a_weights_file():
         encoder_only.parse_args(["--vgg-weights-path", "w.pth"])
 
 
+def test_resolve_architecture_maps_flag_names_to_config_names_and_refuses_conflicts():
+    from types import SimpleNamespace
+
+    from ganzoo.models import AdaINStyleTransfer
+    from ganzoo.training import resolve_architecture
+
+    defaults, names = {"channels": 64, "vgg_seed": 0}, {"vgg_seed": "encoder_seed"}
+    args = SimpleNamespace(channels=None, vgg_seed=None, init_from=None)
+    assert resolve_architecture(args, defaults, config_names=names) == {"channels": 64, "encoder_seed": 0}
+    assert (args.channels, args.vgg_seed) == (64, 0)  # the card's argument list says what was built
+    loaded = AdaINStyleTransfer(channels=4, encoder_weights="random", encoder_seed=3)
+    args = SimpleNamespace(channels=None, vgg_seed=None, init_from="start")
+    assert resolve_architecture(args, defaults, loaded, names) == {"channels": 4, "encoder_seed": 3}
+    assert args.vgg_seed == 3
+    args = SimpleNamespace(channels=None, vgg_seed=5, init_from="start")
+    with pytest.raises(SystemExit, match="--vgg-seed 5 conflicts with --init-from start: its config has encoder_seed=3"):
+        resolve_architecture(args, defaults, loaded, names)
+
+
+def test_run_history_continues_a_bundled_model_named_by_its_short_name(tmp_path):
+    from types import SimpleNamespace
+
+    from ganzoo.registry import MODELS
+    from ganzoo.training import HISTORY_NAME, run_history
+
+    bundled = json.loads((MODELS["deblur-unet"].bundled_path / HISTORY_NAME).read_text())
+    trainer = SimpleNamespace(output_dir=tmp_path / "run", state=SimpleNamespace(step=7, train_seconds=360.0),
+                              hardware=lambda: "1 x CPU")
+    fields = run_history(trainer, "deblur-unet")
+    assert fields["history"][:-1] == bundled and fields["history"][-1]["init_from"] == "deblur-unet"
+    assert fields["total_steps"] == sum(h["steps"] for h in bundled) + 7
+    assert run_history(trainer, str(tmp_path / "no-history"))["total_steps"] == 7  # a folder without one: this run
+
+
 MAX_STEPS = 12
 RUN_TIMEOUT_S = 120
 CHECKPOINT_FILES = {"model.safetensors", "model_1.safetensors", "optimizer.bin", "optimizer_1.bin",

@@ -10,6 +10,9 @@ the style's (AdaIN), decode, and score the decoded image with the same encoder: 
 relu4_1 against the AdaIN target, style loss = mean/std matching at relu1_1, relu2_1, relu3_1, relu4_1.
 Images are first resized so their shorter side is `--resize` (the paper: 512, crops of 256).
 
+`--init-from adain` (a name, folder or Hub repo id) continues a trained decoder; its config decides the
+width and the encoder, and the card sums the steps and hours of all runs.
+
 `--identity-weight` adds the identity loss of SANet (Park & Lee 2019): L1 between a content or style
 crop and its own features decoded, without AdaIN. It teaches the decoder to invert the encoder
 directly, which the content loss alone does slowly; that matters with a random-weight encoder
@@ -25,7 +28,10 @@ from ganzoo.data import ImageBank, add_dataset_args, data_sources, image_bank
 from ganzoo.losses import adain_style_loss, content_loss
 from ganzoo.models import AdaINStyleTransfer
 from ganzoo.models.vgg import adain
-from ganzoo.training import Trainer, add_training_args, add_vgg_args
+from ganzoo.training import Trainer, add_training_args, add_vgg_args, initial_model, run_history, write_history
+
+ADAIN_DEFAULTS = {"channels": 64, "vgg_weights": "imagenet", "vgg_seed": 0}
+ADAIN_CONFIG_NAMES = {"vgg_weights": "encoder_weights", "vgg_seed": "encoder_seed"}  # flag -> config.json name
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,12 +42,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--crop-size", type=int, default=256)
     data.add_argument("--resize", type=int, default=512, help="shorter side of every image before cropping")
     model = parser.add_argument_group("model and loss")
-    model.add_argument("--channels", "--width", type=int, default=64, help="decoder width (64 in the paper)")
+    model.add_argument("--init-from", default=None,
+                       help="continue a trained AdaIN decoder (name, folder or Hub repo id); its config decides "
+                            "--channels and the encoder")
+    model.add_argument("--channels", "--width", type=int, default=None, help="decoder width (default 64, the paper's)")
     model.add_argument("--style-weight", type=float, default=10.0)
     add_vgg_args(model, weights_path=False,  # the encoder is rebuilt from the model's config, not from a file
                  weights_help="the encoder: torchvision's ImageNet VGG19 (from the torch hub cache) or a fixed "
-                              "random-weight VGG19")
-    model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
+                              "random-weight VGG19 (default imagenet)")
+    model.set_defaults(vgg_weights=None)  # None: "not given", so --init-from's encoder decides
+    model.add_argument("--vgg-seed", type=int, default=None, help="seed of the random-weight VGG (default 0)")
     model.add_argument("--identity-weight", type=float, default=0.0,
                        help="weight of the identity loss (L1 of decode(encode(x)) vs x); 0 is the paper's recipe")
     model.add_argument("--lr", type=float, default=1e-4)
@@ -73,12 +83,12 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    net = initial_model(args, AdaINStyleTransfer, ADAIN_DEFAULTS, config_names=ADAIN_CONFIG_NAMES)
     trainer = Trainer(args, "adain")
     device = trainer.device
     min_size = min(args.crop_size, 16)  # smaller images are scaled up to --resize
     contents = resized_bank(image_bank(args, args.content_dirs, min_size, device), args.resize, args.crop_size)
     styles = resized_bank(ImageBank(args.style_dirs, min_size, device), args.resize, args.crop_size)
-    net = AdaINStyleTransfer(channels=args.channels, encoder_weights=args.vgg_weights, encoder_seed=args.vgg_seed)
     net.to(device)
     optimizer = torch.optim.Adam(net.decoder.parameters(), lr=args.lr)
     decoder, optimizer = trainer.prepare(net.decoder, optimizer)  # the encoder is frozen and not saved
@@ -117,9 +127,12 @@ def main(argv=None) -> None:
         return torch.cat([fixed_content, fixed_style, stylised, reconstructed])
 
     trainer.fit(train_step, [decoder], sample_fn=sample, sample_nrow=4)
-    trainer.export(net, "final", "adain.md", encoder=net.encoder.describe(),
-                   content_dirs=data_sources(args, args.content_dirs), style_dirs=[str(d) for d in args.style_dirs],
-                   content_images=len(contents), style_images=len(styles))
+    history = run_history(trainer, args.init_from)
+    export = trainer.export(net, "final", "adain.md", encoder=net.encoder.describe(),
+                            content_dirs=data_sources(args, args.content_dirs), init_from=args.init_from,
+                            style_dirs=[str(d) for d in args.style_dirs], content_images=len(contents),
+                            style_images=len(styles), **history)
+    write_history(export, history["history"])
     trainer.end()
 
 

@@ -22,7 +22,8 @@ from ganzoo.imaging import image_to_tensor, load_image
 from ganzoo.losses import content_loss, gram_matrix, gram_style_loss, total_variation
 from ganzoo.models import TransformerNet
 from ganzoo.models.vgg import VGG_POOL_CHOICES, FeatureEnsemble, MultiScaleRandomFeatures, VGGFeatures, base_layer
-from ganzoo.training import Trainer, add_training_args, add_vgg_args, resolve_architecture
+from ganzoo.training import (Trainer, add_training_args, add_vgg_args, resolve_architecture, run_history,
+                             write_history)
 
 # Where the bundled styles' images come from (../shared/data/README.md, ../shared/data/style/licenses/).
 STYLE_CREDITS = {
@@ -153,11 +154,14 @@ def main(argv=None) -> None:
             return torch.cat([fixed, trainer.accelerator.unwrap_model(model)(fixed).float()])
 
     trainer.fit(train_step, [model], sample_fn=sample, sample_nrow=4)
+    history = run_history(trainer, args.init_from)
     folder = trainer.export(
         model, "final", "style.md", style_name=style_name, style_image=str(args.style_image),
         style_credit=args.style_credit or STYLE_CREDITS.get(style_name, UNKNOWN_CREDIT),
         loss_network=features.describe(), style_layers=list(style_layers), content_layer=content_layer,
-        content_dirs=data_sources(args, args.content_dirs), content_images=len(bank), init_from=args.init_from)
+        content_dirs=data_sources(args, args.content_dirs), content_images=len(bank), init_from=args.init_from,
+        **history)
+    write_history(folder, history["history"])
     if folder is not None:  # the style image beside the weights: the card and the app's gallery show it
         thumbnail = load_image(args.style_image).convert("RGB")
         thumbnail.thumbnail((256, 256), Image.Resampling.LANCZOS)

@@ -59,6 +59,27 @@ def test_train_adain_smoke(run_script, image_dirs, tmp_path):
     assert all(row["identity"] > 0 for row in log if "loss" in row)
 
 
+def test_train_adain_continues_with_init_from_whose_config_decides_the_encoder(run_script, image_dirs, tmp_path):
+    common = ["--content-dirs", image_dirs["content"], "--style-dirs", image_dirs["styles"], "--crop-size", "32",
+              "--resize", "40", "--batch-size", "2", "--max-steps", "1", "--report-to", "none"]
+    first = tmp_path / "first"
+    run_script("train_adain", [*common, "--channels", "4", "--vgg-weights", "random", "--vgg-seed", "3",
+                               "--output-dir", first])
+    second = tmp_path / "second"
+    run_script("train_adain", [*common, "--init-from", first / "final", "--identity-weight", "5",
+                               "--output-dir", second])
+    start, model = ganzoo.load(first / "final"), ganzoo.load(second / "final")
+    assert model._hub_mixin_config == {"channels": 4, "encoder_weights": "random", "encoder_seed": 3}
+    assert any((a != b).any() for a, b in zip(start.decoder.parameters(), model.decoder.parameters()))
+    history = json.loads((second / "final" / "training_history.json").read_text())
+    assert [h["steps"] for h in history] == [1, 1] and history[1]["init_from"] == str(first / "final")
+    card = (second / "final" / "README.md").read_text()
+    assert "All runs behind these weights: **2 steps" in card and f"Continued from `{first / 'final'}`" in card
+    with pytest.raises(SystemExit, match="--vgg-seed 0 conflicts with --init-from"):  # never silently replaced
+        run_script("train_adain", [*common, "--init-from", first / "final", "--vgg-seed", "0",
+                                   "--output-dir", tmp_path / "conflict"])
+
+
 def test_train_style_with_multiscale_features_and_init_from(run_script, image_dirs, tmp_path):
     start = tmp_path / "start"
     tiny_net().save_pretrained(start)
@@ -72,6 +93,8 @@ def test_train_style_with_multiscale_features_and_init_from(run_script, image_di
     assert model._hub_mixin_config == {"channels": 4, "num_blocks": 1, "upsample": "bilinear"}
     card = (out / "final" / "README.md").read_text()
     assert "multi-scale random features" in card and "seed 5" in card and "k3s2" in card
+    history = json.loads((out / "final" / "training_history.json").read_text())
+    assert [(h["steps"], h["init_from"]) for h in history] == [(2, str(start))]
     with pytest.raises(SystemExit, match="--channels 8 conflicts with --init-from"):  # never silently replaced
         run_script("train_style", [
             "--style-image", image_dirs["styles"] / "0.png", "--content-dirs", image_dirs["content"],
