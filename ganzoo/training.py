@@ -305,7 +305,8 @@ class Trainer:
         assert isinstance(unwrapped, GanzooModel)
         unwrapped = unwrapped.float().cpu().eval()
         record = dict(model_name=name, hardware=self.hardware(), wall_time=_format_seconds(self.state.train_seconds),
-                      steps=self.state.step, args={k: str(v) for k, v in sorted(vars(self.args).items())},
+                      steps=self.state.step, precision=self.accelerator.mixed_precision,  # resolved, not the flag
+                      args={k: str(v) for k, v in sorted(vars(self.args).items())},
                       **card_fields)
         # kept beside the export so `train_scripts/bundle_model.py` can re-render the card with benchmark results
         (self.output_dir / f"{name}.run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")

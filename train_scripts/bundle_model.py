@@ -82,6 +82,11 @@ def main(argv=None) -> None:
         scores = evaluate_digits(model, ganzoo.load(args.classifier), args.digits_data)
         record["metrics"] = scores
         print({k: v for k, v in scores.items() if isinstance(v, float)})
+    history_file = args.export / HISTORY_NAME
+    if "history" not in record and history_file.is_file():  # an export whose history was written by hand
+        history = json.loads(history_file.read_text())
+        record.update(history=history, total_steps=sum(h["steps"] for h in history),
+                      total_hours=round(sum(h["hours"] for h in history), 2))
     record.update({k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)})
     record["model_name"] = args.name
     record["eval_hardware"] = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
@@ -90,8 +95,8 @@ def main(argv=None) -> None:
     save_with_card(model, out, MODEL_CARDS_DIR / args.card, benchmarks=benchmarks, **record)
     for picture in sorted(args.export.glob("*.jpg")):  # e.g. a fast style's style.jpg, shown by its card
         shutil.copy2(picture, out / picture.name)
-    if (args.export / HISTORY_NAME).is_file():  # so a later --init-from run continues the step and hour totals
-        shutil.copy2(args.export / HISTORY_NAME, out / HISTORY_NAME)
+    if history_file.is_file():  # so a later --init-from run continues the step and hour totals
+        shutil.copy2(history_file, out / HISTORY_NAME)
     print(f"bundled {out}: {sorted(p.name for p in out.iterdir())}")
 
 
