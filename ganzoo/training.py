@@ -37,7 +37,7 @@ from ganzoo.data import ImageBank, degrade_bicubic
 from ganzoo.evaluate import evaluate_sr
 from ganzoo.hub import GanzooModel, load_state_dict_strict, save_with_card
 from ganzoo.imaging import imresize, make_grid_image
-from ganzoo.models.vgg import VGG_WEIGHT_CHOICES
+from ganzoo.models.vgg import VGG_POOL_CHOICES, VGG_WEIGHT_CHOICES
 from ganzoo.precision import cpu_bf16_support
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -80,12 +80,15 @@ def add_training_args(parser: argparse.ArgumentParser, *, max_steps: int, batch_
 
 
 def add_vgg_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, weights_help: str | None = None,
-                 weights_path: bool = True) -> None:
-    """--vgg-weights (ImageNet or the offline fixed random weights) and, where the script can load a file,
-    --vgg-weights-path: the VGG19 options of the scripts whose losses (or encoder) use `models.vgg`."""
+                 loss_network: bool = True) -> None:
+    """--vgg-weights (ImageNet or the offline fixed random weights) and, for a loss network (not an encoder
+    rebuilt from a model's config), --vgg-weights-path and --vgg-pool: the VGG19 options of the scripts whose
+    losses (or encoder) use `models.vgg`."""
     parser.add_argument("--vgg-weights", choices=list(VGG_WEIGHT_CHOICES), default="imagenet", help=weights_help)
-    if weights_path:
+    if loss_network:
         parser.add_argument("--vgg-weights-path", default=None, help="explicit path to torchvision's vgg19 weights")
+        parser.add_argument("--vgg-pool", choices=VGG_POOL_CHOICES, default="max",
+                            help="VGG19's pooling (avg pays a generator less for a pixel lattice: README, Grid artefacts)")
 
 
 class TrainState:

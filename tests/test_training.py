@@ -504,12 +504,13 @@ def test_add_vgg_args_gives_the_weights_choice_and_optionally_a_weights_file():
 
     parser = argparse.ArgumentParser()
     add_vgg_args(parser)
-    assert vars(parser.parse_args([])) == {"vgg_weights": "imagenet", "vgg_weights_path": None}
+    assert vars(parser.parse_args([])) == {"vgg_weights": "imagenet", "vgg_weights_path": None, "vgg_pool": "max"}
+    assert parser.parse_args(["--vgg-pool", "avg"]).vgg_pool == "avg"
     assert parser.parse_args(["--vgg-weights", "random", "--vgg-weights-path", "w.pth"]).vgg_weights_path == "w.pth"
     with pytest.raises(SystemExit):
         parser.parse_args(["--vgg-weights", "vgg16"])
     encoder_only = argparse.ArgumentParser()  # train_adain: the encoder is rebuilt from the config, not a file
-    add_vgg_args(encoder_only, weights_path=False, weights_help="the encoder")
+    add_vgg_args(encoder_only, loss_network=False, weights_help="the encoder")
     assert vars(encoder_only.parse_args(["--vgg-weights", "random"])) == {"vgg_weights": "random"}
     with pytest.raises(SystemExit):
         encoder_only.parse_args(["--vgg-weights-path", "w.pth"])

@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                             "--channels and the encoder")
     model.add_argument("--channels", "--width", type=int, default=None, help="decoder width (default 64, the paper's)")
     model.add_argument("--style-weight", type=float, default=10.0)
-    add_vgg_args(model, weights_path=False,  # the encoder is rebuilt from the model's config, not from a file
+    add_vgg_args(model, loss_network=False,  # the encoder is rebuilt from the model's config, not from a file
                  weights_help="the encoder: torchvision's ImageNet VGG19 (from the torch hub cache) or a fixed "
                               "random-weight VGG19 (default imagenet)")
     model.set_defaults(vgg_weights=None)  # None: "not given", so --init-from's encoder decides

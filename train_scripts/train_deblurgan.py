@@ -165,7 +165,8 @@ def main(argv=None) -> None:
         critic, d_opt = trainer.prepare(critic, d_opt)
     features = perceptual = None
     if args.perceptual_weight > 0:
-        features = VGGFeatures(("conv3_3",), weights=args.vgg_weights, weights_path=args.vgg_weights_path)
+        features = VGGFeatures(("conv3_3",), weights=args.vgg_weights, weights_path=args.vgg_weights_path,
+                               pool=args.vgg_pool)
         perceptual = PerceptualLoss(features).to(trainer.device)
     unwrap = trainer.accelerator.unwrap_model
 

@@ -19,7 +19,7 @@ import ganzoo
 from ganzoo.data import add_sr_data_args, data_sources, image_bank, sr_batches
 from ganzoo.losses import PerceptualLoss, d_bce_loss, feature_matching_loss, focal_frequency_loss, g_bce_loss
 from ganzoo.models import SRGANDiscriminator, SRResNet
-from ganzoo.models.vgg import VGG_POOL_CHOICES, VGGFeatures
+from ganzoo.models.vgg import VGGFeatures
 from ganzoo.training import Trainer, add_training_args, add_vgg_args, adversarial_step, sr_callbacks
 
 CONTENT_LAYERS = {"vgg54": "relu5_4", "vgg22": "relu2_2"}
@@ -33,7 +33,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_vgg_args(parser)
     parser.add_argument("--adversarial-weight", type=float, default=1e-3)
     parser.add_argument("--pixel-weight", type=float, default=0.0, help="optional MSE term (0 in the paper)")
-    parser.add_argument("--vgg-pool", choices=VGG_POOL_CHOICES, default="max", help="VGG19's pooling")
     parser.add_argument("--frequency-weight", type=float, default=0.0,
                         help="focal frequency loss term (Jiang et al. 2021); it sees the lattices VGG54 misses")
     parser.add_argument("--lr", type=float, default=1e-4)

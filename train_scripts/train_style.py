@@ -21,7 +21,7 @@ from ganzoo.data import add_dataset_args, data_sources, image_bank
 from ganzoo.imaging import image_to_tensor, load_image
 from ganzoo.losses import content_loss, gram_matrix, gram_style_loss, total_variation
 from ganzoo.models import TransformerNet
-from ganzoo.models.vgg import VGG_POOL_CHOICES, FeatureEnsemble, MultiScaleRandomFeatures, VGGFeatures, base_layer
+from ganzoo.models.vgg import FeatureEnsemble, MultiScaleRandomFeatures, VGGFeatures, base_layer
 from ganzoo.training import (Trainer, add_training_args, add_vgg_args, resolve_architecture, run_history,
                              write_history)
 
@@ -68,7 +68,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--style-layers", nargs="+", default=list(STYLE_LAYERS), help="VGG19 layers of the Gram loss")
     add_vgg_args(model)
     model.add_argument("--vgg-seed", type=int, default=0, help="seed of the random-weight VGG")
-    model.add_argument("--vgg-pool", choices=VGG_POOL_CHOICES, default="max", help="VGG19's pooling")
     model.add_argument("--vgg-seeds", type=int, default=1,
                        help="average the losses over this many random VGGs (seeds vgg-seed, vgg-seed+1, ...)")
     model.add_argument("--features", choices=["vgg19", "multiscale"], default="vgg19",
