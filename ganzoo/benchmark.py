@@ -439,11 +439,11 @@ def _overlap(a: Path, b: Path) -> bool:
 
 
 def _reference_metric(model: nn.Module) -> str:
-    from ganzoo.models import DeblurGANGenerator
+    from ganzoo.models import DEBLURRING_MODELS
 
     if hasattr(model, "scale"):
         return "psnr_y"
-    if isinstance(model, DeblurGANGenerator):
+    if isinstance(model, DEBLURRING_MODELS):
         return "psnr"
     raise ValueError(f"a reference data set scores super-resolution and deblurring models, not "
                      f"{type(model).__name__}")

@@ -43,10 +43,11 @@ def calibration_inputs(model: nn.Module, data_dir: str | os.PathLike, count: int
                        seed: int = 0) -> list[np.ndarray]:
     """`count` float32 inputs [1,3,size,size] for `model`, from random crops of the images under `data_dir`."""
     from ganzoo.degrade import blur, random_trajectory_kernel
+    from ganzoo.models import DEBLURRING_MODELS
     from ganzoo.pipelines import image_model_scale
 
     scale = image_model_scale(model)
-    deblurs = type(model).__name__ == "DeblurGANGenerator"
+    deblurs = isinstance(model, DEBLURRING_MODELS)
     crop = size * scale
     files = [path for path in _training_images(Path(data_dir)) if min(_size(path)) >= crop]
     if not files:

@@ -109,11 +109,11 @@ def gate_style(model: nn.Module, content_dir: Path) -> dict[str, Any]:
 
 def gate_model(model: nn.Module, data_dir: Path) -> dict[str, Any]:
     """Run the bar for `model`'s task on the evaluation data under `data_dir` (the layout of ../shared/data)."""
-    from ganzoo.models import DeblurGANGenerator, TransformerNet
+    from ganzoo.models import DEBLURRING_MODELS, TransformerNet
 
     if hasattr(model, "scale"):
         results = gate_sr(model, [data_dir / "sr/bench/Set5", data_dir / "sr/bench/Set14"])
-    elif isinstance(model, DeblurGANGenerator):
+    elif isinstance(model, DEBLURRING_MODELS):
         results = gate_deblur(model, data_dir / "blur/bench/levin")
     elif isinstance(model, TransformerNet):
         results = gate_style(model, data_dir / "style/content")

@@ -54,3 +54,13 @@ def test_the_bundled_gate_file_is_consistent():
     # (a retrained model must be gated again, or `auto` would quietly run it in fp32)
     for name, record in records.items():
         assert record["weights_sha256"] == quality_gate.weights_sha256(ganzoo.load(name)), f"{name}: re-run the gate"
+
+
+def test_every_deblurring_class_has_a_bar(tmp_path, lai_set):
+    """gate_model reads <data>/blur/bench/levin; the U-Net (a deblurring model too) is gated like DeblurGAN's."""
+    levin = tmp_path / "data" / "blur" / "bench" / "levin"
+    levin.parent.mkdir(parents=True)
+    levin.symlink_to(lai_set, target_is_directory=True)
+    record = quality_gate.gate_model(ganzoo.load("deblur-unet"), tmp_path / "data")
+    assert record["class"] == "DeblurUNet" and record["results"]["levin"]["n"] > 0
+    assert record["passed"] == (abs(record["results"]["levin"]["delta"]["psnr"]) <= quality_gate.BAR["psnr_db"])
