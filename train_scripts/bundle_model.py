@@ -83,7 +83,7 @@ def main(argv=None) -> None:
         record["metrics"] = scores
         print({k: v for k, v in scores.items() if isinstance(v, float)})
     history_file = args.export / HISTORY_NAME
-    if "history" not in record and history_file.is_file():  # an export whose history was written by hand
+    if history_file.is_file():  # the export's own record of its runs (earlier runs may be added by hand)
         history = json.loads(history_file.read_text())
         record.update(history=history, total_steps=sum(h["steps"] for h in history),
                       total_hours=round(sum(h["hours"] for h in history), 2))
