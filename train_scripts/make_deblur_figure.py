@@ -1,4 +1,4 @@
-"""The README's deblurring figure: blurred / Richardson–Lucy (true kernel) / DeblurGAN / sharp, with PSNR.
+"""The README's deblurring figure: blurred / Richardson–Lucy (true kernel) / each model / sharp, with PSNR.
 
     python train_scripts/make_deblur_figure.py --data ../shared/data/blur/bench/levin \
         --kernels ../shared/data/blur/kernels/levin09_kernels_from_mat.npz -o docs/deblur_results.png
@@ -22,19 +22,19 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the Levin benchmark folder")
     parser.add_argument("--kernels", type=Path, required=True, help="the true kernels (for Richardson-Lucy)")
-    parser.add_argument("--model", default="deblurgan")
+    parser.add_argument("--models", nargs="+", default=["deblur-unet", "deblurgan"])
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--cell", type=int, default=192)
     args = parser.parse_args(argv)
 
-    deblur = deblurrer(ganzoo.load(args.model))
+    deblurrers = {name: deblurrer(ganzoo.load(name)) for name in args.models}
     cases = {name.split("/")[-1]: case for name, *case in deblur_cases(args.data, load_kernels(args.kernels))}
     top, left, size = CROP
     rows = []
     for name in CASES:
         blurred, sharp, kernel = cases[name]
         outputs = {"Blurred": blurred, "Richardson-Lucy": richardson_lucy(blurred, kernel),
-                   args.model: deblur(blurred), "Sharp": sharp}
+                   **{name: deblur(blurred) for name, deblur in deblurrers.items()}, "Sharp": sharp}
         row = []
         for label, out in outputs.items():
             out = quantize(out.clamp(0, 1))

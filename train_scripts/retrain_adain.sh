@@ -3,23 +3,25 @@
 # stronger identity loss, the 10 content photos held out of training (T91 + BSDS500-train only), then score it
 # on a validation set that no AdaIN run trained on (runs/eval/style-val: the first 10 BSDS500-test images, made
 # by retrain_mosaic_heldout.sh), the 10 content photos and Set14: reconstruction (`--reconstruct`) and
-# stylisation with mosaic.jpg. One CPU thread.
+# stylisation with mosaic.jpg.
 #
 #   nohup train_scripts/retrain_adain.sh > runs/retrain-adain.log 2>&1 &
 #   python train_scripts/bundle_model.py --export runs/adain-id20/final --name adain --card adain.md
 #
-# Environment: DATA (../shared/data), MINUTES (80, the --time-limit), STEPS (4000).
+# Environment: DATA (../shared/data), MINUTES (80, the --time-limit), STEPS (4000), THREADS (1). The bundled run was
+# stopped by hand after its step-1000 checkpoint and resumed with THREADS=2 MINUTES=40 once the other core was free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
+THREADS=${THREADS:-1}
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS PYTHONUNBUFFERED=1
 mkdir -p runs/results
 run=adain-id20
 python train_scripts/train_adain.py --init-from adain --content-dirs "$DATA/sr/train/t91" "$DATA/sr/train/bsds500_train" \
     --style-dirs "$DATA/style/styles" --crop-size 128 --resize 256 --batch-size 4 --style-weight 2 \
-    --identity-weight 20 --lr 2e-4 --threads 1 --max-steps "${STEPS:-4000}" --time-limit "${MINUTES:-80}" \
+    --identity-weight 20 --lr 2e-4 --threads "$THREADS" --max-steps "${STEPS:-4000}" --time-limit "${MINUTES:-80}" \
     --checkpoint-every 250 --sample-every 500 --log-every 50 --report-to none --resume \
-    --output-dir "runs/$run" > "runs/$run.log" 2>&1
+    --output-dir "runs/$run" >> "runs/$run.log" 2>&1
 for model in adain "runs/$run/final"; do
     tag=$([ "$model" = adain ] && echo adain-bundled || echo "$run")
     for set in val:runs/eval/style-val photos:$DATA/style/content set14:$DATA/sr/bench/Set14; do
