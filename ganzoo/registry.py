@@ -59,7 +59,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("srgan-x4", "super-resolution", "ganzoo/srgan-x4",
                "SRGAN x4: SRResNet fine-tuned with a perceptual + adversarial loss, sharper textures"),
     ModelEntry("deblurgan", "deblurring", "ganzoo/deblurgan",
-               "DeblurGAN: removes camera-shake motion blur (WGAN-GP + perceptual loss)"),
+               "DeblurGAN: deblur-unet fine-tuned with a WGAN-GP critic + perceptual loss (texture over PSNR)"),
     ModelEntry("deblur-unet", "deblurring", "ganzoo/deblur-unet",
                "U-Net of NAFNet blocks trained for PSNR on random camera shake up to 75 px"),
     ModelEntry("style-mosaic", "fast-style", "ganzoo/style-mosaic", "fast style transfer: mosaic (Johnson et al. 2016)"),

@@ -66,7 +66,8 @@ def test_bundled_card_metadata_is_what_the_hub_indexes(name):
 
 def test_fine_tuned_models_name_their_base_model():
     assert card_of("srgan-x4").data.base_model == MODELS["srresnet-x4"].repo_id
-    for name in ("srresnet-x4", "deblurgan", "mnist-dcgan"):  # deblurgan started from an unpublished run
+    assert card_of("deblurgan").data.base_model == MODELS["deblur-unet"].repo_id
+    for name in ("srresnet-x4", "mnist-dcgan"):
         assert card_of(name).data.base_model is None
 
 

@@ -216,7 +216,8 @@ def main(argv=None) -> None:
     fields = {"metrics": metrics, "perceptual_loss": features.describe() if features else "no perceptual term",
               "data": data_description, "train_dirs": data_sources(args, args.train_dirs),
               "pair_dirs": data_sources(args, args.pair_dirs, paired=True),
-              "kernels_dir": args.kernels_dir, "init_from": args.init_from or args.init_from_checkpoint}
+              "kernels_dir": args.kernels_dir, "init_from": args.init_from or args.init_from_checkpoint,
+              "shake_saturation": shake.saturation if shake else None}
     card = "deblur-unet.md" if isinstance(unwrap(generator), DeblurUNet) else "deblurgan.md"
     fields.update(run_history(trainer, fields["init_from"]))
     write_history(trainer.export(generator, "final", card, **fields), fields["history"])
