@@ -271,6 +271,7 @@ def evaluate_style(args: argparse.Namespace) -> int:
     result = evaluate.evaluate_style(fn, args.data, max_size=args.max_size)
     if args.json:
         print_json({**result, "model": args.model, "data": str(args.data), "alpha": args.alpha,
+                    "style": str(args.style) if args.style else None,
                     "reconstruct": args.reconstruct, "max_size": args.max_size, "precision": precision})
         return 0
     print_per_image(result, ["grid", "grid_input", "structure_ssim"])

@@ -43,6 +43,9 @@ def main(argv=None) -> None:
     parser.add_argument("--style-bench", action="append", default=[], metavar="NAME=DIR",
                         help="folder of content photos for a fast style's grid score and structure SSIM")
     parser.add_argument("--style-max-size", type=int, default=None, help="shrink those photos to this longer side")
+    parser.add_argument("--style-json", action="append", default=[], metavar="NAME=FILE",
+                        help="an `ganzoo evaluate style --json` output already measured (e.g. AdaIN with --style or "
+                             "--reconstruct), as one row")
     parser.add_argument("--deblur-json", action="append", default=[], metavar="NAME=FILE[+FILE...]",
                         help="`ganzoo evaluate deblur --json` outputs already measured on one data set (e.g. the "
                              "model's with --no-reference and `--model none`'s for the input and Richardson-Lucy), "
@@ -73,6 +76,10 @@ def main(argv=None) -> None:
         size = f" --max-size {args.style_max_size}" if args.style_max_size else ""
         benchmarks[name] = {**scores, "command": f"ganzoo evaluate style --model {args.name} --data {folder}{size} --json"}
         print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})
+    for item in args.style_json:
+        name, file = item.split("=", 1)
+        benchmarks[name] = style_row(json.loads(Path(file).read_text()), args.name)
+        print(name, {k: round(v, 4) for k, v in benchmarks[name].items() if isinstance(v, float)})
     for item in args.deblur_json:
         name, files = item.split("=", 1)
         benchmarks[name] = merged_deblur_results([json.loads(Path(f).read_text()) for f in files.split("+")],
@@ -98,6 +105,17 @@ def main(argv=None) -> None:
     if history_file.is_file():  # so a later --init-from run continues the step and hour totals
         shutil.copy2(history_file, out / HISTORY_NAME)
     print(f"bundled {out}: {sorted(p.name for p in out.iterdir())}")
+
+
+def style_row(result: dict, name: str) -> dict:
+    """One card row from an `evaluate style --json` output, with the command that measures it for `name`."""
+    options = [f"--data {result['data']}"]
+    options += [f"--style {result['style']}"] if result.get("style") else []
+    options += ["--reconstruct"] if result["reconstruct"] else []
+    options += [f"--alpha {result['alpha']}"] if result["alpha"] != 1.0 else []
+    options += [f"--max-size {result['max_size']}"] if result["max_size"] else []
+    return {**{k: v for k, v in result.items() if k != "images"},
+            "command": f"ganzoo evaluate style --model {name} {' '.join(options)} --json"}
 
 
 def merged_deblur_results(results: list[dict], name: str) -> dict:

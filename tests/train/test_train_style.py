@@ -80,6 +80,35 @@ def test_train_adain_continues_with_init_from_whose_config_decides_the_encoder(r
                                    "--output-dir", tmp_path / "conflict"])
 
 
+
+def test_bundle_model_puts_adain_style_scores_on_the_card(run_script, image_dirs, tmp_path, monkeypatch, capsys):
+    from conftest import load_train_script
+    from ganzoo.cli import main as cli_main
+
+    out = tmp_path / "run"
+    run_script("train_adain", ["--content-dirs", image_dirs["content"], "--style-dirs", image_dirs["styles"],
+                               "--crop-size", "32", "--resize", "40", "--batch-size", "2", "--channels", "4",
+                               "--vgg-weights", "random", "--max-steps", "1", "--report-to", "none",
+                               "--output-dir", out])
+    capsys.readouterr()
+    results = {}
+    for name, extra in (("reconstruction", ["--reconstruct"]), ("mosaic", ["--style", image_dirs["styles"] / "0.png"])):
+        assert cli_main(["evaluate", "style", "--model", str(out / "final"), "--data", str(image_dirs["content"]),
+                         *map(str, extra), "--max-size", "48", "--json"]) == 0
+        results[name] = tmp_path / f"{name}.json"
+        results[name].write_text(capsys.readouterr().out)
+    bundle = load_train_script("bundle_model")
+    monkeypatch.setattr(bundle, "PRETRAINED_DIR", tmp_path / "pretrained")
+    bundle.main(["--export", str(out / "final"), "--name", "adain-test", "--card", "adain.md",
+                 *[f"--style-json={name}={file}" for name, file in results.items()]])
+    card = (tmp_path / "pretrained" / "adain-test" / "README.md").read_text()
+    scores = json.loads(results["reconstruction"].read_text())
+    assert f"| reconstruction (3 images) | {scores['grid']:.2f} |" in card
+    assert (f"`ganzoo evaluate style --model adain-test --data {image_dirs['content']} --reconstruct --max-size 48 "
+            "--json`") in card
+    assert f"--style {image_dirs['styles'] / '0.png'} --max-size 48 --json`" in card
+
+
 def test_train_style_with_multiscale_features_and_init_from(run_script, image_dirs, tmp_path):
     start = tmp_path / "start"
     tiny_net().save_pretrained(start)
