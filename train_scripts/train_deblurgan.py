@@ -139,6 +139,7 @@ def deblur_batches(args: argparse.Namespace, device: torch.device):
         "pairs": len(pair_bank) if pair_bank else 0,
         "recorded_kernels": len(kernels) if kernels else 0,
         "held_out_images_dropped": len(dropped), **held_out.describe(),
+        "shake_saturation": shake.saturation if shake else None,  # the card's data line (train_deblur_unet: a flag)
     }
     if args.synthetic_data:
         fixed = fresh(torch.Generator().manual_seed(0))
@@ -216,8 +217,7 @@ def main(argv=None) -> None:
     fields = {"metrics": metrics, "perceptual_loss": features.describe() if features else "no perceptual term",
               "data": data_description, "train_dirs": data_sources(args, args.train_dirs),
               "pair_dirs": data_sources(args, args.pair_dirs, paired=True),
-              "kernels_dir": args.kernels_dir, "init_from": args.init_from or args.init_from_checkpoint,
-              "shake_saturation": shake.saturation if shake else None}
+              "kernels_dir": args.kernels_dir, "init_from": args.init_from or args.init_from_checkpoint}
     card = "deblur-unet.md" if isinstance(unwrap(generator), DeblurUNet) else "deblurgan.md"
     fields.update(run_history(trainer, fields["init_from"]))
     write_history(trainer.export(generator, "final", card, **fields), fields["history"])

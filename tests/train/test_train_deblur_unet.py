@@ -70,9 +70,12 @@ def test_the_gan_stage_fine_tunes_a_unet_on_shake_blur(run_script, lai_set, tmp_
     run_script("train_deblurgan", ["--train-dirs", train, "--held-out", lai_set, "--init-from", start,
                                    "--shake-lengths", "2", "20", "--max-kernel", "15", "--sized-fraction", "0.5",
                                    "--crop-size", "32", "--batch-size", "2", "--critic-channels", "4",
-                                   "--vgg-weights", "random", "--pixel-weight", "100", "--max-steps", "1",
+                                   "--vgg-weights", "random", "--vgg-pool", "avg", "--pixel-weight", "100",
+                                   "--max-steps", "1",
                                    "--report-to", "none", "--sample-every", "100", "--output-dir", out])
     assert isinstance(ganzoo.load(out / "final"), DeblurUNet)
     card = (out / "final" / "README.md").read_text()
     assert "fine-tuned with the DeblurGAN losses" in card and "WGAN-GP" in card
+    assert "average pooling" in card and "clipped after the blur) in 20 % of crops" in card  # what the run did
+    assert "Recipe: `train_scripts/train_deblurgan.sh`" in card
     assert json.loads((out / "final" / "training_history.json").read_text())[-1]["steps"] == 1
