@@ -57,7 +57,10 @@ def test_dry_run_lists_every_model_and_the_space(space_dir, capsys):
         assert repo["repo_type"] == "model"
         assert repo["files"] == sorted(p.name for p in entry.bundled_path.iterdir())
         bundled = ModelCard.load(entry.bundled_path / "README.md").data.to_dict()
-        assert repo["card"] == {**bundled, **({"base_model": "me/srresnet-x4"} if "base_model" in bundled else {})}
+        # a fine-tuned model's base (srgan-x4's srresnet-x4, deblurgan's deblur-unet) moves to the same namespace
+        moved = {"base_model": "me/" + bundled["base_model"].split("/")[1]} if "base_model" in bundled else {}
+        assert repo["card"] == {**bundled, **moved}
+    assert {e.name for e in BUNDLED if "base_model" in repos[f"me/{e.name}"]["card"]} == {"srgan-x4", "deblurgan"}
     space = repos["me/ganzoo"]
     assert space["repo_type"] == "space"
     assert space["card"]["models"] == [f"me/{m.name}" for m in MODELS.values()]
