@@ -416,6 +416,8 @@ def run_history(trainer: Trainer, init_from: str | None) -> dict[str, Any]:
     `training_history.json` when it has one), this run added, and the total steps and hours."""
     earlier = Path(_registry_folder(init_from)) / HISTORY_NAME if init_from else None
     history = json.loads(earlier.read_text()) if earlier is not None and earlier.is_file() else []
+    # A run resumed after its export was bundled is already in the bundle's history: its new record replaces it.
+    history = [h for h in history if h["run"] != str(trainer.output_dir)]
     history.append({"run": str(trainer.output_dir), "steps": trainer.state.step,
                     "hours": round(trainer.state.train_seconds / 3600, 3), "init_from": init_from,
                     "hardware": trainer.hardware()})

@@ -550,6 +550,24 @@ def test_run_history_continues_a_bundled_model_named_by_its_short_name(tmp_path)
     assert run_history(trainer, str(tmp_path / "no-history"))["total_steps"] == 7  # a folder without one: this run
 
 
+def test_run_history_counts_a_resumed_run_once(tmp_path):
+    """--resume of a run whose export became the --init-from model: its record is replaced, not added twice."""
+    from types import SimpleNamespace
+
+    from ganzoo.training import HISTORY_NAME, run_history
+
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    bundle.mkdir()
+    earlier = [{"run": "runs/first", "steps": 100, "hours": 1.0, "init_from": None, "hardware": "cpu"},
+               {"run": str(run), "steps": 50, "hours": 0.5, "init_from": "runs/first", "hardware": "cpu"}]
+    (bundle / HISTORY_NAME).write_text(json.dumps(earlier))
+    trainer = SimpleNamespace(output_dir=run, state=SimpleNamespace(step=80, train_seconds=2880.0),
+                              hardware=lambda: "1 x CPU")
+    fields = run_history(trainer, str(bundle))
+    assert [h["run"] for h in fields["history"]] == ["runs/first", str(run)]
+    assert fields["total_steps"] == 180 and fields["total_hours"] == 1.8
+
+
 MAX_STEPS = 12
 RUN_TIMEOUT_S = 120
 CHECKPOINT_FILES = {"model.safetensors", "model_1.safetensors", "optimizer.bin", "optimizer_1.bin",
