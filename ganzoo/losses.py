@@ -125,3 +125,24 @@ def focal_frequency_loss(output: torch.Tensor, target: torch.Tensor, alpha: floa
     weight = distance.detach().sqrt().pow(alpha)
     weight = weight / weight.flatten(1).amax(1).clamp_min(1e-12).view(-1, *[1] * (weight.dim() - 1))
     return (weight * distance).mean()
+
+
+def lattice_loss(output: torch.Tensor, target: torch.Tensor, period: int = 4, window: int = 16) -> torch.Tensor:
+    """The energy of the residual's local period-`period` lattice: in each `window`x`window` block, the mean
+    of the residual at each of the period x period pixel phases, less their mean, squared and averaged.
+
+    This is the part of the MSE that `metrics.grid_artifact_score` sees (the residual's content at the
+    frequencies k/period) measured block by block, since a generator's lattice follows the image content
+    rather than being one fixed pattern. MSE weighs it by its share of the pixels; this term lets a
+    recipe weigh it more."""
+    if window % period:
+        raise ValueError(f"window ({window}) must be a multiple of period ({period})")
+    residual = output.float() - target.float()
+    height, width = residual.shape[-2:]
+    residual = residual[..., : height - height % window, : width - width % window]
+    if residual.shape[-1] == 0 or residual.shape[-2] == 0:
+        raise ValueError(f"lattice_loss needs images of at least {window}x{window}, got {height}x{width}")
+    phases = F.pixel_unshuffle(residual, period)  # [B, C*period^2, H/period, W/period]
+    block_means = F.avg_pool2d(phases, window // period)
+    block_means = block_means.unflatten(1, (residual.shape[1], period * period))
+    return (block_means - block_means.mean(2, keepdim=True)).pow(2).mean()

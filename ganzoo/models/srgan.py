@@ -39,29 +39,45 @@ def icnr_(weight: torch.Tensor, factor: int) -> torch.Tensor:
         return weight.copy_(sub.repeat_interleave(factor**2, dim=0))
 
 
+SR_UPSAMPLE_MODES = ("pixelshuffle", "bilinear")
+
+
+def _upsample_step(channels: int, mode: str) -> list[nn.Module]:
+    """One x2 step of SRResNet's upsampler (see `SRResNet`)."""
+    if mode == "bilinear":
+        return [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU()]
+    conv = nn.Conv2d(channels, 4 * channels, 3, padding=1)
+    icnr_(conv.weight, 2)
+    return [conv, nn.PixelShuffle(2), nn.PReLU()]
+
+
 class SRResNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image",
                                          tags=["super-resolution", "srresnet", "srgan"])):
-    """SRResNet: 9x9 head, residual blocks, global skip, PixelShuffle x2 steps (ICNR-initialised), 9x9 tail.
+    """SRResNet: 9x9 head, residual blocks, global skip, x2 upsampling steps, 9x9 tail.
 
-    Takes a low-resolution RGB image in [0, 1] and returns it `scale` times larger.
+    Takes a low-resolution RGB image in [0, 1] and returns it `scale` times larger. Each x2 step is
+    `upsample="pixelshuffle"` (the paper's sub-pixel convolution, ICNR-initialised: a conv to 4x the
+    channels, then PixelShuffle) or `"bilinear"` (resize-convolution, Odena et al. 2016: bilinear x2, then
+    a conv on the larger grid). Sub-pixel convolution computes each of the 2x2 output phases with its own
+    filters, and a trained one leaves a faint period-2/4 lattice; resize-convolution treats every output
+    pixel alike, so it has none by construction (issue 16).
     """
 
-    def __init__(self, scale: int = 4, num_blocks: int = 16, channels: int = 64) -> None:
+    def __init__(self, scale: int = 4, num_blocks: int = 16, channels: int = 64,
+                 upsample: str = "pixelshuffle") -> None:
         check_choice("scale", scale, (2, 4, 8))
         check_range("num_blocks", num_blocks, 1, 64)
         check_range("channels", channels, 1, 512)
+        check_choice("upsample", upsample, SR_UPSAMPLE_MODES)
         super().__init__()
         self.scale = scale
         self.head = nn.Sequential(nn.Conv2d(3, channels, 9, padding=4), nn.PReLU())
         self.blocks = nn.Sequential(*[ResidualBlock(channels) for _ in range(num_blocks)])
         self.body_tail = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels))
         self.upsample = nn.Sequential(*[
-            layer for _ in range(int(math.log2(scale)))
-            for layer in (nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2), nn.PReLU())])
+            layer for _ in range(int(math.log2(scale))) for layer in _upsample_step(channels, upsample)])
         self.tail = nn.Conv2d(channels, 3, 9, padding=4)
-        for layer in self.upsample:
-            if isinstance(layer, nn.Conv2d):
-                icnr_(layer.weight, 2)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         head = self.head(lr * 2 - 1)
