@@ -110,6 +110,27 @@ def test_focal_frequency_loss_is_zero_only_for_equal_images_and_weighs_hard_freq
     assert grad.abs().sum() > 0
 
 
+def test_lattice_loss_measures_the_residual_period_2_and_4_lattice_only():
+    from ganzoo.losses import lattice_loss
+
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 64, 64)
+    rows = torch.zeros(1, 1, 64, 64)
+    rows[..., ::2, :] = 0.02  # alternate rows 0.02 brighter: a period-2 lattice of amplitude +-0.01
+    assert lattice_loss(target + rows, target).item() == pytest.approx(1e-4, rel=1e-4)
+    assert lattice_loss(target + 0.3, target).item() < 1e-12  # a constant offset is no lattice
+    # a ramp leaks only its slope within a period: 0.05 across the image, 100x less than the +-0.01 lattice
+    ramp = torch.linspace(0, 0.05, 64).view(1, 1, 1, 64).expand(2, 3, 64, 64)
+    assert lattice_loss(target + ramp, target).item() < 1e-2 * lattice_loss(target + rows, target).item()
+    output = (target + rows).requires_grad_()
+    lattice_loss(output, target).backward()
+    assert output.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="multiple of period"):
+        lattice_loss(target, target, period=4, window=10)
+    with pytest.raises(ValueError, match="at least 16x16"):
+        lattice_loss(target[..., :8, :8], target[..., :8, :8])
+
+
 def test_models_never_import_losses():
     """The feature networks live in models/vgg.py: a model file that imported the losses would run upward."""
     import ast

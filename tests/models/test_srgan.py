@@ -16,9 +16,11 @@ from conftest import TINY_SRRESNET, tiny_srresnet
 
 # -- models -----------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("upsample", ["pixelshuffle", "bilinear"])
 @pytest.mark.parametrize("scale", [2, 4, 8])
-def test_srresnet_output_shape_on_odd_sizes(scale):
-    model = tiny_srresnet(scale)
+def test_srresnet_output_shape_on_odd_sizes(scale, upsample):
+    torch.manual_seed(0)
+    model = SRResNet(scale=scale, upsample=upsample, **TINY_SRRESNET).eval()
     assert model.scale == scale
     with torch.no_grad():
         out = model(torch.rand(2, 3, 7, 11))
@@ -33,6 +35,7 @@ def test_srresnet_output_shape_on_odd_sizes(scale):
     ({"channels": 0}, "channels=0"),
     ({"num_blocks": 10**6}, "num_blocks=1000000"),
     ({"scale": True}, "scale=True"),
+    ({"upsample": "nearest"}, "upsample='nearest'"),
 ])
 def test_srresnet_bad_config_fails_before_allocating(kwargs, match, monkeypatch):
     def no_layers(*args, **kw):
@@ -74,8 +77,9 @@ def test_discriminator_gradient_reaches_images():
     assert images.grad is not None and images.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("make", [lambda: tiny_srresnet(2, seed=3), lambda: SRGANDiscriminator(channels=4)],
-                         ids=["SRResNet", "SRGANDiscriminator"])
+@pytest.mark.parametrize("make", [lambda: tiny_srresnet(2, seed=3), lambda: SRGANDiscriminator(channels=4),
+                                  lambda: SRResNet(scale=4, upsample="bilinear", **TINY_SRRESNET)],
+                         ids=["SRResNet", "SRGANDiscriminator", "SRResNet-bilinear"])
 def test_hub_round_trip(make, tmp_path):
     torch.manual_seed(3)
     model = make()
@@ -115,3 +119,26 @@ def test_icnr_makes_conv_and_pixel_shuffle_a_nearest_upsampling_at_init():
     assert torch.equal(groups, groups[:, :1].expand_as(groups)) and not torch.equal(groups[0, 0], groups[1, 0])
     with pytest.raises(ValueError, match="groups"):
         icnr_(torch.empty(6, 3, 3, 3), 2)
+
+
+def _phase_spread(image: torch.Tensor, period: int = 4) -> float:
+    """How far apart the period x period pixel phases of an image's interior are, on average."""
+    interior = image[..., 32:-32, 32:-32]
+    phases = torch.nn.functional.pixel_unshuffle(interior, period).unflatten(1, (3, period * period))
+    return (phases - phases.mean(2, keepdim=True)).abs().mean().item()
+
+
+def test_resize_convolution_paints_no_lattice_where_sub_pixel_convolution_does():
+    """On a flat input the bilinear (resize-convolution) upsampler gives a flat output, whatever its weights;
+    sub-pixel convolution with independent phase filters (a trained one's state) gives a period-2/4 pattern."""
+    flat = torch.full((1, 3, 24, 24), 0.4)
+    torch.manual_seed(0)
+    resize = SRResNet(scale=4, upsample="bilinear", **TINY_SRRESNET).eval()
+    subpixel = SRResNet(scale=4, **TINY_SRRESNET).eval()
+    for module in subpixel.upsample:
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.normal_(module.weight, std=0.1)  # no longer ICNR: each phase its own filters
+            torch.nn.init.normal_(module.bias, std=0.1)
+    with torch.no_grad():
+        assert _phase_spread(resize(flat)) < 1e-6
+        assert _phase_spread(subpixel(flat)) > 1e-3

@@ -12,7 +12,7 @@ import torch
 import ganzoo
 from ganzoo.models import SRGANDiscriminator, SRResNet
 
-from conftest import tiny_srresnet, write_png
+from conftest import TINY_SRRESNET, load_train_script, tiny_srresnet, write_png
 
 
 SMOKE = ["--max-steps", "2", "--batch-size", "2", "--crop-size", "32", "--report-to", "none",
@@ -83,3 +83,38 @@ def test_srgan_rejects_a_non_sr_init(sr_data, tmp_path, run_script):
     with pytest.raises(SystemExit, match="SRResNet x4"):
         run_script("train_srgan", ["--train-dirs", sr_data["train"], "--output-dir", tmp_path / "run",
                                    "--init-from", folder, "--content-loss", "dfm", *SMOKE])
+
+
+def test_srresnet_init_from_continues_the_model_and_its_history(srresnet_run, sr_data, tmp_path, run_script):
+    out = tmp_path / "continued"
+    run_script("train_srresnet", ["--train-dirs", sr_data["train"], "--output-dir", out, "--init-from",
+                                  srresnet_run / "final", "--lattice-weight", "10", *SMOKE])
+    model = ganzoo.load(out / "final")
+    assert isinstance(model, SRResNet) and len(model.blocks) == 1  # the architecture came from its config
+    history = json.loads((out / "final" / "training_history.json").read_text())
+    assert [h["steps"] for h in history] == [2, 2]  # the first run's record, then this one's
+    assert history[0]["init_from"] is None and history[1]["init_from"] == str(srresnet_run / "final")
+    assert any(row.get("lattice", 0) > 0 for row in read_log(out))
+    assert "10 x lattice" in (out / "final" / "README.md").read_text()
+    with pytest.raises(SystemExit, match="--channels 16 conflicts with --init-from"):
+        run_script("train_srresnet", ["--train-dirs", sr_data["train"], "--output-dir", tmp_path / "bad",
+                                      "--init-from", srresnet_run / "final", "--channels", "16", *SMOKE])
+
+
+def test_trunk_from_gives_a_resize_convolution_model_the_trained_trunk_and_phase_averaged_filters():
+    copy_trunk = load_train_script("train_srresnet").copy_trunk
+    torch.manual_seed(0)
+    source = SRResNet(scale=4, **TINY_SRRESNET).eval()
+    for module in source.upsample:
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.normal_(module.weight)  # distinct phase filters, as after training
+    model = SRResNet(scale=4, upsample="bilinear", **TINY_SRRESNET).eval()
+    copy_trunk(source, model)
+    target = model.state_dict()
+    for name, value in source.state_dict().items():
+        if not name.startswith("upsample."):
+            assert torch.equal(target[name], value), name
+    assert torch.allclose(model.upsample[1].weight, source.upsample[0].weight.unflatten(0, (-1, 4)).mean(1))
+    assert torch.allclose(model.upsample[4].bias, source.upsample[3].bias.unflatten(0, (-1, 4)).mean(1))
+    with pytest.raises(SystemExit, match="SRResNet x4"):
+        copy_trunk(tiny_srresnet(2), model)
