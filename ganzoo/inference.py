@@ -8,6 +8,7 @@
   PReLU -> 5x5 conv to 12 channels on the half-size grid -> PixelShuffle. A convolution with only three
   output channels wastes most of a CPU's vector width; on the half-size grid it has 4x the channels and
   a quarter of the pixels, and ran about 3x faster (348 -> 118 ms on 2 CPU cores; README, Performance).
+  A resize-convolution SRResNet (`upsample="bilinear"`) has no last shuffle, so only its batch norms fold.
 
 The weights of the original model are left untouched.
 

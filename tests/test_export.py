@@ -8,10 +8,10 @@ pytest.importorskip("onnxruntime")
 from ganzoo.export import export_onnx, onnx_session, run_onnx
 
 
-@pytest.fixture(scope="module")
-def tiny_sr() -> SRResNet:
+@pytest.fixture(scope="module", params=["pixelshuffle", "bilinear"])
+def tiny_sr(request) -> SRResNet:
     torch.manual_seed(0)
-    model = SRResNet(scale=4, num_blocks=1, channels=8).eval()
+    model = SRResNet(scale=4, num_blocks=1, channels=8, upsample=request.param).eval()
     with torch.no_grad():  # non-trivial batch-norm statistics, so that folding them is tested too
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):

@@ -43,10 +43,11 @@ def test_subpixel_conv_refuses_what_it_cannot_rewrite(conv):
         subpixel_conv(conv, 2)
 
 
+@pytest.mark.parametrize("upsample", ["pixelshuffle", "bilinear"])
 @pytest.mark.parametrize("scale", [2, 4, 8])
-def test_srresnet_for_inference_matches_and_leaves_the_original_alone(scale):
+def test_srresnet_for_inference_matches_and_leaves_the_original_alone(scale, upsample):
     torch.manual_seed(0)
-    model = randomise_norms(SRResNet(scale=scale, num_blocks=2, channels=8)).eval()
+    model = randomise_norms(SRResNet(scale=scale, num_blocks=2, channels=8, upsample=upsample)).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     lr = torch.rand(1, 3, 11, 9)
     fast = for_inference(model)
@@ -54,7 +55,10 @@ def test_srresnet_for_inference_matches_and_leaves_the_original_alone(scale):
         expected, got = model(lr), fast(lr)
     assert (got - expected).abs().max() < 1e-5
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
-    assert isinstance(fast.tail[-1], nn.PixelShuffle) and fast.tail[0].out_channels == 12
+    if upsample == "pixelshuffle":  # the tail moves before the last shuffle
+        assert isinstance(fast.tail[-1], nn.PixelShuffle) and fast.tail[0].out_channels == 12
+    else:  # resize-convolution has no shuffle to move it before: only the batch norms fold
+        assert isinstance(fast.tail, nn.Conv2d)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()) and isinstance(model.tail, nn.Conv2d)
 
