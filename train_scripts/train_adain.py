@@ -46,6 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="continue a trained AdaIN decoder (name, folder or Hub repo id); its config decides "
                             "--channels and the encoder")
     model.add_argument("--channels", "--width", type=int, default=None, help="decoder width (default 64, the paper's)")
+    model.add_argument("--upsample", choices=["nearest", "bilinear"], default=None,
+                       help="the decoder's upsampling (default: --init-from's, else nearest, the paper's; nearest "
+                            "paints a lattice, see AdaINStyleTransfer). It has no weights, so it may differ from "
+                            "--init-from's")
     model.add_argument("--style-weight", type=float, default=10.0)
     add_vgg_args(model, loss_network=False,  # the encoder is rebuilt from the model's config, not from a file
                  weights_help="the encoder: torchvision's ImageNet VGG19 (from the torch hub cache) or a fixed "
@@ -79,11 +83,22 @@ def resized_bank(bank: ImageBank, short_side: int, crop_size: int) -> ImageBank:
     return bank
 
 
+def switch_upsampling(net: AdaINStyleTransfer, config: dict, upsample: str) -> AdaINStyleTransfer:
+    """The same decoder with another upsampling mode (it has no weights, so the trained ones fit)."""
+    switched = AdaINStyleTransfer(**{**config, "upsample": upsample})
+    switched.load_state_dict(net.state_dict())
+    return switched
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     net = initial_model(args, AdaINStyleTransfer, ADAIN_DEFAULTS, config_names=ADAIN_CONFIG_NAMES)
+    config = dict(net._hub_mixin_config or {})
+    if args.upsample is not None and args.upsample != config.get("upsample", "nearest"):
+        net = switch_upsampling(net, config, args.upsample)
+    args.upsample = net._hub_mixin_config.get("upsample", "nearest")  # the card's arguments say what trained
     trainer = Trainer(args, "adain")
     device = trainer.device
     min_size = min(args.crop_size, 16)  # smaller images are scaled up to --resize

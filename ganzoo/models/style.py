@@ -109,8 +109,11 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
     config when the model is created: `encoder_weights="imagenet"` loads torchvision's ImageNet
     weights from the torch hub cache (a `VGGWeightsError` if absent, never a silent fallback);
     `"random"` is the fixed random-weight VGG19 of seed `encoder_seed` (see `VGGFeatures`). A decoder
-    only works with the encoder it was trained with. The decoder mirrors the encoder with nearest
-    upsampling and reflection-padded convs; `channels` is its narrowest channel count (64 in the paper).
+    only works with the encoder it was trained with. The decoder mirrors the encoder with x2 upsampling
+    steps and reflection-padded convs; `channels` is its narrowest channel count (64 in the paper).
+    `upsample="nearest"` is the paper's (and the older configs'); it copies each pixel into a block, which
+    stylised outputs show as a period-2/4/8 lattice. `"bilinear"` interpolates instead (issue 16); the
+    weights are the same shape either way.
 
     `alpha` trades content for style as in the paper, by blending the content features with their
     AdaIN target before decoding. `alpha=0` returns the content unchanged (exactly: the decoder would
@@ -119,19 +122,22 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
 
     legacy_config_keys = {"width": "channels"}
 
-    def __init__(self, channels: int = 64, encoder_weights: str = "imagenet", encoder_seed: int = 0) -> None:
+    def __init__(self, channels: int = 64, encoder_weights: str = "imagenet", encoder_seed: int = 0,
+                 upsample: str = "nearest") -> None:
         check_range("channels", channels, 1, 256)
         check_choice("encoder_weights", encoder_weights, VGG_WEIGHT_CHOICES)
         check_range("encoder_seed", encoder_seed, 0, 2**31 - 1)
+        check_choice("upsample", upsample, UPSAMPLE_MODES)
         super().__init__()
         # A tuple hides the encoder from state_dict() and parameters(): it is frozen and rebuilt from the
         # config, not saved. `_apply` below still moves it along with the decoder (.to, .float, ...).
         self._encoder = (copy.deepcopy(_frozen_vgg(encoder_weights, encoder_seed)),)
         w = channels
-        layers: list[nn.Module] = [*_conv_relu(512, 4 * w), nn.Upsample(scale_factor=2, mode="nearest")]
+        mode = {"mode": upsample, **({"align_corners": False} if upsample == "bilinear" else {})}
+        layers: list[nn.Module] = [*_conv_relu(512, 4 * w), nn.Upsample(scale_factor=2, **mode)]
         layers += [*_conv_relu(4 * w, 4 * w), *_conv_relu(4 * w, 4 * w), *_conv_relu(4 * w, 4 * w),
-                   *_conv_relu(4 * w, 2 * w), nn.Upsample(scale_factor=2, mode="nearest")]
-        layers += [*_conv_relu(2 * w, 2 * w), *_conv_relu(2 * w, w), nn.Upsample(scale_factor=2, mode="nearest")]
+                   *_conv_relu(4 * w, 2 * w), nn.Upsample(scale_factor=2, **mode)]
+        layers += [*_conv_relu(2 * w, 2 * w), *_conv_relu(2 * w, w), nn.Upsample(scale_factor=2, **mode)]
         layers += [*_conv_relu(w, w), _conv(w, 3, 3)]
         self.decoder = nn.Sequential(*layers)
 

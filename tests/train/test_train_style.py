@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from skimage import data
 
@@ -69,7 +70,8 @@ def test_train_adain_continues_with_init_from_whose_config_decides_the_encoder(r
     run_script("train_adain", [*common, "--init-from", first / "final", "--identity-weight", "5",
                                "--output-dir", second])
     start, model = ganzoo.load(first / "final"), ganzoo.load(second / "final")
-    assert model._hub_mixin_config == {"channels": 4, "encoder_weights": "random", "encoder_seed": 3}
+    assert model._hub_mixin_config == {"channels": 4, "encoder_weights": "random", "encoder_seed": 3,
+                                       "upsample": "nearest"}
     assert any((a != b).any() for a, b in zip(start.decoder.parameters(), model.decoder.parameters()))
     history = json.loads((second / "final" / "training_history.json").read_text())
     assert [h["steps"] for h in history] == [1, 1] and history[1]["init_from"] == str(first / "final")
@@ -78,6 +80,13 @@ def test_train_adain_continues_with_init_from_whose_config_decides_the_encoder(r
     with pytest.raises(SystemExit, match="--vgg-seed 0 conflicts with --init-from"):  # never silently replaced
         run_script("train_adain", [*common, "--init-from", first / "final", "--vgg-seed", "0",
                                    "--output-dir", tmp_path / "conflict"])
+    third = tmp_path / "third"  # upsampling has no weights: switching it keeps the decoder (lr 0: unchanged)
+    run_script("train_adain", [*common, "--init-from", second / "final", "--upsample", "bilinear", "--lr", "0",
+                               "--output-dir", third])
+    switched = ganzoo.load(third / "final")
+    assert switched._hub_mixin_config["upsample"] == "bilinear"
+    assert all(m.mode == "bilinear" for m in switched.decoder.modules() if isinstance(m, torch.nn.Upsample))
+    assert all(torch.equal(a, b) for a, b in zip(model.decoder.parameters(), switched.decoder.parameters()))
 
 
 
