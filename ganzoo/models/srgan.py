@@ -47,9 +47,7 @@ def _upsample_step(channels: int, mode: str) -> list[nn.Module]:
     if mode == "bilinear":
         return [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                 nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU()]
-    conv = nn.Conv2d(channels, 4 * channels, 3, padding=1)
-    icnr_(conv.weight, 2)
-    return [conv, nn.PixelShuffle(2), nn.PReLU()]
+    return [nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2), nn.PReLU()]
 
 
 class SRResNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image",
@@ -78,6 +76,10 @@ class SRResNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image",
         self.upsample = nn.Sequential(*[
             layer for _ in range(int(math.log2(scale))) for layer in _upsample_step(channels, upsample)])
         self.tail = nn.Conv2d(channels, 3, 9, padding=4)
+        if upsample == "pixelshuffle":
+            for layer in self.upsample:
+                if isinstance(layer, nn.Conv2d):
+                    icnr_(layer.weight, 2)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         head = self.head(lr * 2 - 1)
