@@ -12,8 +12,8 @@
 # INIT (adain), UPSAMPLE (nearest). What the bundled decoder went through:
 #   1. RUN=adain-id20: 1,948 steps (stopped by hand after its step-1000 checkpoint, resumed with THREADS=2
 #      MINUTES=40), bundled; then resumed to step 2,500 and stopped there: swapping nearest for bilinear
-#      upsampling in the decoder, with no retraining, took the stylised grid score from 0.64 to 0.24 on the
-#      content photos but the reconstruction SSIM from 0.80 to 0.78. Its step-2500 checkpoint was saved as
+#      upsampling in the bundled (step-1948) decoder, with no retraining, had taken the stylised grid score from
+#      0.64 to 0.24 on the content photos but the reconstruction SSIM from 0.80 to 0.78. Its step-2500 checkpoint was saved as
 #      runs/adain-id20-2500 (decoder weights + the run history, steps and hours from the run's log.jsonl).
 #   2. RUN=adain-bilinear INIT=runs/adain-id20-2500 UPSAMPLE=bilinear STEPS=... MINUTES=...: the same loss, with
 #      bilinear upsampling, so the decoder learns to keep edges through it.
