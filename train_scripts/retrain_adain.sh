@@ -9,7 +9,7 @@
 #   python train_scripts/bundle_model.py --export runs/adain-id20/final --name adain --card adain.md
 #
 # Environment: DATA (../shared/data), MINUTES (80, the --time-limit), STEPS (4000), THREADS (1), RUN (adain-id20),
-# INIT (adain), UPSAMPLE (nearest). What the bundled decoder went through:
+# INIT (adain), UPSAMPLE (nearest), IDENTITY (20), LR (2e-4). What the bundled decoder went through:
 #   1. RUN=adain-id20: 1,948 steps (stopped by hand after its step-1000 checkpoint, resumed with THREADS=2
 #      MINUTES=40), bundled; then resumed to step 2,500 and stopped there: swapping nearest for bilinear
 #      upsampling in the bundled (step-1948) decoder, with no retraining, had taken the stylised grid score from
@@ -26,7 +26,7 @@ mkdir -p runs/results
 run=${RUN:-adain-id20}
 python train_scripts/train_adain.py --init-from "${INIT:-adain}" --upsample "${UPSAMPLE:-nearest}" --content-dirs "$DATA/sr/train/t91" "$DATA/sr/train/bsds500_train" \
     --style-dirs "$DATA/style/styles" --crop-size 128 --resize 256 --batch-size 4 --style-weight 2 \
-    --identity-weight 20 --lr 2e-4 --threads "$THREADS" --max-steps "${STEPS:-4000}" --time-limit "${MINUTES:-80}" \
+    --identity-weight "${IDENTITY:-20}" --lr "${LR:-2e-4}" --threads "$THREADS" --max-steps "${STEPS:-4000}" --time-limit "${MINUTES:-80}" \
     --checkpoint-every 250 --sample-every 500 --log-every 50 --report-to none --resume \
     --output-dir "runs/$run" >> "runs/$run.log" 2>&1
 for model in adain "runs/$run/final"; do
