@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import ganzoo
-
 from ganzoo.data import add_sr_data_args, data_sources, image_bank, sr_batches
 from ganzoo.models import SRResNet
 from ganzoo.models.srgan import SR_UPSAMPLE_MODES
@@ -51,8 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def copy_trunk(source: nn.Module, model: SRResNet) -> None:
     """`source`'s weights into `model` wherever names and shapes match; each sub-pixel conv of `source` that
-    meets a resize-convolution conv gives it its filters averaged over the 2x2 output phases (what it computes
-    on a flat region, where all four phases agree)."""
+    meets a resize-convolution conv gives it its filters averaged over the 2x2 output phases (so it starts by
+    computing the mean of what the four phases computed)."""
     if not isinstance(source, SRResNet) or source.scale != model.scale:
         raise SystemExit(f"--trunk-from must be an SRResNet x{model.scale}, got {type(source).__name__}")
     target, copied = model.state_dict(), {}

@@ -88,14 +88,16 @@ def test_srgan_rejects_a_non_sr_init(sr_data, tmp_path, run_script):
 def test_srresnet_init_from_continues_the_model_and_its_history(srresnet_run, sr_data, tmp_path, run_script):
     out = tmp_path / "continued"
     run_script("train_srresnet", ["--train-dirs", sr_data["train"], "--output-dir", out, "--init-from",
-                                  srresnet_run / "final", "--lattice-weight", "10", *SMOKE])
+                                  srresnet_run / "final", "--lattice-weight", "10", "--frequency-weight", "1",
+                                  *SMOKE])
     model = ganzoo.load(out / "final")
     assert isinstance(model, SRResNet) and len(model.blocks) == 1  # the architecture came from its config
     history = json.loads((out / "final" / "training_history.json").read_text())
     assert [h["steps"] for h in history] == [2, 2]  # the first run's record, then this one's
     assert history[0]["init_from"] is None and history[1]["init_from"] == str(srresnet_run / "final")
     assert any(row.get("lattice", 0) > 0 for row in read_log(out))
-    assert "10 x lattice" in (out / "final" / "README.md").read_text()
+    card = (out / "final" / "README.md").read_text()
+    assert "10 x lattice" in card and "1 x focal frequency" in card
     with pytest.raises(SystemExit, match="--channels 16 conflicts with --init-from"):
         run_script("train_srresnet", ["--train-dirs", sr_data["train"], "--output-dir", tmp_path / "bad",
                                       "--init-from", srresnet_run / "final", "--channels", "16", *SMOKE])
