@@ -88,9 +88,8 @@ class TransformerNet(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image",
         self.down = nn.Sequential(*_conv_in_relu(3, c, 9), *_conv_in_relu(c, 2 * c, 3, stride=2),
                                   *_conv_in_relu(2 * c, 4 * c, 3, stride=2))
         self.blocks = nn.Sequential(*[ResidualBlock(4 * c) for _ in range(num_blocks)])
-        mode = {"mode": upsample, **({"align_corners": False} if upsample == "bilinear" else {})}
-        self.up = nn.Sequential(nn.Upsample(scale_factor=2, **mode), *_conv_in_relu(4 * c, 2 * c, 3),
-                                nn.Upsample(scale_factor=2, **mode), *_conv_in_relu(2 * c, c, 3),
+        self.up = nn.Sequential(_upsample_x2(upsample), *_conv_in_relu(4 * c, 2 * c, 3),
+                                _upsample_x2(upsample), *_conv_in_relu(2 * c, c, 3),
                                 _conv(c, 3, 9))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -133,11 +132,10 @@ class AdaINStyleTransfer(GanzooModel, **hub_kwargs(pipeline_tag="image-to-image"
         # config, not saved. `_apply` below still moves it along with the decoder (.to, .float, ...).
         self._encoder = (copy.deepcopy(_frozen_vgg(encoder_weights, encoder_seed)),)
         w = channels
-        mode = {"mode": upsample, **({"align_corners": False} if upsample == "bilinear" else {})}
-        layers: list[nn.Module] = [*_conv_relu(512, 4 * w), nn.Upsample(scale_factor=2, **mode)]
+        layers: list[nn.Module] = [*_conv_relu(512, 4 * w), _upsample_x2(upsample)]
         layers += [*_conv_relu(4 * w, 4 * w), *_conv_relu(4 * w, 4 * w), *_conv_relu(4 * w, 4 * w),
-                   *_conv_relu(4 * w, 2 * w), nn.Upsample(scale_factor=2, **mode)]
-        layers += [*_conv_relu(2 * w, 2 * w), *_conv_relu(2 * w, w), nn.Upsample(scale_factor=2, **mode)]
+                   *_conv_relu(4 * w, 2 * w), _upsample_x2(upsample)]
+        layers += [*_conv_relu(2 * w, 2 * w), *_conv_relu(2 * w, w), _upsample_x2(upsample)]
         layers += [*_conv_relu(w, w), _conv(w, 3, 3)]
         self.decoder = nn.Sequential(*layers)
 
@@ -212,6 +210,11 @@ def _frozen_vgg(weights: str, seed: int) -> VGGFeatures:
     """The encoder, built once per process (building VGG19 initialises its 120 M classifier weights
     too, seconds on a CPU); each model gets a copy."""
     return VGGFeatures(ADAIN_LAYERS, weights=weights, seed=seed)
+
+
+def _upsample_x2(mode: str) -> nn.Upsample:
+    """x2 upsampling, `mode` one of UPSAMPLE_MODES (bilinear with half-pixel centres, as PIL and OpenCV)."""
+    return nn.Upsample(scale_factor=2, mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
 
 
 def _conv_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
