@@ -16,7 +16,9 @@
 #      0.64 to 0.24 on the content photos but the reconstruction SSIM from 0.80 to 0.78. Its step-2500 checkpoint was saved as
 #      runs/adain-id20-2500 (decoder weights + the run history, steps and hours from the run's log.jsonl).
 #   2. RUN=adain-bilinear INIT=runs/adain-id20-2500 UPSAMPLE=bilinear STEPS=... MINUTES=...: the same loss, with
-#      bilinear upsampling, so the decoder learns to keep edges through it.
+#      bilinear upsampling, so the decoder learns to keep edges through it (782 steps, 48 min).
+#   3. RUN=adain-bilinear-id30 INIT=adain UPSAMPLE=bilinear IDENTITY=30 LR=1e-4 STEPS=400 MINUTES=22 (370 steps, with
+#      stage 2's export bundled as `adain`), bundled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
