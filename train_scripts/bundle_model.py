@@ -96,7 +96,8 @@ def main(argv=None) -> None:
                       total_hours=round(sum(h["hours"] for h in history), 2))
     record.update({k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)})
     record["model_name"] = args.name
-    record["eval_hardware"] = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    # where rows come from earlier `--json` files, --set eval_hardware says what measured them
+    record.setdefault("eval_hardware", f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)")
     out = PRETRAINED_DIR / args.name
     shutil.rmtree(out, ignore_errors=True)
     save_with_card(model, out, MODEL_CARDS_DIR / args.card, benchmarks=benchmarks, **record)
