@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Issue 16: fine-tune srgan-x4 so that its outputs lose the pixel lattice, on one CPU thread: the VGG54 content
-# loss with average pooling, plus a focal frequency loss and a small MSE term (VGG54 is blind to the lattice:
-# notching it out of srgan-x4's outputs changes the VGG54 loss by <0.5 %), plus the adversarial loss with a
-# fresh discriminator. Then `bundle_model.py` measures Set5/Set14 (evaluation only, never trained on).
+# Issue 16: SRGAN fine-tuned from the resize-convolution srresnet-x4 (its upsampler cannot paint a pixel
+# lattice), on one CPU thread: random-weight VGG54 content loss with average pooling + 1e-3 x adversarial loss
+# (the paper's recipe), at batch 4 of 96x96 crops. VARIANT=freq adds a focal frequency loss and a small MSE term.
+# The first ten BSDS500-test photos (runs/eval/style-val, as in retrain_mosaic_heldout.sh) are held out of training so that the
+# variants can be compared on images neither saw; Set5/Set14 are measured only by `bundle_model.py`:
 #
-#   nohup train_scripts/retrain_srgan_without_lattice.sh > runs/retrain-srgan.log 2>&1 &
-#   python train_scripts/bundle_model.py --export runs/srgan-x4-nolattice/final --name srgan-x4 \
+#   RUN=srgan-paper nohup train_scripts/retrain_srgan_without_lattice.sh &
+#   RUN=srgan-freq VARIANT=freq nohup train_scripts/retrain_srgan_without_lattice.sh &
+#   python -m ganzoo evaluate sr --model runs/srgan-paper/final --data runs/eval/style-val --json
+#   python train_scripts/bundle_model.py --export runs/srgan-paper/final --name srgan-x4 \
 #       --card super-resolution.md --sr-bench Set5=../shared/data/sr/bench/Set5 --sr-bench Set14=../shared/data/sr/bench/Set14
 #
-# Environment: MINUTES (15), DATA (../shared/data).
+# Environment: RUN (srgan-paper), VARIANT (paper | freq), INIT (srresnet-x4), MINUTES (95), DATA (../shared/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
+RUN=${RUN:-srgan-paper}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
-mkdir -p runs
-python train_scripts/train_srgan.py --init-from srgan-x4 \
-    --train-dirs "$DATA/sr/train/bsds500_train" "$DATA/sr/train/bsds500_test" "$DATA/sr/train/t91" \
-    --crop-size 64 --batch-size 2 --content-loss vgg54 --vgg-weights random --vgg-pool avg \
-    --adversarial-weight 1e-3 --frequency-weight 1 --pixel-weight 0.1 --lr 1e-4 \
-    --max-steps 100000 --time-limit "${MINUTES:-15}" --log-every 10 --sample-every 50 --checkpoint-every 50 \
-    --report-to none --resume --output-dir runs/srgan-x4-nolattice > runs/srgan-x4-nolattice.log 2>&1
+mkdir -p runs/data/bsds500_test-heldout10 runs/eval/style-val
+for name in $(ls "$DATA/sr/train/bsds500_test" | sort | head -10); do
+    ln -sf "$(realpath "$DATA/sr/train/bsds500_test/$name")" runs/eval/style-val/
+done
+for image in "$DATA"/sr/train/bsds500_test/*; do
+    [ -e "runs/eval/style-val/$(basename "$image")" ] || ln -sf "$(realpath "$image")" runs/data/bsds500_test-heldout10/
+done
+EXTRA=()
+if [ "${VARIANT:-paper}" = freq ]; then EXTRA=(--frequency-weight 1 --pixel-weight 0.1); fi
+python train_scripts/train_srgan.py --init-from "${INIT:-srresnet-x4}" \
+    --train-dirs "$DATA/sr/train/bsds500_train" runs/data/bsds500_test-heldout10 "$DATA/sr/train/t91" \
+    --crop-size 96 --batch-size 4 --content-loss vgg54 --vgg-weights random --vgg-pool avg \
+    --adversarial-weight 1e-3 --lr 1e-4 "${EXTRA[@]}" \
+    --max-steps 100000 --time-limit "${MINUTES:-95}" --log-every 20 --sample-every 200 --checkpoint-every 200 \
+    --report-to none --cpu --resume --output-dir "runs/$RUN" > "runs/$RUN.log" 2>&1
