@@ -249,7 +249,7 @@ def evaluate_sr(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**result, "model": args.model, "data": str(args.data), "scale": scale, "precision": precision})
         return 0
-    print_per_image(result, ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid"])
+    print_per_image(result, ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid", "detail"])
     return 0
 
 

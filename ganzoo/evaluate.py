@@ -19,7 +19,7 @@ from ganzoo.imaging import (
     mod_crop,
     quantize,
 )
-from ganzoo.metrics import frechet_distance, grid_artifact_score, psnr, ssim
+from ganzoo.metrics import detail_ratio, frechet_distance, grid_artifact_score, psnr, ssim
 
 # -- digits -----------------------------------------------------------------------------------------
 
@@ -74,7 +74,8 @@ def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor], data_dir: str |
                 progress: bool = True) -> dict[str, float | int | list[dict[str, float]]]:
     """The SR benchmark protocol: mod-crop, MATLAB bicubic down, upscale, quantise to 8 bits,
     then PSNR/SSIM on Y (BT.601) and on RGB, each with a `scale`-pixel border crop, and the
-    grid-artefact score of the whole output (`metrics.grid_artifact_score`).
+    grid-artefact score of the whole output (`metrics.grid_artifact_score`) and its detail ratio to HR
+    (`metrics.detail_ratio`, border cropped).
 
     `data_dir`: a folder of HR images or a 🤗 dataset (Hub id or `save_to_disk` folder)."""
     rows = []
@@ -91,9 +92,10 @@ def evaluate_sr(upscale: Callable[[torch.Tensor], torch.Tensor], data_dir: str |
             "psnr_rgb": psnr(sr, hr, crop_border=scale).item(),
             "ssim_rgb": ssim(sr, hr, crop_border=scale).item(),
             "grid": grid_artifact_score(sr),
+            "detail": detail_ratio(sr, hr, crop_border=scale).item(),
         })
     means = {key: sum(r[key] for r in rows) / len(rows)
-             for key in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid")}
+             for key in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid", "detail")}
     return {"n": len(rows), **means, "images": rows}
 
 

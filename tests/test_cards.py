@@ -157,11 +157,11 @@ def test_sr_card_reports_the_grid_score_next_to_psnr(tmp_path):
     from ganzoo.training import MODEL_CARDS_DIR
 
     scores = {"psnr_y": 30.0, "ssim_y": 0.8, "psnr_rgb": 28.0, "ssim_rgb": 0.7}
-    benchmarks = {"Set5": {"n": 5, **scores, "grid": 0.42, "command": "a"},
-                  "Old": {"n": 1, **scores, "command": "b"}}  # measured before the grid score existed
+    benchmarks = {"Set5": {"n": 5, **scores, "grid": 0.42, "detail": 0.87, "command": "a"},
+                  "Old": {"n": 1, **scores, "command": "b"}}  # measured before the grid and detail scores existed
     save_with_card(tiny_srresnet(), tmp_path, MODEL_CARDS_DIR / "super-resolution.md", benchmarks=benchmarks,
                    model_name="srgan-x4", args={}, metrics={}, steps=1, hardware="CPU", wall_time="1s",
                    train_dirs=[], images=1, content_loss="VGG54", init_from="x", eval_hardware="CPU")
     rows = [line for line in (tmp_path / "README.md").read_text().splitlines() if line.startswith("| ")]
-    assert rows[0].split(" | ")[5] == "grid"
-    assert "| 0.42 |" in rows[2] and "| not measured |" in rows[3]
+    assert rows[0].split(" | ")[5:7] == ["grid", "detail"]
+    assert "| 0.42 | 0.87 |" in rows[2] and "| not measured | not measured |" in rows[3]

@@ -179,3 +179,21 @@ def test_structure_ssim_ignores_fine_texture_but_not_a_different_layout():
     assert structure_ssim(other, photo).item() < 0.5
     with pytest.raises(ValueError, match="RGB"):
         structure_ssim(photo[:, :1], photo[:, :1])
+
+
+# -- detail ratio -----------------------------------------------------------------------------------
+
+def test_detail_ratio_is_one_for_the_reference_below_for_blur_above_for_noise():
+    from ganzoo.imaging import degrade_bicubic, imresize
+    from ganzoo.metrics import detail_ratio
+
+    photo = torch.from_numpy(data.astronaut()[:256, :256].copy()).permute(2, 0, 1)[None].double() / 255
+    assert detail_ratio(photo, photo, crop_border=4).item() == pytest.approx(1.0)
+    bicubic = imresize(degrade_bicubic(photo, 4), 4).clamp(0, 1)
+    noisy = (photo + 0.05 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert 0.3 < detail_ratio(bicubic, photo, crop_border=4).item() < 0.8
+    assert detail_ratio(noisy, photo).item() > 1.2
+    grey = photo.mean(1, keepdim=True)  # one channel: used as luma
+    assert detail_ratio(grey, grey).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        detail_ratio(photo, grey)

@@ -18,7 +18,7 @@ from ganzoo.models.digits import DigitClassifier, DigitGenerator
 
 from conftest import write_png
 
-SR_KEYS = {"n", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid", "images", "model", "data", "scale", "precision"}
+SR_KEYS = {"n", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid", "detail", "images", "model", "data", "scale", "precision"}
 DIGIT_KEYS = {"fid", "fid_real_floor", "class_accuracy", "class_accuracy_per_class", "classifier_test_accuracy",
               "n", "model", "classifier", "data"}
 

@@ -17,7 +17,7 @@ from ganzoo.evaluate import evaluate_deblur
 from conftest import needs_bundled
 
 
-SR_KEYS = {"n", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid"}
+SR_KEYS = {"n", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "grid", "detail"}
 
 
 def skimage_folder(folder: Path, size: int = 64) -> Path:
