@@ -8,6 +8,11 @@ and train with a content loss + 1e-3 x adversarial loss.
 Content losses: `vgg54` / `vgg22` (VGG19 relu5_4 / relu2_2 features; `--vgg-weights imagenet`
 needs torchvision's weights on disk, `random` is the offline alternative) or `dfm`
 (feature matching on the discriminator's own activations, as in pix2pixHD).
+
+`--lattice-weight` adds `ganzoo.losses.lattice_loss` with the whole crop as its window: the residual's
+period-2/4 pixel lattice, averaged over the crop so that the image's own unpredictable detail mostly
+cancels and a lattice the generator paints everywhere stays. Fine-tuned from the resize-convolution
+srresnet-x4, the adversarial term alone grows one (README, Grid artefacts).
 """
 
 import argparse
@@ -17,7 +22,8 @@ import torch.nn.functional as F
 
 import ganzoo
 from ganzoo.data import add_sr_data_args, data_sources, image_bank, sr_batches
-from ganzoo.losses import PerceptualLoss, d_bce_loss, feature_matching_loss, focal_frequency_loss, g_bce_loss
+from ganzoo.losses import (PerceptualLoss, d_bce_loss, feature_matching_loss, focal_frequency_loss, g_bce_loss,
+                           lattice_loss)
 from ganzoo.models import SRGANDiscriminator, SRResNet
 from ganzoo.models.vgg import VGGFeatures
 from ganzoo.training import Trainer, add_training_args, add_vgg_args, adversarial_step, sr_callbacks
@@ -35,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--pixel-weight", type=float, default=0.0, help="optional MSE term (0 in the paper)")
     parser.add_argument("--frequency-weight", type=float, default=0.0,
                         help="focal frequency loss term (Jiang et al. 2021); it sees the lattices VGG54 misses")
+    parser.add_argument("--lattice-weight", type=float, default=0.0,
+                        help="weight of the crop-wide period-2/4 residual lattice (ganzoo.losses.lattice_loss)")
     parser.add_argument("--lr", type=float, default=1e-4)
     add_training_args(parser, max_steps=100_000, batch_size=16, checkpoint_every=2000, sample_every=1000)
     return parser.parse_args(argv)
@@ -79,10 +87,12 @@ def main(argv=None) -> None:
                 content = perceptual(sr, hr)
             pixel = F.mse_loss(sr, hr)
             frequency = focal_frequency_loss(sr, hr) if args.frequency_weight else sr.new_zeros(())
+            lattice = (lattice_loss(sr, hr, window=args.crop_size - args.crop_size % 4) if args.lattice_weight
+                       else sr.new_zeros(()))
             loss = (content + args.adversarial_weight * adversarial + args.pixel_weight * pixel
-                    + args.frequency_weight * frequency)
+                    + args.frequency_weight * frequency + args.lattice_weight * lattice)
             return loss, {"content": content.item(), "g_adv": adversarial.item(), "mse": pixel.item(),
-                          "ffl": frequency.item()}
+                          "ffl": frequency.item(), "lattice": lattice.item()}
 
         return adversarial_step(trainer, discriminator, d_opt, g_opt, d_loss, g_loss)
 

@@ -58,8 +58,8 @@ def test_srresnet_smoke_run(srresnet_run):
     assert json.loads((srresnet_run / "final.run.json").read_text())["steps"] == 2
 
 
-@pytest.mark.parametrize("content", [["--content-loss", "vgg22", "--vgg-weights", "random"],
-                                     ["--content-loss", "dfm"]], ids=["vgg22-random", "dfm"])
+@pytest.mark.parametrize("content", [["--content-loss", "vgg22", "--vgg-weights", "random", "--lattice-weight", "10"],
+                                     ["--content-loss", "dfm"]], ids=["vgg22-random-lattice", "dfm"])
 def test_srgan_smoke_run(content, srresnet_run, sr_data, tmp_path, run_script):
     out = tmp_path / "srgan"
     run_script("train_srgan", ["--train-dirs", sr_data["train"], "--val-dir", sr_data["val"], "--output-dir", out,
@@ -73,6 +73,8 @@ def test_srgan_smoke_run(content, srresnet_run, sr_data, tmp_path, run_script):
     rows = read_log(out)
     assert any("eval/psnr_y" in row and np.isfinite(row["eval/psnr_y"]) for row in rows)
     assert any({"d_loss", "g_adv", "content"} <= set(row) for row in rows)
+    lattice = [row["lattice"] for row in rows if "lattice" in row]
+    assert lattice and all(value > 0 for value in lattice) == ("--lattice-weight" in content)
     card = (out / "final" / "README.md").read_text()
     assert ("fixed random weights" in card) if content[1] == "vgg22" else ("feature matching" in card)
 
