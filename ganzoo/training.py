@@ -307,7 +307,7 @@ class Trainer:
         unwrapped = self.accelerator.unwrap_model(model)
         assert isinstance(unwrapped, GanzooModel)
         unwrapped = unwrapped.float().cpu().eval()
-        record = dict(model_name=name, hardware=self.hardware(), wall_time=_format_seconds(self.state.train_seconds),
+        record = dict(model_name=name, hardware=self.hardware(), wall_time=format_seconds(self.state.train_seconds),
                       steps=self.state.step, precision=self.accelerator.mixed_precision,  # resolved, not the flag
                       args={k: str(v) for k, v in sorted(vars(self.args).items())},
                       **card_fields)
@@ -402,7 +402,7 @@ def _resolve_precision(requested: str | None, cpu: bool) -> tuple[str | None, bo
     return requested, False, f"fp32 on the CPU ({why}; --mixed-precision bf16 forces bf16 autocast)"
 
 
-def _format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"

@@ -35,5 +35,5 @@ python train_scripts/train_srgan.py --init-from "${INIT:-srresnet-x4}" \
     --train-dirs "$DATA/sr/train/bsds500_train" runs/data/bsds500_test-heldout10 "$DATA/sr/train/t91" \
     --crop-size 96 --batch-size 4 --content-loss vgg54 --vgg-weights random --vgg-pool avg \
     --adversarial-weight 1e-3 --lr 1e-4 "${EXTRA[@]}" \
-    --max-steps 100000 --time-limit "${MINUTES:-95}" --log-every 20 --sample-every 200 --checkpoint-every 200 \
+    --max-steps 100000 --time-limit "${MINUTES:-95}" --log-every 20 --sample-every 200 --checkpoint-every 200 --checkpoints-total-limit 20 \
     --report-to none --cpu --resume --output-dir "runs/$RUN" > "runs/$RUN.log" 2>&1

@@ -122,3 +122,24 @@ def test_trunk_from_gives_a_resize_convolution_model_the_trained_trunk_and_phase
     assert torch.allclose(model.upsample[4].bias, source.upsample[3].bias.unflatten(0, (-1, 4)).mean(1))
     with pytest.raises(SystemExit, match="SRResNet x4"):
         copy_trunk(tiny_srresnet(2), model)
+
+
+def test_export_checkpoint_bundles_an_earlier_step_with_its_own_record(sr_data, tmp_path, run_script):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    run_script("train_srresnet", ["--train-dirs", sr_data["train"], "--output-dir", run, "--num-blocks", "1",
+                                  "--channels", "8", *SMOKE, "--checkpoint-every", "1"])
+    out = tmp_path / "step1"
+    run_script("export_checkpoint", ["--run", run, "--step", "1", "--why", "a test", "--card", "super-resolution.md",
+                                     "--output", out])
+    exported, final = ganzoo.load(out), ganzoo.load(run / "final")
+    saved = load_file(run / "checkpoints" / "checkpoint-1" / "model.safetensors")
+    assert all(torch.equal(v, saved[k]) for k, v in exported.state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(exported.state_dict().values(), final.state_dict().values()))
+    record = json.loads((tmp_path / "step1.run.json").read_text())
+    assert record["steps"] == 1 and "which ran 2 steps: a test" in record["checkpoint_of"]
+    assert "Steps: 1 (no mixed precision): the checkpoint at step 1 of" in (out / "README.md").read_text()
+    with pytest.raises(SystemExit, match="past the run's end"):
+        run_script("export_checkpoint", ["--run", run, "--step", "3", "--why", "x", "--card", "super-resolution.md",
+                                         "--output", tmp_path / "step3"])
