@@ -13,6 +13,12 @@
 #   python train_scripts/bundle_model.py --export runs/srgan-paper/final --name srgan-x4 \
 #       --card super-resolution.md --sr-bench Set5=../shared/data/sr/bench/Set5 --sr-bench Set14=../shared/data/sr/bench/Set14
 #
+# What the bundled srgan-x4 went through (two runs side by side, one thread each; README, Grid artefacts):
+#   RUN=srgan-paper (stopped by hand at step ~1,330: its PSNR fell), RUN=srgan-freq VARIANT=freq (stopped at ~660),
+#   RUN=srgan-lattice VARIANT=lattice MINUTES=60 (958 steps). Step 600 of the lattice run was exported with
+#   python train_scripts/export_checkpoint.py --run runs/srgan-lattice --step 600 --card super-resolution.md #       --output runs/srgan-lattice-600 --why "..." [--weights <a copy of checkpoint-600/model.safetensors>]
+#   and bundled as above. (That run still kept only its last two checkpoints; this script now keeps 20.)
+#
 # Environment: RUN (srgan-paper), VARIANT (paper | freq | lattice), LATTICE (100), INIT (srresnet-x4), MINUTES (95), DATA (../shared/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
