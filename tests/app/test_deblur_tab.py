@@ -7,6 +7,7 @@ DeblurUNet of 4 channels) and `deblurgan` (here a 1-block DeblurGAN generator), 
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -80,6 +81,18 @@ def test_the_default_is_the_registry_default_and_the_text_gives_both_gains(tab):
 
     assert tab.MODELS[tab.DEFAULT_CHOICE] == registry.DEFAULT_DEBLUR_MODEL
     assert set(tab.GAINS) == set(tab.CHOICES) and all("dB" in g for g in tab.GAINS.values())
+
+
+def test_the_quoted_gains_are_the_bundled_cards(tab):
+    """The tab's text quotes each model's gains on the moderate, large and Levin sets from its model card."""
+    from ganzoo import registry
+
+    for choice, name in tab.MODELS.items():
+        card = (registry.PRETRAINED_DIR / name / "README.md").read_text()
+        gains = [re.search(rf"^\| {row}.* \| ([+-]\d+\.\d\d) dB \|", card, re.M).group(1)
+                 for row in ("moderate", "large", "Levin")]
+        quoted = re.findall(r"([+-]\d+\.\d\d) dB", tab.GAINS[choice])
+        assert quoted == gains, f"{choice}: the tab says {quoted}, the card {gains}"
 
 
 def test_blur_and_deblur_scores(tab):
