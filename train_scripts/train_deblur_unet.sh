@@ -14,7 +14,7 @@
 #      so a step took 0.6-1.2 s.
 #   4. from 3.: a fresh cosine from 2e-4 over 3,500 steps (50 warm-up), two threads (THREADS=2 for this run), 18 minutes.
 #   5. from 4. (a later session, as `--init-from ganzoo/pretrained/deblur-unet`, the bundle of 4.): a fresh cosine from
-#      3e-4 over 20,000 steps (100 warm-up), two threads (THREADS=2), stopped by --time-limit 106 wherever it was.
+#      3e-4 over 20,000 steps (100 warm-up), two threads (THREADS=2), stopped by --time-limit 106 at step 16,971.
 # Environment: DATA (../shared/data), THREADS (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
