@@ -148,19 +148,29 @@ def run_image_to_image(image: imaging.ImageSource, fn: TensorFn, scale: int = 1,
     """Decode `image`, run `fn` (RGB [1,3,H,W] in [0,1] -> [1,3,sH,sW]) on the device, re-attach alpha.
 
     With `tile`, large images go through `imaging.tiled_apply`; 16-bit grey
-    input gives 16-bit grey output.
+    input gives 16-bit grey output when `fn` keeps it grey (`upscale` and `deblur` always keep grey grey).
     """
     device = pick_device(device)
     return _run_on_image(image, _tensor_level(fn, scale, tile, overlap, device), max_pixels)
 
 
-def _run_on_image(image: imaging.ImageSource, fn: TensorFn, max_pixels: int) -> Image.Image:
-    """Decode `image`, apply the tensor function `fn` to its RGB, re-attach alpha (resized to the output)."""
-    rgb, alpha, bit_depth = imaging.image_to_tensor(imaging.load_image(image, max_pixels))
+def _run_on_image(image: imaging.ImageSource, fn: TensorFn, max_pixels: int, keep_grey: bool = False
+                  ) -> Image.Image:
+    """Decode `image`, apply the tensor function `fn` to its RGB, re-attach alpha (resized to the output).
+
+    With `keep_grey`, a greyscale image comes back greyscale (the mean of the output's channels): restoration
+    must not invent colour, and a GAN fed three equal channels can tint them."""
+    decoded = imaging.load_image(image, max_pixels)
+    rgb, alpha, bit_depth = imaging.image_to_tensor(decoded)
     out = fn(rgb)
+    grey = keep_grey and imaging.is_greyscale(decoded)
+    if grey:
+        out = out.mean(1, keepdim=True).expand_as(out)
     if alpha is not None and tuple(out.shape[-2:]) != tuple(alpha.shape[-2:]):
         alpha = imaging.imresize(alpha, size=tuple(out.shape[-2:]))
-    return imaging.tensor_to_image(out, alpha, bit_depth)
+    result = imaging.tensor_to_image(out, alpha, bit_depth)
+    return result.convert({"RGB": "L", "RGBA": "LA"}[result.mode]) if grey and result.mode in ("RGB", "RGBA") \
+        else result
 
 
 def apply_checked(fn: TensorFn, x: torch.Tensor, scale: int, tile: int | None, overlap: int) -> torch.Tensor:
@@ -314,8 +324,9 @@ def memory_format_for(device: torch.device) -> torch.memory_format:
 def upscale(image: imaging.ImageSource, model: nn.Module | None = None, scale: int = 4, tile: int | None = None,
             overlap: int = TILE_OVERLAP, device: torch.device | None = None, precision: str = "auto",
             max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
-    """Upscale with an SR model (its own `scale` wins) or, without one, MATLAB bicubic by `scale`."""
-    return _run_on_image(image, sr_upscaler(model, scale, tile, overlap, device, precision), max_pixels)
+    """Upscale with an SR model (its own `scale` wins) or, without one, MATLAB bicubic by `scale`; grey stays grey."""
+    return _run_on_image(image, sr_upscaler(model, scale, tile, overlap, device, precision), max_pixels,
+                         keep_grey=True)
 
 
 def sr_upscaler(model: nn.Module | None = None, scale: int = 4, tile: int | None = None, overlap: int = TILE_OVERLAP,
@@ -331,8 +342,8 @@ def sr_upscaler(model: nn.Module | None = None, scale: int = 4, tile: int | None
 def deblur(image: imaging.ImageSource, model: nn.Module, tile: int | None = None, overlap: int = TILE_OVERLAP,
            device: torch.device | None = None, precision: str = "auto",
            max_pixels: int = imaging.MAX_PIXELS) -> Image.Image:
-    """Remove motion blur from one image with a deblurring model (same size out)."""
-    return _run_on_image(image, deblurrer(model, tile, overlap, device, precision), max_pixels)
+    """Remove motion blur from one image with a deblurring model (same size out); grey stays grey."""
+    return _run_on_image(image, deblurrer(model, tile, overlap, device, precision), max_pixels, keep_grey=True)
 
 
 def deblurrer(model: nn.Module, tile: int | None = None, overlap: int = TILE_OVERLAP,

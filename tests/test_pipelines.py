@@ -101,6 +101,38 @@ def test_sixteen_bit_grey_stays_sixteen_bit():
     assert pipelines.upscale(grey, scale=2, device=torch.device("cpu")).mode == "I;16"
 
 
+class _TintBlue(nn.Module):
+    """A stand-in deblurring/SR model that paints blue into grey, as a GAN can."""
+
+    scale = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(x, scale_factor=self.scale) if self.scale > 1 else x
+        return (x + torch.tensor([0.0, 0.0, 0.2]).view(1, 3, 1, 1)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "I;16"])
+def test_restoration_keeps_grey_input_grey(mode):
+    grey = data.camera()[:24, :20]
+    image = {"L": Image.fromarray(grey), "LA": Image.fromarray(np.dstack([grey, grey[::-1]]), "LA"),
+             "I;16": Image.fromarray(grey.astype(np.uint16) * 257)}[mode]
+    cpu = torch.device("cpu")
+    tint = _TintBlue()
+    upscaled = pipelines.upscale(image, tint, device=cpu, precision="fp32")
+    tint_1x = _TintBlue()
+    tint_1x.scale = 1
+    deblurred = pipelines.deblur(image, tint_1x, device=cpu, precision="fp32")
+    for out, scale in [(upscaled, 2), (deblurred, 1)]:
+        assert out.mode == mode and out.size == (20 * scale, 24 * scale)
+    # the channel mean: grey + 0.2/3 where the blue channel did not clip
+    expected = np.clip(grey.astype(np.float32) / 255 + np.where(grey < 204, 0.2, (255 - grey) / 255.0) / 3, 0, 1)
+    got = np.asarray(deblurred)[..., 0] if mode == "LA" else np.asarray(deblurred)
+    scale = 65535 if mode == "I;16" else 255
+    assert np.abs(got / scale - expected).max() <= 1 / 255
+    stylized = pipelines.run_image_to_image(image, tint_1x, device=cpu)  # style transfer may add colour
+    assert stylized.mode in ("RGB", "RGBA")
+
+
 def test_tiled_equals_untiled():
     model, image = TinySR(), Image.fromarray(_rgb(70, 100))
     whole = pipelines.upscale(image, model, device=torch.device("cpu"))

@@ -144,6 +144,11 @@ def image_to_tensor(img: Image.Image) -> tuple[torch.Tensor, torch.Tensor | None
     return planes[:, :3].contiguous(), planes[:, 3:].contiguous() if has_alpha else None, 8
 
 
+def is_greyscale(img: Image.Image) -> bool:
+    """Whether a decoded image is stored as grey (bilevel, 8-bit grey with or without alpha, 16/32-bit, float)."""
+    return img.mode in ("1", "L", "LA", "I", "F") or img.mode.startswith("I;16")
+
+
 def _high_depth_grey(img: Image.Image) -> np.ndarray:
     """Grey values of a 16-bit, 32-bit integer or float image as float32 in [0, 1]."""
     arr = np.asarray(img)

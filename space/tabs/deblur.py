@@ -52,7 +52,7 @@ def _deblur(image: Image.Image, choice: str) -> Image.Image:
 
 
 def deblur_image(image: Image.Image | None, choice: str = DEFAULT_CHOICE) -> tuple[Image.Image, Image.Image]:
-    """(the input, the deblurred image) for the before/after slider; alpha and 16-bit grey are kept."""
+    """(the input, the deblurred image) for the before/after slider; alpha and grey are kept."""
     image = check_image(image, MAX_PIXELS, "deblurring")
     return image, _deblur(image, choice)
 

@@ -191,11 +191,11 @@ def make_corpus(folder: Path) -> list[Case]:
     add("rgba_transparent.png", _save(Image.fromarray(rgba), f("rgba_transparent.png")), True, size=(192, 128),
         mode="RGBA", check=_alpha_kept((24, 0, 48, 32)), tags={"model"})
     la = Image.fromarray(np.dstack([_gradient(20, 20, 1)[..., 0], np.full((20, 20), 128, np.uint8)]), "LA")
-    add("la.png", _save(la, f("la.png")), True, size=(80, 80), mode="RGBA")
+    add("la.png", _save(la, f("la.png")), True, size=(80, 80), mode="LA")  # grey stays grey
     add("grey.jpg", _save(Image.fromarray(_gradient(16, 16, 1)[..., 0]), f("grey.jpg")), True, size=(64, 64),
-        mode="RGB")
+        mode="L")
     add("bilevel.png", _save(Image.fromarray(_gradient(16, 8)).convert("1"), f("bilevel.png")), True,
-        size=(64, 32), mode="RGB")
+        size=(64, 32), mode="L")
 
     # formats
     frames = [Image.fromarray(np.full((10, 14, 3), c, np.uint8)) for c in (0, 128, 255)]
