@@ -168,9 +168,10 @@ def _run_on_image(image: imaging.ImageSource, fn: TensorFn, max_pixels: int, kee
         out = out.mean(1, keepdim=True).expand_as(out)
     if alpha is not None and tuple(out.shape[-2:]) != tuple(alpha.shape[-2:]):
         alpha = imaging.imresize(alpha, size=tuple(out.shape[-2:]))
-    result = imaging.tensor_to_image(out, alpha, bit_depth)
-    return result.convert({"RGB": "L", "RGBA": "LA"}[result.mode]) if grey and result.mode in ("RGB", "RGBA") \
-        else result
+    result = imaging.tensor_to_image(out, alpha, bit_depth)  # 16-bit grey comes back as I;16 already
+    if grey and result.mode in ("RGB", "RGBA"):
+        result = result.convert("L" if result.mode == "RGB" else "LA")
+    return result
 
 
 def apply_checked(fn: TensorFn, x: torch.Tensor, scale: int, tile: int | None, overlap: int) -> torch.Tensor:

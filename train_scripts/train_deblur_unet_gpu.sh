@@ -13,7 +13,8 @@
 #   mkdir -p shared/deblur-train && cp ../shared/data/sr/train/bsds500_train/* shared/deblur-train/   # here, 15 MB
 #   device run (timeout_s 600): OUT=$OUT TRAIN_DIR=shared/deblur-train MINUTES=8 train_scripts/train_deblur_unet_gpu.sh
 # Environment: OUT (where the export goes), MINUTES (8), BATCH (32), CROP (256), LR (3e-4), STEPS (the cosine's
-# length; the time limit usually ends the run first), INIT (ganzoo/pretrained/deblur-unet), DATA (../shared/data).
+# length; the time limit usually ends the run first), INIT (ganzoo/pretrained/deblur-unet), DATA (../shared/data),
+# TRAIN_DIR (above), PRECISION (bf16), RUN (the run folder, /tmp/deblur-unet-gpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the folder that receives the export}
