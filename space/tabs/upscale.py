@@ -49,7 +49,7 @@ def _upscale(image: Image.Image, model: Any, limit: int, scale: int = SCALE) -> 
 def upscale_image(image: Image.Image | None, method: str) -> tuple[Image.Image, Image.Image]:
     """(the input enlarged with bicubic to the output size, the input upscaled with `method`).
 
-    Alpha is kept; a 16-bit greyscale input gives a 16-bit greyscale output.
+    Alpha is kept; greyscale input gives greyscale output (16-bit stays 16-bit).
     """
     image = check_image(image, MAX_PIXELS, "upscaling")
     upscaled = _upscale(image, model_for(method), MAX_PIXELS)
