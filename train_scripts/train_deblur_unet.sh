@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The bundled `deblur-unet`, exactly as made here on one CPU thread: the evaluation sets, three training runs
+# The bundled `deblur-unet`, exactly as made here on a 2-core CPU: the evaluation sets, six training runs
 # (each continues the one before with --init-from), the measurements and the bundle.
 #
 #   source .venv/bin/activate && nohup train_scripts/train_deblur_unet.sh > runs/train_deblur_unet.log 2>&1 &

@@ -8,9 +8,10 @@
 #
 # The run was stopped by its --time-limit of 20 minutes at step 857 (the previous deblurgan, from deblur-unet's
 # fourth run: one thread, 1,500 steps in 55 minutes, output runs/deblurgan-unet). The bundled deblurgan starts from
-# deblur-unet's fifth run. The same command from its sixth run (a later session, output runs/deblurgan-unet-3, 924
-# steps) gained +0.84 / +0.36 / +0.30 dB (moderate / large / Levin) against this one's +0.77 / +0.34 / +0.35: lower
-# on Levin, so not bundled (the rule set before the run: bundle only if no set gets worse).
+# deblur-unet's fifth run (ganzoo/pretrained/deblur-unet at commit 1aee45f). The same command from its sixth run
+# (a later session, output runs/deblurgan-unet-3, 924 steps) gained +0.84 / +0.36 / +0.30 dB (moderate / large /
+# Levin) against this one's +0.77 / +0.34 / +0.35: lower on Levin, so not bundled (the rule set before the run:
+# bundle only if no set gets worse).
 # (An older `deblurgan`, trained partly on Levin's kernels, is in git history before issue 13's protocol.)
 # Environment: DATA (../shared/data), THREADS (2).
 set -euo pipefail
