@@ -608,6 +608,14 @@ def tmp_folders(out: Path) -> list[Path]:
     return sorted(folder.glob(".tmp-*")) if folder.is_dir() else []
 
 
+def entry_count(folder: Path) -> int:
+    """How many entries `folder` holds; 0 once the run has renamed or removed it (it races this poll)."""
+    try:
+        return sum(1 for _ in folder.iterdir())
+    except FileNotFoundError:
+        return 0
+
+
 def run_and_kill(cmd: list[str], tmp_path: Path, log: Path, during_write: bool, min_step: int) -> str:
     """Start the run and SIGKILL it once checkpoint `min_step` exists: either while a `.tmp-checkpoint-*`
     folder is being written (`during_write`), or at a moment when none is. Returns what was seen."""
@@ -621,9 +629,10 @@ def run_and_kill(cmd: list[str], tmp_path: Path, log: Path, during_write: bool, 
             steps = checkpoint_steps(out)
             if steps and steps[-1] >= min_step:
                 tmps = tmp_folders(out)
-                if during_write and tmps and any(tmps[0].iterdir()):
+                writing = [p for p in tmps if p.name.startswith(".tmp-checkpoint-")]
+                if during_write and writing and (count := entry_count(writing[0])):
                     proc.send_signal(signal.SIGKILL)
-                    seen = f"killed while writing {tmps[0].name} ({len(list(tmps[0].iterdir()))} entries)"
+                    seen = f"killed while writing {writing[0].name} ({count} entries seen)"
                     break
                 if not during_write and not tmps:
                     proc.send_signal(signal.SIGKILL)
