@@ -18,6 +18,8 @@
 #   6. from 5. (a later session, as `--init-from ganzoo/pretrained/deblur-unet`, the bundle of 5.): crops of 192 px
 #      instead of 128 (more context per crop for the large kernels), a fresh cosine from 2e-4 over 7,500 steps
 #      (100 warm-up), two threads (THREADS=2), 93 minutes.
+#   7. from 6. (a later session, as `--init-from ganzoo/pretrained/deblur-unet`, the bundle of 6.): 192 px crops, a
+#      fresh cosine from 1.5e-4 over 7,500 steps (100 warm-up), two threads (THREADS=2), --time-limit 95.
 # Environment: DATA (../shared/data), THREADS (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +57,9 @@ python train_scripts/train_deblur_unet.py "${COMMON[@]}" --init-from runs/deblur
 python train_scripts/train_deblur_unet.py "${COMMON[@]}" --crop-size 192 --init-from runs/deblur-unet-5/final --sized-fraction 0.5 \
     --lr 2e-4 --warmup-steps 100 --max-steps 7500 --time-limit 100 --sample-every 2000 --checkpoint-every 1000 \
     --resume --output-dir runs/deblur-unet-6 > runs/deblur-unet-6.log 2>&1
+python train_scripts/train_deblur_unet.py "${COMMON[@]}" --crop-size 192 --init-from runs/deblur-unet-6/final --sized-fraction 0.5 \
+    --lr 1.5e-4 --warmup-steps 100 --max-steps 7500 --time-limit 95 --sample-every 2000 --checkpoint-every 1000 \
+    --resume --output-dir runs/deblur-unet-7 > runs/deblur-unet-7.log 2>&1
 
 # Input and Richardson-Lucy (true kernel) rows once, the model's rows without them; bundle_model merges them.
 LEVIN=(--data "$DATA/blur/bench/levin" --kernels "$DATA/blur/kernels/levin09_kernels_from_mat.npz")
