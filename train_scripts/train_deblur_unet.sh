@@ -18,8 +18,9 @@
 #   6. from 5. (a later session, as `--init-from ganzoo/pretrained/deblur-unet`, the bundle of 5.): crops of 192 px
 #      instead of 128 (more context per crop for the large kernels), a fresh cosine from 2e-4 over 7,500 steps
 #      (100 warm-up), two threads (THREADS=2), 93 minutes.
-#   7. from 6. (a later session, as `--init-from ganzoo/pretrained/deblur-unet`, the bundle of 6.): 192 px crops, a
-#      fresh cosine from 1.5e-4 over 7,500 steps (100 warm-up), two threads (THREADS=2), --time-limit 95.
+#   7. from 6. (a later session, `--init-from runs/deblur-unet-6/final`, the weights bundled as 6.): 192 px crops, a
+#      fresh cosine from 1.5e-4 over 7,500 steps (100 warm-up), two threads (THREADS=2), stopped by --time-limit 95
+#      at step 6,947 (the learning rate down to 3e-6).
 # Environment: DATA (../shared/data), THREADS (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,7 +64,7 @@ python train_scripts/train_deblur_unet.py "${COMMON[@]}" --crop-size 192 --init-
 
 # Input and Richardson-Lucy (true kernel) rows once, the model's rows without them; bundle_model merges them.
 LEVIN=(--data "$DATA/blur/bench/levin" --kernels "$DATA/blur/kernels/levin09_kernels_from_mat.npz")
-for model in none runs/deblur-unet-6/final; do
+for model in none runs/deblur-unet-7/final; do
     tag=$([ "$model" = none ] && echo none || echo unet)
     extra=$([ "$model" = none ] && echo "" || echo --no-reference)
     python -m ganzoo.cli evaluate deblur --model "$model" --data runs/eval/deblur-moderate $extra --json \
@@ -73,7 +74,7 @@ for model in none runs/deblur-unet-6/final; do
     python -m ganzoo.cli evaluate deblur --model "$model" "${LEVIN[@]}" $extra --json > "runs/results/$tag-levin.json"
 done
 # Bundle only if the model beats its input (PSNR and SSIM) on every set: check the printed rows first.
-python train_scripts/bundle_model.py --export runs/deblur-unet-6/final --name deblur-unet --card deblur-unet.md \
+python train_scripts/bundle_model.py --export runs/deblur-unet-7/final --name deblur-unet --card deblur-unet.md \
     --deblur-json "moderate: Set14, 8 kernels 5-30 px=runs/results/unet-moderate.json+runs/results/none-moderate.json" \
     --deblur-json "large: 40 BSDS500-test images, 2 kernels 31-75 px=runs/results/unet-large.json+runs/results/none-large.json" \
     --deblur-json "Levin (published, 8 recorded kernels)=runs/results/unet-levin.json+runs/results/none-levin.json"
