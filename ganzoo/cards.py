@@ -18,6 +18,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ganzoo.catalog import MODELS
+
 TEMPLATES_DIR = Path(__file__).parent / "model_cards"
 GENERIC_TEMPLATE = TEMPLATES_DIR / "generic.md"
 
@@ -89,8 +91,6 @@ def training_datasets(template: str, args: dict[str, str]) -> list[str]:
 
 def base_model(init_from: str | None) -> str | None:
     """The Hub id of the bundled model a run started from (`.../srresnet-x4/final` -> ganzoo/srresnet-x4)."""
-    from ganzoo.registry import MODELS
-
     if not init_from or init_from == "None":
         return None
     parts = Path(init_from).parts

@@ -28,10 +28,10 @@ from torch import nn
 
 from ganzoo._version import __version__
 from ganzoo.cards import GENERIC_TEMPLATE, card_metadata, link_papers
+from ganzoo.catalog import WEIGHTS_NAME
 
 REPO_URL = "https://github.com/ganzoo/ganzoo"
 CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
 CARD_NAME = "README.md"
 DEFAULT_CARD_TEMPLATE = GENERIC_TEMPLATE.read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ import torch
 from huggingface_hub import constants
 
 import ganzoo
-from ganzoo import registry
+from ganzoo import catalog, registry
 from ganzoo.hub import ModelLoadError
 from ganzoo.models import DigitClassifier, DigitGenerator
 
@@ -212,7 +212,7 @@ def test_the_kind_of_each_entry_is_the_class_it_loads():
 
 
 def test_short_names_fall_back_to_the_hub_repo(tmp_path, monkeypatch):
-    monkeypatch.setattr(registry, "PRETRAINED_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr(catalog, "PRETRAINED_DIR", tmp_path / "pretrained")
     for entry in ganzoo.list_models():
         assert not entry.is_bundled
         assert ganzoo.resolve(entry.name) == entry.repo_id
@@ -224,7 +224,7 @@ def test_short_names_fall_back_to_the_hub_repo(tmp_path, monkeypatch):
 
 def test_short_names_resolve_to_bundled_folder_when_it_has_weights(generator_folder, tmp_path, monkeypatch):
     pretrained = tmp_path / "pretrained"
-    monkeypatch.setattr(registry, "PRETRAINED_DIR", pretrained)
+    monkeypatch.setattr(catalog, "PRETRAINED_DIR", pretrained)
     shutil.copytree(generator_folder, pretrained / "mnist-dcgan")
     assert registry.MODELS["mnist-dcgan"].is_bundled
     assert ganzoo.resolve("mnist-dcgan") == str(pretrained / "mnist-dcgan")
@@ -235,7 +235,7 @@ def test_short_names_resolve_to_bundled_folder_when_it_has_weights(generator_fol
 
 def test_short_name_served_from_the_hub_cache(generator_folder, tmp_path, monkeypatch):
     """Not bundled: the short name becomes its repo id, which the (offline) cache serves."""
-    monkeypatch.setattr(registry, "PRETRAINED_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr(catalog, "PRETRAINED_DIR", tmp_path / "pretrained")
     cache = tmp_path / "hf-cache"
     populate_hf_cache(cache, "ganzoo/mnist-dcgan", generator_folder)
     assert same_weights(generator_folder, ganzoo.load("mnist-dcgan", cache_dir=cache))

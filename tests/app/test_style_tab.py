@@ -94,11 +94,11 @@ def test_bad_inputs_are_clear_errors(tab):
 def test_without_bundled_models_the_tab_says_so(monkeypatch, tmp_path):
     import gradio as gr
 
-    from ganzoo import registry
+    from ganzoo import catalog
 
     for name in ("style-mosaic", "style-candy", "style-starry-night", "style-udnie", "adain"):
         monkeypatch.delenv("GANZOO_MODEL_" + name.upper().replace("-", "_"), raising=False)
-    monkeypatch.setattr(registry, "PRETRAINED_DIR", tmp_path)  # nothing bundled
+    monkeypatch.setattr(catalog, "PRETRAINED_DIR", tmp_path)  # nothing bundled
     load_app_module()
     from tabs import style
 
