@@ -22,7 +22,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ganzoo import imaging
+from ganzoo import gate_records, imaging
+from ganzoo.gate_records import weights_key
 from ganzoo.imaging import IMAGE_SUFFIXES
 from ganzoo.inference import for_inference, to_bf16
 from ganzoo.models.digits import latent_noise
@@ -230,17 +231,15 @@ def model_precision(model: nn.Module | None, device: torch.device, precision: st
     """'fp32' or 'bf16', the format `model_function` runs `model` in on `device`.
 
     An explicit choice is kept. "auto" is bf16 only on a CPU with native bf16 (`precision.cpu_bf16_support`)
-    and only for weights that passed the bf16 quality gate (`quality_gate.bf16_passed`); fp32 otherwise,
+    and only for weights that passed the bf16 quality gate (`gate_records.bf16_passed`); fp32 otherwise,
     and on other devices, where bf16 has not been measured.
     """
-    from ganzoo import quality_gate
-
     if model is None:  # bicubic
         return "fp32"
     resolved = resolve_cpu_precision(precision)
     if precision != "auto":
         return resolved
-    if device.type != "cpu" or resolved == "fp32" or not quality_gate.bf16_passed(model):
+    if device.type != "cpu" or resolved == "fp32" or not gate_records.bf16_passed(model):
         return "fp32"
     return "bf16"
 
@@ -264,11 +263,6 @@ def _rewritten(model: nn.Module, device: torch.device, memory_format: torch.memo
     fast = fast.to(device, memory_format=memory_format)
     _REWRITTEN[model] = (key, fast)
     return fast
-
-
-def weights_key(model: nn.Module) -> tuple:
-    """Changes whenever a weight or buffer of `model` is replaced or changed in place (cheap, no hashing)."""
-    return tuple((t.data_ptr(), t._version) for t in [*model.parameters(), *model.buffers()])
 
 
 BICUBIC = "bicubic"  # the name that stands for no model: MATLAB bicubic interpolation

@@ -16,12 +16,9 @@ the 10 content photos.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
-import weakref
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,43 +26,13 @@ import torch
 from torch import nn
 
 from ganzoo import evaluate, imaging, pipelines
+from ganzoo.gate_records import GATE_FILE, _records, bf16_passed, weights_sha256
 from ganzoo.precision import cpu_bf16_support
 
 __all__ = ["BAR", "GATE_FILE", "bf16_passed", "gate_model", "weights_sha256"]
 
-GATE_FILE = Path(__file__).with_name("bf16_gate.json")
 BAR = {"psnr_db": 0.05, "ssim": 0.001, "style_mean_abs": 1 / 255}
 COMMAND = "python -m ganzoo.quality_gate --models {models} --data-dir {data} --write"
-
-_DIGESTS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, str]] = weakref.WeakKeyDictionary()
-
-
-def weights_sha256(model: nn.Module) -> str:
-    """SHA-256 of every tensor of `model.state_dict()` (names, dtypes, shapes and bytes), cached per weights."""
-    key = pipelines.weights_key(model)
-    cached = _DIGESTS.get(model)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    _DIGESTS[model] = (key, digest.hexdigest())
-    return digest.hexdigest()
-
-
-@cache
-def _records(path: Path) -> dict[str, dict[str, Any]]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def bf16_passed(model: nn.Module, path: Path | None = None) -> bool:
-    """Whether the gate file holds a passing bf16 entry for exactly these weights."""
-    digest = weights_sha256(model)
-    return any(record.get("weights_sha256") == digest and record.get("passed") is True
-               for record in _records(path or GATE_FILE).values())
-
 
 # -- measuring ------------------------------------------------------------------------------------------
 

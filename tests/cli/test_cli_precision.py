@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganzoo import precision, quality_gate
+from ganzoo import gate_records, precision
 from ganzoo.cli import main
 from ganzoo.models import DeblurGANGenerator, TransformerNet
 from ganzoo.models.srgan import SRResNet
@@ -54,7 +54,7 @@ def test_evaluate_json_reports_the_precision_that_ran(monkeypatch, model_dirs, t
                      "--precision", choice]) == 0
         assert json.loads(capsys.readouterr().out)["precision"] == expected
     monkeypatch.setenv(precision.OVERRIDE_ENV, "1")
-    monkeypatch.setattr(quality_gate, "bf16_passed", lambda model, path=None: True)
+    monkeypatch.setattr(gate_records, "bf16_passed", lambda model, *where, **on: True)
     assert main(["evaluate", "sr", "--model", str(model_dirs["sr"]), "--data", str(hr), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["precision"] == "bf16"
     assert main(["evaluate", "deblur", "--model", str(model_dirs["deblur"]), "--data", str(hr), "--trajectories",
