@@ -76,6 +76,10 @@ def add_training_args(parser: argparse.ArgumentParser, *, max_steps: int, batch_
     group.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
     group.add_argument("--time-limit", type=float, default=None,
                        help="stop (with a checkpoint and export) after this many minutes of training")
+    group.add_argument("--fit-schedule-to-time", type=float, default=None, metavar="SECONDS",
+                       help="with --time-limit: after this many seconds of training, measure steps/s and lower "
+                            "--max-steps to what the rest of the time allows, so a schedule that reads "
+                            "--max-steps ends when the time does (a probe inside the run)")
     return parser
 
 
@@ -105,6 +109,34 @@ class TrainState:
         self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
 
 
+class ScheduleProbe:
+    """`--fit-schedule-to-time`: times the steps after a short warm-up, then sets `args.max_steps` to the step
+    count the remaining `--time-limit` allows at that rate (never above the given --max-steps). Schedules that
+    read `args.max_steps` when they are stepped (as a function of the step) then end when the time does."""
+
+    WARMUP_STEPS = 3  # first steps pay for compilation, autotuning and cold caches
+
+    def __init__(self, args: argparse.Namespace, margin: float = 0.97) -> None:
+        self.args, self.margin = args, margin
+        self.seconds = args.fit_schedule_to_time
+        self.mark: tuple[int, float] | None = None
+        self.rate = 0.0
+
+    def update(self, step: int, elapsed: float) -> bool:
+        """Called after each step with the seconds since training began; True once the plan is made."""
+        if self.mark is None:
+            if step >= self.WARMUP_STEPS:
+                self.mark = (step, elapsed)
+            return False
+        if elapsed < self.seconds or step <= self.mark[0]:
+            return False
+        self.rate = (step - self.mark[0]) / max(elapsed - self.mark[1], 1e-9)
+        remaining = 60 * self.args.time_limit - elapsed
+        planned = step + int(self.rate * max(remaining, 0.0) * self.margin)
+        self.args.max_steps = max(step + 1, min(self.args.max_steps, planned))
+        return True
+
+
 class Trainer:
     def __init__(self, args: argparse.Namespace, run_name: str) -> None:
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "checkpoint_every", "sample_every",
@@ -113,6 +145,9 @@ class Trainer:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
         if args.time_limit is not None and args.time_limit <= 0:
             raise ValueError(f"--time-limit must be positive (minutes), got {args.time_limit}")
+        probe_seconds = getattr(args, "fit_schedule_to_time", None)
+        if probe_seconds is not None and (args.time_limit is None or probe_seconds <= 0):
+            raise ValueError("--fit-schedule-to-time needs --time-limit and a positive number of seconds")
         if args.resume and args.resume_from_checkpoint is None:
             args.resume_from_checkpoint = "latest"
         self.args = args
@@ -182,6 +217,7 @@ class Trainer:
         bar = tqdm(total=args.max_steps, initial=self.state.step, disable=not self.is_main, desc="train",
                    dynamic_ncols=True)
         last = self.state.step >= args.max_steps
+        probe = ScheduleProbe(args) if getattr(args, "fit_schedule_to_time", None) else None
         while not last:
             started = time.perf_counter()
             for model in models:
@@ -194,6 +230,10 @@ class Trainer:
             self.state.step += 1
             self.state.train_seconds += time.perf_counter() - started
             step = self.state.step
+            if probe is not None and probe.update(step, time.perf_counter() - self._started):
+                bar.total = args.max_steps
+                self.log({"planned_steps": args.max_steps, "probe_steps_per_second": probe.rate}, step)
+                probe = None
             last = step >= args.max_steps or self._out_of_time()
             bar.update(1)
             if step % args.log_every == 0 or last:

@@ -11,6 +11,7 @@ the error the grid-artefact score sees and plain MSE barely weighs.
 """
 
 import argparse
+import math
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def cosine_factor(step: int, total: int, floor: float = 0.01) -> float:
+    """Learning-rate multiplier: cosine from 1 at step 0 to `floor` at `total`, then flat."""
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
+
+
 def copy_trunk(source: nn.Module, model: SRResNet) -> None:
     """`source`'s weights into `model` wherever names and shapes match; each sub-pixel conv of `source` that
     meets a resize-convolution conv gives it its filters averaged over the 2x2 output phases (so it starts by
@@ -76,7 +82,8 @@ def main(argv=None) -> None:
     trainer = Trainer(args, "srresnet")
     bank = image_bank(args, args.train_dirs, args.crop_size, trainer.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.max_steps, eta_min=args.lr / 100)
+    # Cosine to lr/100 over --max-steps, read at every step, so --fit-schedule-to-time can shorten it mid-run.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, args.max_steps))
     model, optimizer = trainer.prepare(model, optimizer)
     trainer.accelerator.register_for_checkpointing(scheduler)  # stepped by hand: once per optimiser update
     pixel_loss = F.mse_loss if args.pixel_loss == "mse" else F.l1_loss
