@@ -119,6 +119,11 @@ def _dataset_id(name: str) -> str:
     return HUB_DATASETS.get(first, first)
 
 
+def _config_id(name: str) -> str:
+    """A row name as a dataset config: the Hub groups results by task, dataset and config."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 def sr_results(fields: dict[str, Any]) -> list[EvalResult]:
     columns = (("psnr", "psnr_y", 2, "PSNR Y"), ("ssim", "ssim_y", 4, "SSIM Y"),
                ("psnr", "psnr_rgb", 2, "PSNR RGB"), ("ssim", "ssim_rgb", 4, "SSIM RGB"))
@@ -132,11 +137,10 @@ def sr_results(fields: dict[str, Any]) -> list[EvalResult]:
 def deblur_results(fields: dict[str, Any]) -> list[EvalResult]:
     model = fields.get("model_name", "model")
     columns = (("psnr", "psnr", 2, f"{model} PSNR"), ("ssim", "ssim", 4, "SSIM"))
-    # the config tells rows of one dataset apart (the Hub groups results by task, dataset and config)
+    # the config tells rows of one dataset apart
     return [EvalResult(task_type="image-to-image", task_name="Motion deblurring",
                        dataset_type=_dataset_id(name), dataset_name=name, metric_type=metric,
-                       dataset_config=re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
-                       metric_name=label, metric_value=round(float(b[key]), digits))
+                       dataset_config=_config_id(name), metric_name=label, metric_value=round(float(b[key]), digits))
             for name, b in (fields.get("benchmarks") or {}).items() for metric, key, digits, label in columns]
 
 
@@ -162,12 +166,26 @@ def digit_classifier_results(fields: dict[str, Any]) -> list[EvalResult]:
                        metric_value=round(100 * float(metrics["test_accuracy"]), 2))]
 
 
+def style_results(fields: dict[str, Any], task_name: str) -> list[EvalResult]:
+    """The grid score and structure SSIM of each photo set in the card's table (AdaIN: per style or reconstruction)."""
+    columns = (("grid-artifact-score", "grid", 2, "grid (output)"),
+               ("structure-ssim", "structure_ssim", 3, "structure SSIM"))
+    # "reconstruction, Set14" and "mosaic.jpg, Set14" are results on the Set14 photos
+    photos = lambda name: re.sub(r"^(reconstruction|\S+\.(jpe?g|png)), ", "", name)  # noqa: E731
+    return [EvalResult(task_type="image-to-image", task_name=task_name, dataset_type=_dataset_id(photos(name)),
+                       dataset_name=name, dataset_config=_config_id(name), metric_type=metric,
+                       metric_name=label, metric_value=round(float(b[key]), digits))
+            for name, b in (fields.get("benchmarks") or {}).items() for metric, key, digits, label in columns]
+
+
 EVAL_RESULTS: dict[str, Callable[[dict[str, Any]], list[EvalResult]]] = {
     "super-resolution.md": sr_results,
     "deblurgan.md": deblur_results,
     "deblur-unet.md": deblur_results,
     "mnist-dcgan.md": digit_gan_results,
     "mnist-classifier.md": digit_classifier_results,
+    "style.md": lambda fields: style_results(fields, "Fast neural style transfer"),
+    "adain.md": lambda fields: style_results(fields, "Arbitrary style transfer (AdaIN)"),
 }
 
 
@@ -202,15 +220,21 @@ def fields_from_card(text: str, template: str, model_name: str) -> dict[str, Any
     fields: dict[str, Any] = {"model_name": model_name, "args": dict(re.findall(r"^(\w+) = (.*)$", text, re.M))}
     template = Path(template).name
     number = lambda cell: float(cell.rstrip(" %"))  # noqa: E731
+    row_name = lambda cell: re.sub(r" \(\d+ images\)$", "", cell)  # noqa: E731
     if template == "super-resolution.md":
         fields["benchmarks"] = {
-            re.sub(r" \(\d+ images\)$", "", row["data"]): {
+            row_name(row["data"]): {
                 "psnr_y": number(row["PSNR Y"]), "ssim_y": number(row["SSIM Y"]),
                 "psnr_rgb": number(row["PSNR RGB"]), "ssim_rgb": number(row["SSIM RGB"])}
             for table in markdown_tables(text) for row in table if "PSNR Y" in row}
     elif template in ("deblurgan.md", "deblur-unet.md"):
         fields["benchmarks"] = {row["data"]: {"psnr": number(row[f"{model_name} PSNR"]), "ssim": number(row["SSIM"])}
                                 for table in markdown_tables(text) for row in table if f"{model_name} PSNR" in row}
+    elif template in ("style.md", "adain.md"):
+        fields["benchmarks"] = {row_name(row["photos"]): {"grid": number(row["grid (output)"]),
+                                                          "grid_input": number(row["grid (photos)"]),
+                                                          "structure_ssim": number(row["structure SSIM"])}
+                                for table in markdown_tables(text) for row in table if "structure SSIM" in row}
     elif template == "mnist-dcgan.md":
         values = {row["metric"]: row["value"] for table in markdown_tables(text) for row in table if "metric" in row}
         if values:

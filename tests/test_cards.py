@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from huggingface_hub import ModelCard
 
 import ganzoo
@@ -19,7 +20,8 @@ from ganzoo.registry import MODELS, read_config
 from conftest import tiny_srresnet
 
 BUNDLED = [m.name for m in MODELS.values() if m.is_bundled]
-MEASURED = {"mnist-dcgan", "mnist-classifier", "srresnet-x4", "srgan-x4", "deblurgan"}
+MEASURED = {"mnist-dcgan", "mnist-classifier", "srresnet-x4", "srgan-x4", "deblurgan", "deblur-unet",
+            "style-mosaic", "style-candy", "style-starry-night", "style-udnie", "adain"}
 
 
 def card_of(name: str) -> ModelCard:
@@ -80,6 +82,26 @@ def test_model_index_equals_the_card_table(name):
     for result in results:
         assert result.metric_value == table_value(card.text, result.dataset_name, result.metric_name), result
     assert {r.dataset_name for r in results} >= ({"Set5", "Set14"} if "sr" in name else set())
+
+
+@pytest.mark.parametrize("name", ["style-mosaic", "style-candy", "style-starry-night", "style-udnie", "adain"])
+def test_style_cards_index_their_grid_and_structure_ssim(name):
+    """The Hub shows the style models' measured grid score and structure SSIM, one result per photo set."""
+    card = card_of(name)
+    index = yaml.safe_load(card.content.split("---")[1])["model-index"]
+    assert [entry["name"] for entry in index] == [name]
+    results = index[0]["results"]
+    rows = [line for line in card.text.splitlines() if line.startswith("| ") and line.endswith("` |")]
+    assert len(results) == len(rows) > 0, "one result per row of the card's table"
+    for result, row in zip(results, rows):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0].startswith(result["dataset"]["name"])
+        assert {m["name"]: m["value"] for m in result["metrics"]} == {
+            "grid (output)": float(cells[1]), "structure SSIM": float(cells[3])}
+    if name == "adain":
+        ssim = {r["dataset"]["name"]: r["metrics"][1]["value"] for r in results}
+        assert ssim["reconstruction, content photos"] == 0.803 and ssim["reconstruction, Set14"] == 0.8
+        assert {r["dataset"]["type"] for r in results if "Set14" in r["dataset"]["name"]} == {"eugenesiow/Set14"}
 
 
 @pytest.mark.parametrize("name", BUNDLED)
