@@ -16,9 +16,10 @@
 #   deblurgan    deblurgan again from deblur-unet as bundled: WGAN-GP + 100 x perceptual + 100 x L1, as
 #                train_deblurgan.sh, at batch 16 of 192 px
 # DATA holds sr/train/{bsds500_train,bsds500_test,t91} (those present are used) and, where present, the
-# evaluation sets named as --held-out: sr/bench/{Set5,Set14}, blur/bench/levin, blur/kernels. The first 40
-# BSDS500-test images (the large deblurring set; the first ten are also the SRGAN validation photos) are left
-# out of every recipe here, so DATA may simply lack them. Nothing here imports `datasets` or gradio.
+# evaluation sets named as --held-out: sr/bench/{Set5,Set14}, blur/bench/levin, blur/kernels. The 40 BSDS500-test
+# images of train_scripts/bsds500_test_held_out.txt (the large deblurring set; its first ten are also the SRGAN
+# validation photos) are left out of every recipe here, so DATA may lack them, or hold only some of the rest.
+# Nothing here imports `datasets` or gradio.
 # Environment: OUT, DATA (../shared/data), MINUTES (6), PROBE (20 s), RECIPES, RUNS (/tmp/ganzoo-gpu), TINY (0/1:
 # tiny batches and crops on the CPU, for tests), PRECISION (bf16; `no` with TINY).
 set -uo pipefail
@@ -33,14 +34,16 @@ TINY=${TINY:-0}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 mkdir -p "$OUT" "$RUNS/logs" "$RUNS/data"
 
-# Training folders: BSDS500-test without its first 40 images (links), the other folders as they are.
+# Training folders: BSDS500-test without the images listed in bsds500_test_held_out.txt (links to the rest), the
+# other folders as they are.
 TRAIN=()
 for name in bsds500_train bsds500_test t91; do
     folder=$DATA/sr/train/$name
     [ -d "$folder" ] || continue
     if [ $name = bsds500_test ]; then
-        view=$RUNS/data/bsds500_test-without-first40; rm -rf "$view"; mkdir -p "$view"
-        ls "$folder" | sort | tail -n +41 | while read -r image; do ln -s "$(realpath "$folder/$image")" "$view/"; done
+        view=$RUNS/data/bsds500_test-without-held-out; rm -rf "$view"; mkdir -p "$view"
+        ls "$folder" | grep -vxF -f <(grep -v '^#' train_scripts/bsds500_test_held_out.txt) |
+            while read -r image; do ln -s "$(realpath "$folder/$image")" "$view/"; done
         folder=$view
     fi
     TRAIN+=("$folder")

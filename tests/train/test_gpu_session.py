@@ -21,21 +21,23 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ["srresnet", "srgan", "deblur-unet", "deblurgan"]
 
 
-def write_images(folder: Path, count: int, size: int, seed: int) -> None:
+def write_images(folder: Path, names: list[str], size: int, seed: int) -> None:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
-    for i in range(count):
+    for name in names:
         smooth = rng.random((size // 8, size // 8, 3))
         image = Image.fromarray((smooth * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)
-        image.save(folder / f"{i:03d}.png")
+        image.save(folder / name)
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
     tmp = tmp_path_factory.mktemp("gpu-session")
     data = tmp / "data"
-    write_images(data / "sr" / "train" / "bsds500_train", 3, 128, seed=0)
-    write_images(data / "sr" / "train" / "bsds500_test", 42, 128, seed=1)  # the first 40 must stay unread
+    write_images(data / "sr" / "train" / "bsds500_train", ["a.png", "b.png", "c.png"], 128, seed=0)
+    held_out = [line for line in (ROOT / "train_scripts" / "bsds500_test_held_out.txt").read_text().splitlines()
+                if not line.startswith("#")]
+    write_images(data / "sr" / "train" / "bsds500_test", held_out[:3] + ["999001.jpg", "999002.jpg"], 128, seed=1)
     blocker = tmp / "block"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['datasets'] = None\nsys.modules['gradio'] = None\n")
@@ -66,8 +68,8 @@ def test_every_recipe_trains_exports_and_is_packed_for_the_device_tool(session, 
 def test_the_probe_sets_each_schedule_and_the_held_out_images_are_left_out(session):
     out, runs, result = session
     assert result.returncode == 0, result.stderr[-3000:]
-    view = runs / "data" / "bsds500_test-without-first40"
-    assert sorted(p.name for p in view.iterdir()) == ["040.png", "041.png"]
+    view = runs / "data" / "bsds500_test-without-held-out"  # the three held-out names are gone
+    assert sorted(p.name for p in view.iterdir()) == ["999001.jpg", "999002.jpg"]
     for recipe in ("srresnet", "deblur-unet"):  # the fastest two reach the probe's end within the budget
         rows = [json.loads(line) for line in (runs / recipe / "log.jsonl").read_text().splitlines()]
         planned = [row["planned_steps"] for row in rows if "planned_steps" in row]
@@ -97,3 +99,13 @@ def test_schedule_probe_never_raises_max_steps_nor_plans_behind_the_current_step
     probe = ScheduleProbe(late)
     probe.update(3, 0.1)
     assert probe.update(9, 5.0) and late.max_steps == 10  # out of time already: stop after the next step
+
+
+def test_the_held_out_list_is_the_large_deblurring_set():
+    """The large set is `make-blur-set --first 40` of BSDS500-test: its first 40 images sorted by name."""
+    folder = ROOT.parent / "shared" / "data" / "sr" / "train" / "bsds500_test"
+    if not folder.is_dir():
+        pytest.skip("../shared/data is not beside this checkout")
+    listed = [line for line in (ROOT / "train_scripts" / "bsds500_test_held_out.txt").read_text().splitlines()
+              if not line.startswith("#")]
+    assert listed == sorted(p.name for p in folder.iterdir())[:40]
