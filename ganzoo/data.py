@@ -133,19 +133,54 @@ class ImageBank:
 
     def random_crops(self, batch_size: int, size: int, rng: torch.Generator) -> torch.Tensor:
         """[B, 3, size, size] float crops in [0, 1], each randomly flipped and rotated by a multiple of 90°
-        ([B, 6, size, size] for a `PairedImageBank`)."""
-        choice = torch.randint(len(self.images), (batch_size,), generator=rng).tolist()
-        fractions = torch.rand(batch_size, 2, generator=rng).tolist()
-        flips = torch.randint(0, 8, (batch_size,), generator=rng).tolist()
-        crops = []
-        for index, (fy, fx), flip in zip(choice, fractions, flips):
-            image = self.images[index]
-            top, left = int(fy * (image.shape[1] - size + 1)), int(fx * (image.shape[2] - size + 1))
-            crop = image[:, top:top + size, left:left + size]
-            crop = torch.rot90(crop, flip % 4, dims=(1, 2))
-            crops.append(crop.flip(2) if flip >= 4 else crop)
-        return torch.stack(crops).float().div_(255)
+        ([B, 6, size, size] for a `PairedImageBank`), on the bank's device: one gather for the batch."""
+        device = rng.device
+        choice = torch.randint(len(self.images), (batch_size,), generator=rng, device=device)
+        fractions = torch.rand(batch_size, 2, generator=rng, device=device)
+        flips = torch.randint(0, 8, (batch_size,), generator=rng, device=device)
+        pixels, offsets, heights, widths = self._flat()
+        choice, flips = choice.to(offsets.device), flips.to(offsets.device)
+        height, width = heights[choice], widths[choice]
+        # float64 as Python's float, so a seed cuts the same crops as the per-crop loop did.
+        top = (fractions[:, 0].double().to(offsets.device) * (height - size + 1)).long()
+        left = (fractions[:, 1].double().to(offsets.device) * (width - size + 1)).long()
+        # Output pixel (i, j) reads crop pixel (row . (i, j, m), col . (i, j, m)), m = size - 1 (see _DIHEDRAL).
+        row, col = _DIHEDRAL.to(offsets.device)[flips].unbind(1)
+        step_i = row[:, 0] * width + col[:, 0]
+        step_j = row[:, 1] * width + col[:, 1]
+        start = offsets[choice] + (top + row[:, 2] * (size - 1)) * width + left + col[:, 2] * (size - 1)
+        ij = torch.arange(size, device=offsets.device)
+        index = start[:, None, None] + step_i[:, None, None] * ij[:, None] + step_j[:, None, None] * ij
+        return pixels[index].permute(0, 3, 1, 2).float().div_(255)
 
+    def _flat(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All images as one [pixels, C] channels-last tensor, each one's first pixel and its height and width.
+
+        Rebuilt when `images` changes (a streamed swap, resizing in place); the list then holds views of it.
+        """
+        if getattr(self, "_flat_sources", None) is not None and len(self._flat_sources) == len(self.images) \
+                and all(a is b for a, b in zip(self._flat_sources, self.images)):
+            return self._flat_cache
+        pixels = torch.cat([image.permute(1, 2, 0).reshape(-1, image.shape[0]) for image in self.images])
+        sizes = [image.shape[-2] * image.shape[-1] for image in self.images]
+        device = pixels.device
+        offsets = torch.tensor([0, *sizes[:-1]], device=device).cumsum(0)
+        heights = torch.tensor([image.shape[-2] for image in self.images], device=device)
+        widths = torch.tensor([image.shape[-1] for image in self.images], device=device)
+        for i, (image, offset, n) in enumerate(zip(self.images, offsets.tolist(), sizes)):
+            self.images[i] = pixels[offset:offset + n].view(image.shape[1], image.shape[2], -1).permute(2, 0, 1)
+        self._flat_sources = list(self.images)
+        self._flat_cache = (pixels, offsets, heights, widths)
+        return self._flat_cache
+
+
+# The 8 flips and rotations of `random_crops`, k = 0..7: torch.rot90 by k % 4 (dims 1, 2), then a left-right
+# flip if k >= 4. Output pixel (i, j) of a size x size crop reads (r, c) = (a i + b j + e m, c i + d j + f m),
+# m = size - 1; rows hold (a, b, e) and (c, d, f).
+_DIHEDRAL = torch.tensor([
+    [[1, 0, 0], [0, 1, 0]], [[0, 1, 0], [-1, 0, 1]], [[-1, 0, 1], [0, -1, 1]], [[0, -1, 1], [1, 0, 0]],
+    [[1, 0, 0], [0, -1, 1]], [[0, -1, 1], [-1, 0, 1]], [[-1, 0, 1], [0, 1, 0]], [[0, 1, 0], [1, 0, 0]],
+])
 
 
 BLURRED_DIR_PREFIX = "blur"

@@ -5,6 +5,12 @@ DeblurGAN (Kupyn et al. 2018, Algorithm 1): a camera path whose velocity keeps
 its direction (inertia), is jittered by Gaussian shake, jumps on rare impulsive
 shakes and is pulled back towards the start (deterministic drift), rasterised
 with bilinear splatting.
+
+Two samplers of the same paths: `random_trajectory` (one path, the reference, used by the seeded
+evaluation sets) and `random_trajectories` (a batch in one set of tensor operations, used by
+`ShakeBlur` for training). They step the same recurrence, so given the same random numbers they
+give the same path; they draw those numbers in a different order, so a seed gives different
+(equally distributed) kernels in each.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ __all__ = [
     "blur_valid",
     "center_kernel",
     "load_kernels",
+    "random_trajectories",
     "random_trajectory",
     "random_trajectory_kernel",
+    "rasterize_trajectories",
     "rasterize_trajectory",
     "shake_kernel",
     "sized_shake_kernel",
@@ -111,6 +119,109 @@ def rasterize_trajectory(points: torch.Tensor, size: int) -> torch.Tensor:
         kernel.index_add_(0, (iy + dy) * size + (ix + dx), w)
     kernel = kernel.view(size, size)
     return (kernel / kernel.sum()).float()
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index or 0) == (b.index or 0)
+
+
+def device_generator(rng: torch.Generator, device: torch.device | str) -> torch.Generator:
+    """`rng` if it lives on `device`, else a generator there seeded by one draw from `rng`
+    (so the step's randomness is still a function of `rng`, and big draws stay on the device)."""
+    device = torch.device(device)
+    if _same_device(rng.device, device):
+        return rng
+    seed = int(torch.randint(2**62, (), generator=rng, device=rng.device))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _steer(u0: torch.Tensor, turn: torch.Tensor, push: torch.Tensor, pull: torch.Tensor) -> torch.Tensor:
+    """Unit velocities [T, N] of the trajectory recurrence: u' = sgn(u * turn + push - y), y += pull * u'.
+
+    The one sequential part: each step depends on the last, so this runs T - 1 steps of four
+    operations on [N] tensors, for all N paths at once.
+    """
+    velocities = torch.empty(turn.shape[0] + 1, *u0.shape, dtype=u0.dtype, device=u0.device)
+    velocities[0] = u0
+    rows, turns, pushes = velocities.unbind(0), turn.unbind(0), push.unbind(0)
+    y, z = torch.zeros_like(u0), torch.empty_like(u0)
+    for t in range(len(turns)):
+        torch.sub(pushes[t], y, out=z)
+        z.addcmul_(rows[t], turns[t])
+        torch.sgn(z, out=rows[t + 1])
+        y.addcmul_(rows[t + 1], pull)
+    return velocities
+
+
+def trajectories_from_draws(lengths: torch.Tensor, params: torch.Tensor, jitter: torch.Tensor,
+                            coins: torch.Tensor, turns: torch.Tensor, impulse_prob: float = 0.2,
+                            shake: float = 10.0, drift: float = 0.7, anxiety: float = 0.005,
+                            loop_device: torch.device | str | None = "cpu") -> torch.Tensor:
+    """Paths [N, T, 2] (x, y) float64 from their random numbers: `params` [N, 4] uniforms (impulse
+    chance, shake, drift, start angle), `jitter` [N, T-1, 2] normal, `coins`, `turns` [N, T-1] uniform.
+
+    `random_trajectory`'s loop for N paths at once: with speed fixed at `length / (T - 1)` per step,
+    the state is the unit velocity u, and the drift's pull on the position x is carried as
+    y = anxiety * drift * x. `loop_device` runs the sequential part (None: where the draws are; the
+    default CPU, since 8,000 dependent tiny operations are launch-bound on a GPU).
+    """
+    device = params.device
+    n, steps = params.shape[0], jitter.shape[1] + 1
+    params, jitter, coins, turns = params.double(), jitter.double(), coins.double(), turns.double()
+    step = lengths.to(device, torch.float64) / max(steps - 1, 1)
+    impulse_p, shake_s, drift_s = impulse_prob * params[:, 0], shake * params[:, 1], drift * params[:, 2]
+    ones = torch.ones_like(turns)
+    # An impulsive shake multiplies the velocity by 1 + 2 e^{i(pi + turn - 1/2)}: the camera jerks back.
+    jerk = 1 + torch.polar(2 * ones, math.pi + turns - 0.5)
+    turn = torch.where(coins < (impulse_p * anxiety)[:, None], jerk, torch.complex(ones, 0 * ones))
+    push = (anxiety * shake_s)[:, None] * torch.complex(jitter[..., 0], jitter[..., 1])
+    u0 = torch.polar(torch.ones_like(step), 2 * math.pi * params[:, 3])
+    loop_device = device if loop_device is None else torch.device(loop_device)
+    velocities = _steer(u0.to(loop_device), turn.T.to(loop_device), push.T.to(loop_device),
+                        (anxiety * drift_s * step).to(loop_device)).to(device)
+    positions = torch.cat([torch.zeros(1, n, dtype=velocities.dtype, device=device),
+                           torch.cumsum(velocities[1:] * step, 0)])
+    return torch.view_as_real(positions).transpose(0, 1)
+
+
+def random_trajectories(lengths: torch.Tensor, steps: int = 2000, rng: torch.Generator | None = None,
+                        loop_device: torch.device | str | None = "cpu", **strengths: float) -> torch.Tensor:
+    """Random camera paths [N, steps, 2] float64 of arc lengths `lengths` [N], on `rng`'s device: the law of
+    `random_trajectory` (same recurrence and strengths, keyword `strengths` as there), its random numbers
+    drawn for the whole batch at once."""
+    device = rng.device if rng is not None else torch.device("cpu")
+    n = lengths.numel()
+    params = torch.rand(n, 4, generator=rng, device=device)
+    jitter = torch.randn(n, steps - 1, 2, generator=rng, device=device)
+    coins, turns = torch.rand(2, n, steps - 1, generator=rng, device=device)
+    return trajectories_from_draws(lengths.reshape(-1), params, jitter, coins, turns, loop_device=loop_device,
+                                   **strengths)
+
+
+def rasterize_trajectories(points: torch.Tensor, grid: int, stretch_to: torch.Tensor | None = None
+                           ) -> torch.Tensor:
+    """Kernels [N, grid, grid] float32 from paths [N, T, 2] in one scatter: each as `shake_kernel` draws it
+    (on the smallest odd grid that holds it, at most `grid`) or, where `stretch_to` [N] is non-zero,
+    stretched to span a grid of that odd size as `sized_shake_kernel` does; zero-padded about the centre."""
+    if grid < 3 or grid % 2 == 0:
+        raise ValueError(f"grid must be odd and at least 3, got {grid}")
+    pts = points.double() - points.double().mean(1, keepdim=True)
+    extent = pts.abs().amax((1, 2))
+    sizes = (2 * extent.ceil() + 3).clamp(3, grid)
+    scale = (((sizes - 1) / 2 - 1) / extent.clamp_min(1e-9)).clamp(max=1.0)
+    if stretch_to is not None:
+        stretch_to = stretch_to.to(pts)
+        scale = torch.where(stretch_to > 0, ((stretch_to - 1) / 2 - 1) / extent.clamp_min(1e-9), scale)
+    pts = pts * scale[:, None, None] + (grid - 1) / 2
+    base = pts.floor()
+    fx, fy = (pts - base).unbind(-1)
+    ix, iy = base.long().unbind(-1)
+    first = (torch.arange(len(pts), device=pts.device) * grid * grid)[:, None]
+    index = torch.cat([first + (iy + dy) * grid + ix + dx for dy in (0, 1) for dx in (0, 1)], 1)
+    weight = torch.cat([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
+    kernels = torch.zeros(len(pts) * grid * grid, dtype=torch.float64, device=pts.device)
+    kernels = kernels.index_add_(0, index.reshape(-1), weight.reshape(-1)).view(-1, grid, grid)
+    return (kernels / kernels.sum((1, 2), keepdim=True)).float()
 
 
 def random_trajectory_kernel(
@@ -340,22 +451,47 @@ class BlurSynthesizer:
         return add_noise(blurred, sigma.to(sharp.device), rng), kernels
 
 
-def blur_valid(regions: torch.Tensor, kernel: torch.Tensor, size: int) -> torch.Tensor:
-    """The central `size` x `size` of regions [N,C,H,W] convolved with `kernel` [k,k], every output pixel
-    computed from real image content (H, W >= size + k - 1): no padding rule reaches the crop.
+def _fft_size(n: int) -> int:
+    """The smallest m >= n with no prime factor above 5."""
+    m = n
+    while True:
+        rest = m
+        for p in (2, 3, 5):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return m
+        m += 1
 
-    Circular convolution by FFT, exact on that central crop and fast for kernels up to 75 px.
+
+def blur_valid(regions: torch.Tensor, kernel: torch.Tensor, size: int) -> torch.Tensor:
+    """The central `size` x `size` of regions [N,C,H,W] convolved with `kernel` [k,k] (or one per region,
+    [N,k,k]), every output pixel computed from real image content (H, W >= size + k - 1): no padding rule
+    reaches the crop.
+
+    Circular convolution by FFT, exact on that central crop and fast for kernels up to 75 px: one rfft2
+    over the batch on a GPU (cache-sized chunks of it on a CPU), kernels zero-padded to the FFT size.
     """
-    kh, kw = kernel.shape
+    kh, kw = kernel.shape[-2:]
     h, w = regions.shape[-2:]
     if h < size + kh - 1 or w < size + kw - 1:
         raise ValueError(f"a {size}px crop blurred by a {kh}x{kw} kernel needs regions of at least "
                          f"{size + kh - 1}x{size + kw - 1}, got {h}x{w}")
-    padded = torch.zeros(h, w, dtype=regions.dtype, device=regions.device)
-    padded[:kh, :kw] = kernel.to(regions)
+    if regions.dim() != 4 or kernel.dim() == 3 and kernel.shape[0] != regions.shape[0]:
+        raise ValueError(f"need regions [N,C,H,W] and a kernel [k,k] or [N,k,k], got {list(regions.shape)} and "
+                         f"{list(kernel.shape)}")
+    # Any FFT size from H, W up keeps the central crop exact; sizes with factors 2, 3, 5 only are fast.
+    fh, fw = _fft_size(h), _fft_size(w)
+    padded = torch.zeros(*kernel.shape[:-2], fh, fw, dtype=regions.dtype, device=regions.device)
+    padded[..., :kh, :kw] = kernel.to(regions)
     # Move the kernel's centre to the origin so the output lines up with `blur`'s (scipy's "same").
-    padded = torch.roll(padded, (-((kh - 1) // 2), -((kw - 1) // 2)), dims=(0, 1))
-    out = torch.fft.irfft2(torch.fft.rfft2(regions) * torch.fft.rfft2(padded), s=(h, w))
+    padded = torch.roll(padded, (-((kh - 1) // 2), -((kw - 1) // 2)), dims=(-2, -1))
+    # One kernel for all channels of its region.
+    kernels = padded[:, None] if kernel.dim() == 3 else padded.expand(len(regions), 1, fh, fw)
+    # On a GPU the whole batch is one rfft2; on a CPU, chunks of ~1M pixels stay in cache and run 2-3x faster.
+    chunk = len(regions) if regions.device.type != "cpu" else max(1, 2**20 // max(regions[0].numel(), 1))
+    out = torch.cat([torch.fft.irfft2(torch.fft.rfft2(part, s=(fh, fw)) * torch.fft.rfft2(k), s=(fh, fw))
+                     for part, k in zip(regions.split(chunk), kernels.split(chunk))])
     top, left = (h - size) // 2, (w - size) // 2
     return out[..., top:top + size, left:left + size]
 
@@ -368,6 +504,9 @@ class ShakeBlur:
     highlights brighter than the sensor records, clipped after the blur; 8-bit output.
 
     Takes regions `max_kernel - 1` px larger than the crop, so even the largest blur sees real content.
+    A batch is made in one set of tensor operations (`kernels`, one FFT blur, noise drawn on the device),
+    its random numbers drawn batch-wise: a seed gives other pairs than the per-kernel version of this class
+    did (before issue 29), from the same distribution.
     """
 
     def __init__(self, crop_size: int, lengths: tuple[float, float] = (1.0, 100.0), max_kernel: int = 75,
@@ -385,22 +524,35 @@ class ShakeBlur:
     def region_size(self) -> int:
         return self.crop_size + self.max_kernel - 1
 
+    @property
+    def kernel_grid(self) -> int:
+        """The odd side of the kernels `kernels` returns: `max_kernel`, less one if even."""
+        return self.max_kernel - 1 + self.max_kernel % 2
+
+    def kernels(self, n: int, rng: torch.Generator, steps: int = 2000) -> torch.Tensor:
+        """`n` kernels [n, grid, grid] float32 on `rng`'s device, centred and summing to 1, all drawn at once:
+        the law of the per-kernel `shake_kernel` / `sized_shake_kernel`, not their random stream."""
+        device = rng.device
+        uniform = torch.rand(n, 2, generator=rng, device=device, dtype=torch.float64)
+        sizes = 5 + 2 * torch.randint((self.max_kernel - 5) // 2 + 1, (n,), generator=rng, device=device)
+        stretch = uniform[:, 0] < self.sized_fraction
+        low, high = self.lengths
+        lengths = torch.where(stretch, sizes * (1 + uniform[:, 1]), low + (high - low) * uniform[:, 1])
+        paths = random_trajectories(lengths, steps, rng)
+        return rasterize_trajectories(paths, self.kernel_grid, torch.where(stretch, sizes, 0))
+
     def __call__(self, regions: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Regions [N,3,region,region] in [0, 1] -> (blurred, sharp) crops [N,3,crop,crop]."""
-        blurred, sharp = [], []
-        for region in regions:
-            if self.sized_fraction > 0 and _uniform(rng) < self.sized_fraction:
-                size = 5 + 2 * int(torch.randint((self.max_kernel - 5) // 2 + 1, (), generator=rng))
-                kernel = sized_shake_kernel(size, rng)
-            else:
-                kernel = shake_kernel(_uniform(rng, *self.lengths), rng, self.max_kernel)
-            if _uniform(rng) < self.saturation:
-                # Scene radiance above the sensor's white point: blurred, the highlight still clips.
-                gain = _uniform(rng, 1.5, 4.0)
-                region = torch.where(region > 0.9, region * gain, region)
-            blurred.append(blur_valid(region[None], kernel, self.crop_size)[0])
-            lo, hi = (self.region_size - self.crop_size) // 2, (self.region_size + self.crop_size) // 2
-            sharp.append(region[:, lo:hi, lo:hi].clamp(0, 1))
-        sigma = torch.tensor([_uniform(rng, 0.0, self.max_noise) for _ in blurred])
-        noisy = add_noise(torch.stack(blurred).clamp(0, 1), sigma, rng)
-        return (noisy * 255).round() / 255, torch.stack(sharp)
+        """Regions [N,3,region,region] in [0, 1] -> (blurred, sharp) crops [N,3,crop,crop], on the regions'
+        device. Draws there from a generator seeded by `rng` when `rng` lives elsewhere (`device_generator`)."""
+        rng = device_generator(rng, regions.device)
+        n = regions.shape[0]
+        kernels = self.kernels(n, rng)
+        saturate, gain, sigma = torch.rand(3, n, generator=rng, device=regions.device)
+        # Scene radiance above the sensor's white point: blurred, the highlight still clips.
+        gain = torch.where(saturate < self.saturation, 1.5 + 2.5 * gain, 1.0).to(regions).view(-1, 1, 1, 1)
+        regions = torch.where(regions > 0.9, regions * gain, regions)
+        blurred = blur_valid(regions, kernels, self.crop_size).clamp(0, 1)
+        lo = (self.region_size - self.crop_size) // 2
+        sharp = regions[..., lo:lo + self.crop_size, lo:lo + self.crop_size].clamp(0, 1)
+        noisy = add_noise(blurred, self.max_noise * sigma, rng)
+        return (noisy * 255).round() / 255, sharp

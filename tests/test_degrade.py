@@ -185,3 +185,126 @@ def test_shake_blur_pairs_are_seeded_and_blurred_from_real_content():
     torch.testing.assert_close(sharp, regions[:, :, 7:23, 7:23])
     assert torch.equal(blurred, imaging.quantize(blurred))  # 8-bit, as the evaluation inputs
     assert (blurred - sharp).abs().mean() > 0.05 and blurred.std() < sharp.std()  # blurred, so smoother
+
+
+# -- the batched sampler (issue 29): same recurrence as the per-kernel one, other draw order ---------------
+
+def reference_draws(length: float, seed: int, steps: int = 2000) -> tuple:
+    """The random numbers `random_trajectory(length, steps, gen(seed))` draws, in its order."""
+    g = gen(seed)
+    params = [degrade._uniform(g) for _ in range(3)] + [degrade._uniform(g, 0.0, 2 * np.pi) / (2 * np.pi)]
+    jitter, coins, turns = torch.randn(steps, 2, generator=g), torch.rand(steps, generator=g), torch.rand(steps, generator=g)
+    return torch.tensor([params], dtype=torch.float64), jitter[None, :-1], coins[None, :-1], turns[None, :-1]
+
+
+def test_batched_trajectories_step_the_reference_recurrence():
+    impulses = 0
+    for seed, length in enumerate([3.0, 17.0, 40.0, 100.0, 64.0, 9.0]):
+        params, jitter, coins, turns = reference_draws(length, seed)
+        impulses += int((coins < 0.2 * params[:, :1] * 0.005).sum())
+        batched = degrade.trajectories_from_draws(torch.tensor([length]), params, jitter, coins, turns)
+        torch.testing.assert_close(batched[0], degrade.random_trajectory(length, 2000, gen(seed)), atol=1e-9, rtol=0)
+    assert impulses > 0, "no impulsive shake among these seeds: the test would not cover them"
+
+
+def test_batched_rasterisation_matches_the_per_kernel_kernels():
+    paths, stretch, expected = [], [], []
+    for seed in range(4):
+        paths.append(degrade.random_trajectory(12.0 + 25 * seed, rng=gen(seed)))
+        stretch.append(0)
+        expected.append(center_kernel(degrade.shake_kernel(12.0 + 25 * seed, gen(seed), max_size=41), 41))
+    for seed, size in [(5, 9), (6, 41), (7, 23)]:
+        g = gen(seed)
+        length = size * degrade._uniform(g, 1.0, 2.0)
+        paths.append(degrade.random_trajectory(length, rng=g))
+        stretch.append(size)
+        expected.append(center_kernel(degrade.sized_shake_kernel(size, gen(seed)), 41))
+    kernels = degrade.rasterize_trajectories(torch.stack(paths), 41, torch.tensor(stretch))
+    torch.testing.assert_close(kernels, torch.stack(expected), atol=1e-6, rtol=0)
+
+
+def test_random_trajectories_keep_their_arc_length_and_are_seeded():
+    lengths = torch.tensor([1.0, 30.0, 100.0])
+    paths = degrade.random_trajectories(lengths, 500, gen(0))
+    assert paths.shape == (3, 500, 2) and paths.dtype == torch.float64
+    assert torch.equal(paths[:, 0], torch.zeros(3, 2))
+    arcs = (paths[:, 1:] - paths[:, :-1]).norm(dim=-1).sum(1)
+    torch.testing.assert_close(arcs, lengths.double(), atol=1e-9, rtol=1e-9)
+    assert torch.equal(paths, degrade.random_trajectories(lengths, 500, gen(0)))
+    assert not torch.equal(paths, degrade.random_trajectories(lengths, 500, gen(1)))
+
+
+@pytest.mark.parametrize("sized_fraction", [0.0, 1.0])
+def test_shake_blur_kernels_are_centred_psfs_within_their_grid(sized_fraction):
+    synth = degrade.ShakeBlur(16, lengths=(2.0, 6.0), max_kernel=22, sized_fraction=sized_fraction)
+    kernels = synth.kernels(24, gen(3))
+    assert kernels.shape == (24, 21, 21) and synth.kernel_grid == 21 and kernels.dtype == torch.float32
+    assert (kernels >= 0).all()
+    torch.testing.assert_close(kernels.sum((1, 2)), torch.ones(24))
+    for k in kernels:
+        cy, cx = centre_of_mass(k)
+        assert abs(cy - 10) < 1e-3 and abs(cx - 10) < 1e-3  # bilinear splats keep the path's mean
+    rows, cols = kernels.sum(2) > 0, kernels.sum(1) > 0
+    reach = torch.maximum((rows * (torch.arange(21) - 10).abs()).amax(1), (cols * (torch.arange(21) - 10).abs()).amax(1))
+    if sized_fraction == 0:
+        assert reach.max() <= 6 + 1  # a path of at most 6 px, centred, plus the bilinear neighbour
+        assert reach.min() >= 1  # at least 2 px: never a delta
+    else:
+        assert reach.max() == 9 and (reach >= 2).all()  # stretched to its grid's edge less one, grids 5..21
+        assert len(set(reach.tolist())) > 3  # several sizes drawn
+    assert torch.equal(kernels, synth.kernels(24, gen(3))) and not torch.equal(kernels, synth.kernels(24, gen(4)))
+
+
+def kernel_spread(kernels: torch.Tensor) -> torch.Tensor:
+    """Root mean square distance of each kernel's mass from its centre, px."""
+    size = kernels.shape[-1]
+    y, x = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    return ((kernels * ((y - size // 2) ** 2 + (x - size // 2) ** 2)).sum((-2, -1))).sqrt()
+
+
+def test_batched_and_per_kernel_samplers_draw_alike_kernels():
+    """Same law, other random streams: the spread of 40 kernels of 30 px paths agrees to within sampling error."""
+    old = torch.stack([center_kernel(degrade.shake_kernel(30.0, gen(100 + i), 41), 41) for i in range(40)])
+    synth = degrade.ShakeBlur(16, lengths=(30.0, 30.0), max_kernel=41)
+    new = synth.kernels(40, gen(0))
+    old_spread, new_spread = kernel_spread(old), kernel_spread(new)
+    error = (old_spread.var() / 40 + new_spread.var() / 40).sqrt()
+    assert abs(old_spread.mean() - new_spread.mean()) < 3 * error, (old_spread.mean(), new_spread.mean(), error)
+    assert 1.5 < new_spread.mean() < 10  # a 30 px path curls: neither a dot nor a straight 15 px line
+
+
+def test_batched_blur_valid_is_the_per_kernel_one():
+    regions = torch.rand(5, 3, 40, 44, generator=gen(0))
+    kernels = torch.rand(5, 7, 9, generator=gen(1))
+    each = torch.cat([degrade.blur_valid(regions[i:i + 1], kernels[i], 20) for i in range(5)])
+    torch.testing.assert_close(degrade.blur_valid(regions, kernels, 20), each, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="kernel"):
+        degrade.blur_valid(regions, kernels[:3], 20)
+
+
+def test_shake_blur_batch_is_seeded_on_the_regions_device():
+    synth = degrade.ShakeBlur(16, lengths=(5, 30), max_kernel=15, max_noise=0.02, saturation=0.5)
+    regions = torch.rand(6, 3, 30, 30, generator=gen(2))
+    blurred, sharp = synth(regions, gen(8))
+    assert torch.equal(blurred, synth(regions, gen(8))[0]) and not torch.equal(blurred, synth(regions, gen(9))[0])
+    assert blurred.min() >= 0 and blurred.max() <= 1 and torch.equal(blurred, imaging.quantize(blurred))
+    centre = regions[..., 7:23, 7:23]
+    assert torch.equal(sharp[centre <= 0.9], centre[centre <= 0.9])
+    highlights = sharp[centre > 0.9]  # unchanged, or a saturated highlight clipped to white
+    assert ((highlights == centre[centre > 0.9]) | (highlights == 1)).all() and (highlights == 1).any()
+    rng = gen(0)
+    assert degrade.device_generator(rng, "cpu") is rng
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("rng_device", ["cpu", "cuda"])
+def test_shake_blur_on_cuda(rng_device):
+    synth = degrade.ShakeBlur(32, lengths=(5, 60), max_kernel=31, sized_fraction=0.3)
+    regions = torch.rand(8, 3, synth.region_size, synth.region_size, device="cuda")
+    rng = lambda: torch.Generator(device=rng_device).manual_seed(5)  # noqa: E731
+    blurred, sharp = synth(regions, rng())
+    assert blurred.device.type == sharp.device.type == "cuda" and blurred.shape == (8, 3, 32, 32)
+    assert torch.equal(blurred, synth(regions, rng())[0])
+    kernels = synth.kernels(8, torch.Generator(device="cuda").manual_seed(0))
+    assert kernels.device.type == "cuda"
+    torch.testing.assert_close(kernels.sum((1, 2)), torch.ones(8, device="cuda"))

@@ -187,3 +187,56 @@ def test_ambiguous_stems_pair_with_the_longest_and_read_lai_kernels(tmp_path):
     save(torch.rand(1, 3, 24, 24), tmp_path / "blurred" / "car_kernel_07.png")
     with pytest.raises(ValueError, match="names kernel 7"):
         deblur_cases(tmp_path)
+
+
+def per_crop_reference(bank: ImageBank, batch_size: int, size: int, rng: torch.Generator) -> torch.Tensor:
+    """`random_crops` as it was before issue 29: one slice, rotation and flip per crop."""
+    choice = torch.randint(len(bank.images), (batch_size,), generator=rng).tolist()
+    fractions = torch.rand(batch_size, 2, generator=rng).tolist()
+    flips = torch.randint(0, 8, (batch_size,), generator=rng).tolist()
+    crops = []
+    for index, (fy, fx), flip in zip(choice, fractions, flips):
+        image = bank.images[index]
+        top, left = int(fy * (image.shape[1] - size + 1)), int(fx * (image.shape[2] - size + 1))
+        crop = torch.rot90(image[:, top:top + size, left:left + size], flip % 4, dims=(1, 2))
+        crops.append(crop.flip(2) if flip >= 4 else crop)
+    return torch.stack(crops).float().div_(255)
+
+
+@pytest.mark.parametrize("size", [1, 7, 36])
+def test_random_crops_are_one_gather_with_the_per_crop_results(image_folder, size):
+    bank = ImageBank([image_folder], min_size=36)
+    assert len({tuple(image.shape) for image in bank.images}) == 3  # three different sizes
+    for seed in range(4):
+        crops = bank.random_crops(40, size, torch.Generator().manual_seed(seed))
+        assert torch.equal(crops, per_crop_reference(bank, 40, size, torch.Generator().manual_seed(seed)))
+
+
+def test_random_crops_follow_images_replaced_in_place(image_folder):
+    bank = ImageBank([image_folder], min_size=32)
+    bank.random_crops(2, 32, torch.Generator().manual_seed(0))
+    bank.images[0] = torch.zeros(3, 33, 40, dtype=torch.uint8)  # as train_adain's resizing or a streamed swap
+    bank.images[1] = torch.full((3, 40, 32), 255, dtype=torch.uint8)
+    crops = bank.random_crops(16, 32, torch.Generator().manual_seed(1))
+    assert torch.equal(crops, per_crop_reference(bank, 16, 32, torch.Generator().manual_seed(1)))
+    assert {0.0, 1.0} <= {float(c.mean()) for c in crops}
+
+
+def test_paired_crops_keep_the_pairs_aligned_in_one_gather(tmp_path):
+    sharp = torch.rand(1, 3, 30, 41)
+    save(sharp, tmp_path / "s" / "sharp" / "x.png")
+    save(1 - sharp, tmp_path / "s" / "blur" / "x.png")
+    bank = PairedImageBank([tmp_path], min_size=16)
+    crops = bank.random_crops(12, 16, torch.Generator().manual_seed(2))
+    assert crops.shape == (12, 6, 16, 16)
+    assert torch.equal(crops, per_crop_reference(bank, 12, 16, torch.Generator().manual_seed(2)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_random_crops_with_a_cuda_bank_and_generator(image_folder):
+    bank = ImageBank([image_folder], min_size=32, device="cuda")
+    crops = bank.random_crops(8, 32, torch.Generator(device="cuda").manual_seed(0))
+    assert crops.device.type == "cuda" and crops.shape == (8, 3, 32, 32)
+    cpu_rng = bank.random_crops(8, 32, torch.Generator().manual_seed(0))
+    cpu_bank = ImageBank([image_folder], min_size=32)
+    assert torch.equal(cpu_rng.cpu(), cpu_bank.random_crops(8, 32, torch.Generator().manual_seed(0)))
