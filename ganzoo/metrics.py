@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -238,3 +240,120 @@ def structure_ssim(pred: torch.Tensor, target: torch.Tensor, blur_sigma: float =
     pred_y, target_y = (gaussian_blur(rgb_to_y(x.double()), [kernel, kernel], [blur_sigma, blur_sigma])
                         for x in (pred, target))
     return ssim(pred_y, target_y)
+
+
+# -- deblurring: shift alignment, kernel similarity, error ratio ---------------------------------------
+
+ALIGN_CROP = 15  # pixels cut from each border of the reference (Levin et al. 2009, SelfDeblur)
+ALIGN_MAX_SHIFT = 5.0  # pixels searched in each direction
+ALIGN_STEP = 0.25  # pixels between the shifts tried
+
+
+def evaluation_planes(*images: torch.Tensor) -> list[torch.Tensor]:
+    """The planes deblurring is scored on, each [N,1,H,W] float64: the images themselves if all are grey (one
+    channel, or three equal ones), else their BT.601 luma (`rgb_to_y`), as SelfDeblur's evaluation scripts
+    score colour images. All images are scored on the same kind of plane."""
+    for x in images:
+        if x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected [N,1 or 3,H,W], got {list(x.shape)}")
+    images = tuple(x.double() for x in images)
+    if all(x.shape[1] == 1 or bool((x == x[:, :1]).all()) for x in images):
+        return [x[:, :1] for x in images]
+    return [rgb_to_y(x.expand(-1, 3, -1, -1)) for x in images]
+
+
+def align_to_reference(pred: torch.Tensor, target: torch.Tensor, crop: int = ALIGN_CROP,
+                       max_shift: float = ALIGN_MAX_SHIFT, step: float = ALIGN_STEP,
+                       ) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]:
+    """Levin et al.'s `comp_upto_shift`, as SelfDeblur's evaluation uses it: crop `crop` px from each border of
+    the reference, move the estimate by every sub-pixel shift (dy, dx) in [-max_shift, max_shift] in steps of
+    `step` (bilinear interpolation), and keep the shift with the smallest sum of squared differences.
+
+    `pred`, `target`: [1,C,H,W] of one size, or planes [H,W]; colour images are compared on
+    `evaluation_plane`. Returns (aligned estimate, cropped reference) as [1,1,h,w] float64 and the shift:
+    aligned[i, j] = pred[i + crop + dy, j + crop + dx]. A blind method's kernel, and so its image, is only
+    defined up to a translation; this scores the image, not where it sits.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {list(pred.shape)} vs {list(target.shape)}")
+    pred, target = _planes(pred, target)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {list(pred.shape)} vs {list(target.shape)}")
+    reach = math.ceil(max_shift)
+    if crop < reach:
+        raise ValueError(f"crop ({crop}) must be at least the largest shift ({max_shift})")
+    h, w = pred.shape[0] - 2 * crop, pred.shape[1] - 2 * crop
+    if min(h, w) < 1:
+        raise ValueError(f"a {pred.shape[0]}x{pred.shape[1]} image leaves nothing after a {crop} px crop")
+    steps = round(max_shift / step)
+    shifts = [i * step for i in range(-steps, steps + 1)]
+    reference = target[crop:crop + h, crop:crop + w]
+    best = (math.inf, 0.0, 0.0)
+    for dy in shifts:
+        rows = _shifted_rows(pred, crop + dy, h)
+        for dx in shifts:
+            ssd = float((_shifted_cols(rows, crop + dx, w) - reference).pow(2).sum())
+            if ssd < best[0]:
+                best = (ssd, dy, dx)
+    _, dy, dx = best
+    aligned = _shifted_cols(_shifted_rows(pred, crop + dy, h), crop + dx, w)
+    return aligned[None, None], reference[None, None], (dy, dx)
+
+
+def _planes(pred: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
+    if pred.dim() == 2:
+        return [pred.double(), target.double()]
+    if pred.dim() == 4 and pred.shape[0] == 1:
+        return [x[0, 0] for x in evaluation_planes(pred, target)]
+    raise ValueError(f"expected one image [1,C,H,W] or a plane [H,W], got {list(pred.shape)}")
+
+
+def _shifted_rows(x: torch.Tensor, start: float, length: int) -> torch.Tensor:
+    """Rows start, start + 1, ... (`length` of them) of `x`, linearly interpolated at fractional `start`."""
+    base = math.floor(start)
+    fraction = start - base
+    top = x[base:base + length]
+    return top if fraction == 0 else torch.lerp(top, x[base + 1:base + 1 + length], fraction)
+
+
+def _shifted_cols(x: torch.Tensor, start: float, length: int) -> torch.Tensor:
+    return _shifted_rows(x.T, start, length).T
+
+
+def aligned_scores(pred: torch.Tensor, target: torch.Tensor, crop: int = ALIGN_CROP,
+                   max_shift: float = ALIGN_MAX_SHIFT, step: float = ALIGN_STEP) -> dict[str, float]:
+    """PSNR, SSIM and SSD after `align_to_reference` (SelfDeblur's protocol), and the shift found."""
+    aligned, reference, (dy, dx) = align_to_reference(pred, target, crop, max_shift, step)
+    return {"psnr": psnr(aligned, reference).item(), "ssim": ssim(aligned, reference).item(),
+            "ssd": float((aligned - reference).pow(2).sum()), "shift_y": dy, "shift_x": dx}
+
+
+def kernel_similarity(estimate: torch.Tensor | np.ndarray, true: torch.Tensor | np.ndarray) -> float:
+    """The largest normalised cross-correlation of two blur kernels over all relative shifts (Hu & Yang 2012;
+    Lai et al. 2016): max_s sum k1(t) k2(t + s) / (|k1| |k2|). 1 for the same kernel anywhere in its grid;
+    the kernels may differ in size."""
+    from scipy.signal import correlate
+
+    a, b = (np.asarray(k.detach().cpu().double() if isinstance(k, torch.Tensor) else k, dtype=np.float64)
+            for k in (estimate, true))
+    for name, k in (("estimate", a), ("true", b)):
+        if k.ndim != 2 or k.size == 0 or not np.isfinite(k).all() or not np.any(k):
+            raise ValueError(f"the {name} kernel must be a finite, non-zero 2-D array, got shape {k.shape}")
+    return float(correlate(a, b, mode="full", method="direct" if a.size * b.size < 1e6 else "fft").max()
+                 / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def error_ratio(with_estimate: torch.Tensor, with_true: torch.Tensor, sharp: torch.Tensor,
+                aligned: bool = True) -> float:
+    """Levin et al. 2009's error ratio: the SSD to the sharp image of the image deconvolved with the estimated
+    kernel over that of the image deconvolved (by the same non-blind step) with the true kernel; each aligned
+    first (`align_to_reference`) unless `aligned` is False. 1 means the estimate is as good as the truth; Levin
+    et al. count ratios up to 2-3 as visually good."""
+    if aligned:
+        ssd_estimate, ssd_true = (aligned_scores(x, sharp)["ssd"] for x in (with_estimate, with_true))
+    else:
+        ssd_estimate, ssd_true = (float((a - b).pow(2).sum()) for a, b in
+                                  (evaluation_planes(x, sharp) for x in (with_estimate, with_true)))
+    if ssd_true == 0:
+        return 1.0 if ssd_estimate == 0 else math.inf
+    return ssd_estimate / ssd_true

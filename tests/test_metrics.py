@@ -197,3 +197,89 @@ def test_detail_ratio_is_one_for_the_reference_below_for_blur_above_for_noise():
     assert detail_ratio(grey, grey).item() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="shapes differ"):
         detail_ratio(photo, grey)
+
+
+# -- deblurring: alignment, kernel similarity, error ratio (cases worked out by hand) -----------------
+
+from ganzoo.metrics import (  # noqa: E402
+    align_to_reference,
+    aligned_scores,
+    error_ratio,
+    evaluation_planes,
+    kernel_similarity,
+)
+
+
+def _bilinear_surface(h: int, w: int, dy: float = 0.0, dx: float = 0.0) -> torch.Tensor:
+    """f(i, j) = (i - dy + 3)(j - dx + 7) / 10^4: bilinear, so bilinear interpolation reproduces it exactly,
+    and f(i + u, j + v) = f(i, j) everywhere only for u = v = 0 (the best shift is unique)."""
+    i = torch.arange(h, dtype=torch.float64)[:, None]
+    j = torch.arange(w, dtype=torch.float64)[None, :]
+    return (i - dy + 3) * (j - dx + 7) / 1e4
+
+
+@pytest.mark.parametrize("dy,dx", [(1.25, -2.5), (-5.0, 0.75), (0.0, 0.0), (3.0, 4.0)])
+def test_alignment_finds_a_known_subpixel_shift(dy, dx):
+    target = _bilinear_surface(60, 70)
+    pred = _bilinear_surface(60, 70, dy, dx)  # the target moved by (dy, dx)
+    aligned, reference, shift = align_to_reference(pred, target)
+    assert shift == (dy, dx)
+    assert reference.shape == (1, 1, 30, 40)  # 15 px cut from every side
+    assert torch.allclose(aligned, reference, atol=1e-12)
+    assert psnr(aligned, reference).item() > 200  # exact up to rounding; unaligned it is far from that
+    if (dy, dx) != (0.0, 0.0):
+        assert psnr(pred[None, None], target[None, None]).item() < 60
+
+
+def test_alignment_of_an_integer_roll_of_a_random_image():
+    target = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    pred = torch.roll(target, (2, -3), dims=(2, 3))
+    scores = aligned_scores(pred, target)
+    assert (scores["shift_y"], scores["shift_x"]) == (2.0, -3.0)  # pred[i, j] = target[i - 2, j + 3]
+    assert scores["ssd"] == 0 and scores["ssim"] == pytest.approx(1.0)
+
+
+def test_aligned_psnr_by_hand_grey_and_colour():
+    target = torch.full((1, 3, 50, 50), 0.5, dtype=torch.float64)
+    # grey: scored on the grey plane itself, MSE 0.1^2 -> 20 dB whatever the shift
+    assert aligned_scores(torch.full_like(target, 0.6), target)["psnr"] == pytest.approx(20.0)
+    # colour: on BT.601 luma; red up by 0.1 moves Y by 0.1 * 65.481 / 255
+    red = target.clone()
+    red[:, 0] = 0.6
+    expected = -20 * np.log10(0.1 * 65.481 / 255)
+    assert aligned_scores(red, target)["psnr"] == pytest.approx(expected, abs=1e-9)
+    assert [p.shape for p in evaluation_planes(red, target)] == [(1, 1, 50, 50)] * 2
+    with pytest.raises(ValueError, match="at least the largest shift"):
+        align_to_reference(red, target, crop=3)
+    with pytest.raises(ValueError, match="shapes differ"):
+        align_to_reference(red, target[..., :40])
+
+
+def test_kernel_similarity_by_hand():
+    horizontal = torch.tensor([[0.5, 0.5]])
+    diagonal = torch.tensor([[0.5, 0.0], [0.0, 0.5]])
+    # best overlap: one tap of each, 0.25, over norms sqrt(0.5) * sqrt(0.5)
+    assert kernel_similarity(horizontal, diagonal) == pytest.approx(0.5)
+    # [1,1,1]/3 against [1,1]/2: 2 * 1/6 over (1/sqrt 3)(1/sqrt 2) = sqrt(2/3)
+    assert kernel_similarity(torch.ones(1, 3) / 3, horizontal) == pytest.approx(np.sqrt(2 / 3))
+    # a kernel moved anywhere inside a larger grid is the same kernel
+    kernel = torch.rand(5, 5, generator=torch.Generator().manual_seed(1))
+    grid = torch.zeros(15, 15)
+    grid[1:6, 8:13] = kernel
+    assert kernel_similarity(grid, kernel) == pytest.approx(1.0)
+    assert kernel_similarity(kernel, kernel.T.flip(0)) < 0.99
+    with pytest.raises(ValueError, match="non-zero"):
+        kernel_similarity(torch.zeros(3, 3), kernel)
+
+
+def test_error_ratio_by_hand():
+    sharp = torch.full((1, 3, 60, 60), 0.5)
+    with_true, with_estimate = torch.full_like(sharp, 0.51), torch.full_like(sharp, 0.53)
+    # SSD ratio (0.03 / 0.01)^2 = 9, aligned (30x30 crop) or not (the whole image)
+    assert error_ratio(with_estimate, with_true, sharp) == pytest.approx(9.0)
+    assert error_ratio(with_estimate, with_true, sharp, aligned=False) == pytest.approx(9.0)
+    assert error_ratio(sharp, sharp, sharp) == 1.0
+    # a shifted restoration costs nothing once aligned
+    moved = torch.roll(torch.rand(1, 1, 60, 60, generator=torch.Generator().manual_seed(2)), 1, dims=3)
+    reference = torch.roll(moved, -1, dims=3)
+    assert error_ratio(moved, reference + 0.01, reference) == pytest.approx(0.0, abs=1e-20)
