@@ -139,17 +139,22 @@ def _steer(u0: torch.Tensor, turn: torch.Tensor, push: torch.Tensor, pull: torch
     """Unit velocities [T, N] of the trajectory recurrence: u' = sgn(u * turn + push - y), y += pull * u'.
 
     The one sequential part: each step depends on the last, so this runs T - 1 steps of four
-    operations on [N] tensors, for all N paths at once.
+    operations on [N] tensors, for all N paths at once (a plain add where no path jerks, most steps).
     """
     velocities = torch.empty(turn.shape[0] + 1, *u0.shape, dtype=u0.dtype, device=u0.device)
     velocities[0] = u0
-    rows, turns, pushes = velocities.unbind(0), turn.unbind(0), push.unbind(0)
+    rows = velocities.unbind(0)
+    jerks = (turn != 1).any(1).tolist()
+    pull = pull.to(u0.dtype)
     y, z = torch.zeros_like(u0), torch.empty_like(u0)
-    for t in range(len(turns)):
-        torch.sub(pushes[t], y, out=z)
-        z.addcmul_(rows[t], turns[t])
-        torch.sgn(z, out=rows[t + 1])
-        y.addcmul_(rows[t + 1], pull)
+    for u, new, p, m, jerk in zip(rows, rows[1:], push.unbind(0), turn.unbind(0), jerks):
+        torch.sub(p, y, out=z)
+        if jerk:
+            z.addcmul_(u, m)
+        else:
+            z.add_(u)
+        torch.sgn(z, out=new)
+        y.addcmul_(new, pull)
     return velocities
 
 
