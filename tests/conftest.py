@@ -29,7 +29,14 @@ from ganzoo import degrade, imaging  # noqa: E402
 from ganzoo.blur_sets import make_blur_set, set_kernels  # noqa: E402
 from ganzoo.models import AdaINStyleTransfer, DeblurGANGenerator, SRResNet, TransformerNet  # noqa: E402
 from ganzoo.models.vgg import VGGFeatures  # noqa: E402
+from ganzoo.precision import OVERRIDE_ENV  # noqa: E402
 from ganzoo.registry import MODELS  # noqa: E402
+
+# Machines differ (DESIGN.md, "Habits"): whether a CPU computes bf16 natively decides what "auto" means for
+# training and inference. So the suite gives every test, and every process it starts, one answer on any host:
+# no native bf16, unless GANZOO_CPU_BF16 is set (GANZOO_CPU_BF16=1 runs the whole suite as on a CPU with
+# native bf16). A test whose outcome depends on the rule takes the `cpu_bf16` fixture and runs under both.
+os.environ.setdefault(OVERRIDE_ENV, "0")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPTS = REPO_ROOT / "train_scripts"
@@ -49,6 +56,13 @@ def _hub_offline(tmp_path_factory: pytest.TempPathFactory):
     os.environ["HF_HUB_CACHE"] = str(cache / "hub")
     yield
     constants.HF_HUB_OFFLINE, constants.HF_HUB_CACHE = saved
+
+
+@pytest.fixture(params=[False, True], ids=["cpu-without-bf16", "cpu-with-native-bf16"])
+def cpu_bf16(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Runs a test as on each kind of CPU (GANZOO_CPU_BF16=0, then 1); the value: whether bf16 is native."""
+    monkeypatch.setenv(OVERRIDE_ENV, "1" if request.param else "0")
+    return request.param
 
 
 # -- a tiny MNIST in IDX format ----------------------------------------------------------------------

@@ -124,7 +124,8 @@ def test_trunk_from_gives_a_resize_convolution_model_the_trained_trunk_and_phase
         copy_trunk(tiny_srresnet(2), model)
 
 
-def test_export_checkpoint_bundles_an_earlier_step_with_its_own_record(sr_data, tmp_path, run_script):
+def test_export_checkpoint_bundles_an_earlier_step_with_its_own_record(sr_data, tmp_path, run_script, cpu_bf16):
+    """On a CPU with native bf16 the loop trains with bf16 autocast by default, and the exported card says so."""
     from safetensors.torch import load_file
 
     run = tmp_path / "run"
@@ -139,7 +140,10 @@ def test_export_checkpoint_bundles_an_earlier_step_with_its_own_record(sr_data, 
     assert any(not torch.equal(a, b) for a, b in zip(exported.state_dict().values(), final.state_dict().values()))
     record = json.loads((tmp_path / "step1.run.json").read_text())
     assert record["steps"] == 1 and "which ran 2 steps: a test" in record["checkpoint_of"]
-    assert "Steps: 1 (no mixed precision): the checkpoint at step 1 of" in (out / "README.md").read_text()
+    assert record["hardware"].endswith(f"mixed precision: {'bf16' if cpu_bf16 else 'no'}")
+    assert all(w.dtype == torch.float32 for w in saved.values() if w.is_floating_point())  # fp32 weights either way
+    precision = "bf16" if cpu_bf16 else "no"
+    assert f"Steps: 1 ({precision} mixed precision): the checkpoint at step 1 of" in (out / "README.md").read_text()
     with pytest.raises(SystemExit, match="past the run's end"):
         run_script("export_checkpoint", ["--run", run, "--step", "3", "--why", "x", "--card", "super-resolution.md",
                                          "--output", tmp_path / "step3"])
