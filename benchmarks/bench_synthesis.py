@@ -9,7 +9,8 @@
 3. With CUDA: the batched batch on the GPU, its sequential trajectory loop on the CPU (the default) or on
    the GPU.
 4. One CPU training step of train_scripts/train_deblur_unet.py (its default model, `--step-batch` crops of
-   `--step-crop` px): the share of crops, synthesis and the model's forward/backward/update.
+   `--step-crop` px): the share of crops, synthesis and the model's forward/backward/update, and the
+   per-sample synthesis it replaced (`*_before`, not in the shares).
 
 Times are medians of `--repeats` runs after one warm-up: CPU time of the process on a CPU (so that other jobs
 on a shared machine do not count; with `--threads 1` it is the wall time of an idle machine), wall time on CUDA.
@@ -130,6 +131,7 @@ def step_profile(batch: int, crop: int, repeats: int) -> dict[str, float]:
 
     return {"random_crops": median_s(lambda: bank.random_crops(batch, synth.region_size, rng), repeats),
             "shake_blur": median_s(lambda: synth(regions, rng), repeats),
+            "shake_blur_per_sample_before": median_s(lambda: per_sample_shake_blur(synth, regions, rng), repeats),
             "model_forward_backward_update": median_s(update, repeats)}
 
 
@@ -153,7 +155,7 @@ def print_table(report: dict) -> None:
             print(f"  {name:38s} {value * 1e3:10.1f}")
     step = report.get("cpu_train_step_s")
     if step:
-        total = sum(step["times"].values())
+        total = sum(value for name, value in step["times"].items() if not name.endswith("_before"))
         print(f"CPU training step, batch {step['batch']} x {step['crop']} px (ms, share)")
         for name, value in step["times"].items():
             print(f"  {name:38s} {value * 1e3:10.1f} {100 * value / total:5.1f}%")

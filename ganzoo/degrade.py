@@ -495,10 +495,10 @@ def blur_valid(regions: torch.Tensor, kernel: torch.Tensor, size: int) -> torch.
     kernels = padded[:, None] if kernel.dim() == 3 else padded.expand(len(regions), 1, fh, fw)
     # On a GPU the whole batch is one rfft2; on a CPU, chunks of ~1M pixels stay in cache and run 2-3x faster.
     chunk = len(regions) if regions.device.type != "cpu" else max(1, 2**20 // max(regions[0].numel(), 1))
-    out = torch.cat([torch.fft.irfft2(torch.fft.rfft2(part, s=(fh, fw)) * torch.fft.rfft2(k), s=(fh, fw))
-                     for part, k in zip(regions.split(chunk), kernels.split(chunk))])
     top, left = (h - size) // 2, (w - size) // 2
-    return out[..., top:top + size, left:left + size]
+    parts = zip(regions.split(chunk), kernels.split(chunk))
+    return torch.cat([torch.fft.irfft2(torch.fft.rfft2(part, s=(fh, fw)) * torch.fft.rfft2(k), s=(fh, fw))
+                      [..., top:top + size, left:left + size] for part, k in parts])
 
 
 class ShakeBlur:
@@ -553,9 +553,13 @@ class ShakeBlur:
         n = regions.shape[0]
         kernels = self.kernels(n, rng)
         saturate, gain, sigma = torch.rand(3, n, generator=rng, device=regions.device)
-        # Scene radiance above the sensor's white point: blurred, the highlight still clips.
-        gain = torch.where(saturate < self.saturation, 1.5 + 2.5 * gain, 1.0).to(regions).view(-1, 1, 1, 1)
-        regions = torch.where(regions > 0.9, regions * gain, regions)
+        # Scene radiance above the sensor's white point: blurred, the highlight still clips. Only the chosen
+        # regions are touched (a full-batch `where` costs a CPU more than the kernels do).
+        chosen = (saturate < self.saturation).nonzero()[:, 0]
+        if len(chosen):
+            hot = regions[chosen]
+            hot = torch.where(hot > 0.9, hot * (1.5 + 2.5 * gain[chosen]).to(hot).view(-1, 1, 1, 1), hot)
+            regions = regions.index_copy(0, chosen, hot)
         blurred = blur_valid(regions, kernels, self.crop_size).clamp(0, 1)
         lo = (self.region_size - self.crop_size) // 2
         sharp = regions[..., lo:lo + self.crop_size, lo:lo + self.crop_size].clamp(0, 1)

@@ -193,7 +193,8 @@ def reference_draws(length: float, seed: int, steps: int = 2000) -> tuple:
     """The random numbers `random_trajectory(length, steps, gen(seed))` draws, in its order."""
     g = gen(seed)
     params = [degrade._uniform(g) for _ in range(3)] + [degrade._uniform(g, 0.0, 2 * np.pi) / (2 * np.pi)]
-    jitter, coins, turns = torch.randn(steps, 2, generator=g), torch.rand(steps, generator=g), torch.rand(steps, generator=g)
+    jitter = torch.randn(steps, 2, generator=g)
+    coins, turns = torch.rand(steps, generator=g), torch.rand(steps, generator=g)
     return torch.tensor([params], dtype=torch.float64), jitter[None, :-1], coins[None, :-1], turns[None, :-1]
 
 
@@ -245,7 +246,8 @@ def test_shake_blur_kernels_are_centred_psfs_within_their_grid(sized_fraction):
         cy, cx = centre_of_mass(k)
         assert abs(cy - 10) < 1e-3 and abs(cx - 10) < 1e-3  # bilinear splats keep the path's mean
     rows, cols = kernels.sum(2) > 0, kernels.sum(1) > 0
-    reach = torch.maximum((rows * (torch.arange(21) - 10).abs()).amax(1), (cols * (torch.arange(21) - 10).abs()).amax(1))
+    distance = (torch.arange(21) - 10).abs()
+    reach = torch.maximum((rows * distance).amax(1), (cols * distance).amax(1))
     if sized_fraction == 0:
         assert reach.max() <= 6 + 1  # a path of at most 6 px, centred, plus the bilinear neighbour
         assert reach.min() >= 1  # at least 2 px: never a delta
