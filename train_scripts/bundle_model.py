@@ -31,6 +31,11 @@ from ganzoo.pipelines import deblurrer, sr_upscaler, stylizer
 from ganzoo.registry import PRETRAINED_DIR
 from ganzoo.training import HISTORY_NAME, MODEL_CARDS_DIR
 
+# Card numbers are measured in fp32 on the CPU, and their commands say so: on a CPU with native bf16 (or a GPU),
+# `--precision auto` would pick bf16 for gated weights and give slightly different numbers.
+CPU = torch.device("cpu")
+PINNED = "--device cpu --precision fp32"
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,21 +65,21 @@ def main(argv=None) -> None:
     benchmarks = {}
     for item in args.sr_bench:
         name, folder = item.split("=", 1)
-        scores = evaluate_sr(sr_upscaler(model, model.scale), folder, model.scale)
-        benchmarks[name] = {**scores, "command": f"ganzoo evaluate sr --model {args.name} --data {folder} --json"}
+        scores = evaluate_sr(sr_upscaler(model, model.scale, device=CPU, precision="fp32"), folder, model.scale)
+        benchmarks[name] = {**scores, "command": f"ganzoo evaluate sr --model {args.name} --data {folder} {PINNED} --json"}
         print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})
     for item in args.deblur_bench:
         name, options = item.split("=", 1)
         bench = cli.build_parser().parse_args(["evaluate", "deblur", "--model", str(args.export), *shlex.split(options)])
         kernels = degrade.benchmark_kernels(bench.kernels, bench.trajectories, bench.seed)
-        scores = evaluate_deblur(deblurrer(model), bench.data, kernels)
-        benchmarks[name] = {**scores, "command": f"ganzoo evaluate deblur --model {args.name} {options} --json"}
+        scores = evaluate_deblur(deblurrer(model, device=CPU, precision="fp32"), bench.data, kernels)
+        benchmarks[name] = {**scores, "command": f"ganzoo evaluate deblur --model {args.name} {options} {PINNED} --json"}
         print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})
     for item in args.style_bench:
         name, folder = item.split("=", 1)
-        scores = evaluate_style(stylizer(model), folder, max_size=args.style_max_size)
+        scores = evaluate_style(stylizer(model, device=CPU, precision="fp32"), folder, max_size=args.style_max_size)
         size = f" --max-size {args.style_max_size}" if args.style_max_size else ""
-        benchmarks[name] = {**scores, "command": f"ganzoo evaluate style --model {args.name} --data {folder}{size} --json"}
+        benchmarks[name] = {**scores, "command": f"ganzoo evaluate style --model {args.name} --data {folder}{size} {PINNED} --json"}
         print(name, {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)})
     for item in args.style_json:
         name, file = item.split("=", 1)
@@ -97,7 +102,7 @@ def main(argv=None) -> None:
     record.update({k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)})
     record["model_name"] = args.name
     # where rows come from earlier `--json` files, --set eval_hardware says what measured them
-    record.setdefault("eval_hardware", f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)")
+    record.setdefault("eval_hardware", cpu_description())
     out = PRETRAINED_DIR / args.name
     shutil.rmtree(out, ignore_errors=True)
     save_with_card(model, out, MODEL_CARDS_DIR / args.card, benchmarks=benchmarks, **record)
@@ -108,6 +113,23 @@ def main(argv=None) -> None:
     print(f"bundled {out}: {sorted(p.name for p in out.iterdir())}")
 
 
+def cpu_description() -> str:
+    """This CPU as a card names it: model, the vector units that decide the default path, threads."""
+    model, flags = platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    units = "native bf16 (avx512_bf16)" if "avx512_bf16" in flags else (
+        "AVX-512, no native bf16" if "avx512f" in flags else ("AVX2, no native bf16" if "avx2" in flags else ""))
+    return f"CPU ({model}, {platform.machine()}{', ' + units if units else ''}, {torch.get_num_threads()} threads)"
+
+
 def style_row(result: dict, name: str) -> dict:
     """One card row from an `evaluate style --json` output, with the command that measures it for `name`."""
     options = [f"--data {result['data']}"]
@@ -116,7 +138,7 @@ def style_row(result: dict, name: str) -> dict:
     options += [f"--alpha {result['alpha']}"] if result["alpha"] != 1.0 else []
     options += [f"--max-size {result['max_size']}"] if result["max_size"] else []
     return {**{k: v for k, v in result.items() if k != "images"},
-            "command": f"ganzoo evaluate style --model {name} {' '.join(options)} --json"}
+            "command": f"ganzoo evaluate style --model {name} {' '.join(options)}{precision_option(result)} --json"}
 
 
 def merged_deblur_results(results: list[dict], name: str) -> dict:
@@ -126,7 +148,13 @@ def merged_deblur_results(results: list[dict], name: str) -> dict:
     merged = {k: v for r in results for k, v in r.items() if k not in ("images", "model")}
     kernels = results[0]["kernels"]
     option = f" --kernels {kernels}" if isinstance(kernels, str) else (f" --trajectories {kernels}" if kernels else "")
-    return {**merged, "command": f"ganzoo evaluate deblur --model {name} --data {merged['data']}{option} --json"}
+    return {**merged, "command": f"ganzoo evaluate deblur --model {name} --data {merged['data']}{option}"
+                                 f"{precision_option(results[0])} --json"}
+
+
+def precision_option(result: dict) -> str:
+    """The `--precision` an `evaluate --json` output was measured at (pinned so that it reproduces on any host)."""
+    return f" --precision {result['precision']}" if result.get("precision") else ""
 
 
 if __name__ == "__main__":

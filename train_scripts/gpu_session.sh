@@ -21,7 +21,12 @@
 # validation photos) are left out of every recipe here, so DATA may lack them, or hold only some of the rest.
 # Nothing here imports `datasets` or gradio.
 # Environment: OUT, DATA (../shared/data), MINUTES (6), PROBE (20 s), RECIPES, RUNS (/tmp/ganzoo-gpu), TINY (0/1:
-# tiny batches and crops on the CPU, for tests), PRECISION (bf16; `no` with TINY).
+# tiny batches and crops on the CPU, for tests), PRECISION (bf16; `no` with TINY), SOLO (0: seconds of deblur-unet
+# alone before the rest, to measure its rate without neighbours), BENCH (0/1: afterwards, with the GPU free,
+# benchmarks/bench_synthesis.py and benchmarks/gpu_inference_check.sh, packed as inference.tar).
+# On the device tool (train_scripts/stage_gpu_data.sh first):
+#   run(carry=[".gpu-data"], timeout_s=600,
+#       command="OUT=$OUT DATA=.gpu-data MINUTES=5.5 SOLO=30 BENCH=1 bash train_scripts/gpu_session.sh")
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the folder that receives the packed exports}
@@ -31,6 +36,8 @@ PROBE=${PROBE:-20}
 RECIPES=${RECIPES:-srresnet srgan deblur-unet deblurgan}
 RUNS=${RUNS:-/tmp/ganzoo-gpu}
 TINY=${TINY:-0}
+SOLO=${SOLO:-0}
+BENCH=${BENCH:-0}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 mkdir -p "$OUT" "$RUNS/logs" "$RUNS/data"
 
@@ -94,6 +101,14 @@ if command -v nvidia-smi > /dev/null; then  # GPU load once a second: was it bus
     DMON=$!
 fi
 
+if [ "$SOLO" != 0 ]; then  # deblur-unet alone first: its rate without neighbours (the 20 steps/s target)
+    # shellcheck disable=SC2046  # the recipe's words
+    python3 $(recipe deblur-unet) --max-steps 1000000 --time-limit "$(python3 -c "print($SOLO / 60)")" \
+        --mixed-precision "$PRECISION" --checkpoint-every 1000000 --sample-every 1000000 --log-every 10 \
+        --report-to none "${DEVICE[@]}" --output-dir "$RUNS/solo-deblur-unet" > "$RUNS/logs/solo-deblur-unet.log" 2>&1
+    cp "$RUNS/solo-deblur-unet/log.jsonl" "$RUNS/logs/solo-deblur-unet.jsonl" 2> /dev/null
+fi
+
 PIDS=()
 for r in $RECIPES; do
     args=$(recipe "$r") || exit 2
@@ -117,6 +132,12 @@ done
 for r in $RECIPES; do
     tail -n 3 "$RUNS/$r/log.jsonl" 2> /dev/null | sed "s/^/$r: /"
 done | tee "$RUNS/logs/summary.txt"
+if [ "$BENCH" = 1 ]; then  # after training, with the GPU to themselves: synthesis, then inference and the gate
+    timeout 60 python3 benchmarks/bench_synthesis.py --threads 1 --repeats 3 --step-batch 0 --json \
+        > "$RUNS/logs/bench_synthesis.json" 2> "$RUNS/logs/bench_synthesis.err"
+    bash benchmarks/gpu_inference_check.sh "$RUNS/inference" "$DATA" > "$RUNS/logs/inference.log" 2>&1
+    tar -C "$RUNS" -cf "$OUT/inference.tar" inference
+fi
 tar -C "$RUNS" -cf "$OUT/logs.tar" logs
 ls -la "$OUT"
 python3 - "$OUT" <<'PY'

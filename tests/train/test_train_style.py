@@ -34,7 +34,7 @@ def test_train_style_smoke(run_script, image_dirs, tmp_path):
         "--style-image", image_dirs["styles"] / "0.png", "--style-name", "rocket", "--style-credit", "skimage.data",
         "--content-dirs", image_dirs["content"], "--crop-size", "32", "--style-size", "48", "--batch-size", "2",
         "--channels", "4", "--num-blocks", "1", "--vgg-weights", "random", "--max-steps", "2",
-        "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--tv-weight", "0.1"])
+        "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--cpu", "--tv-weight", "0.1"])
     model = ganzoo.load(out / "final")
     assert isinstance(model, TransformerNet)
     card = (out / "final" / "README.md").read_text()
@@ -49,7 +49,7 @@ def test_train_adain_smoke(run_script, image_dirs, tmp_path):
     run_script("train_adain", [
         "--content-dirs", image_dirs["content"], "--style-dirs", image_dirs["styles"], "--crop-size", "32",
         "--resize", "40", "--batch-size", "2", "--channels", "4", "--vgg-weights", "random", "--max-steps", "2",
-        "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--identity-weight", "5"])
+        "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--cpu", "--identity-weight", "5"])
     model = ganzoo.load(out / "final")
     assert isinstance(model, AdaINStyleTransfer) and model._hub_mixin_config["encoder_weights"] == "random"
     card = (out / "final" / "README.md").read_text()
@@ -62,7 +62,7 @@ def test_train_adain_smoke(run_script, image_dirs, tmp_path):
 
 def test_train_adain_continues_with_init_from_whose_config_decides_the_encoder(run_script, image_dirs, tmp_path):
     common = ["--content-dirs", image_dirs["content"], "--style-dirs", image_dirs["styles"], "--crop-size", "32",
-              "--resize", "40", "--batch-size", "2", "--max-steps", "1", "--report-to", "none"]
+              "--resize", "40", "--batch-size", "2", "--max-steps", "1", "--report-to", "none", "--cpu"]
     first = tmp_path / "first"
     run_script("train_adain", [*common, "--channels", "4", "--vgg-weights", "random", "--vgg-seed", "3",
                                "--output-dir", first])
@@ -97,13 +97,13 @@ def test_bundle_model_puts_adain_style_scores_on_the_card(run_script, image_dirs
     out = tmp_path / "run"
     run_script("train_adain", ["--content-dirs", image_dirs["content"], "--style-dirs", image_dirs["styles"],
                                "--crop-size", "32", "--resize", "40", "--batch-size", "2", "--channels", "4",
-                               "--vgg-weights", "random", "--max-steps", "1", "--report-to", "none",
+                               "--vgg-weights", "random", "--max-steps", "1", "--report-to", "none", "--cpu",
                                "--output-dir", out])
     capsys.readouterr()
     results = {}
     for name, extra in (("reconstruction", ["--reconstruct"]), ("mosaic", ["--style", image_dirs["styles"] / "0.png"])):
         assert cli_main(["evaluate", "style", "--model", str(out / "final"), "--data", str(image_dirs["content"]),
-                         *map(str, extra), "--max-size", "48", "--json"]) == 0
+                         *map(str, extra), "--max-size", "48", "--json", "--device", "cpu"]) == 0
         results[name] = tmp_path / f"{name}.json"
         results[name].write_text(capsys.readouterr().out)
     bundle = load_train_script("bundle_model")
@@ -113,9 +113,10 @@ def test_bundle_model_puts_adain_style_scores_on_the_card(run_script, image_dirs
     card = (tmp_path / "pretrained" / "adain-test" / "README.md").read_text()
     scores = json.loads(results["reconstruction"].read_text())
     assert f"| reconstruction (3 images) | {scores['grid']:.2f} |" in card
+    pinned = f"--precision {scores['precision']}"  # the card's command reproduces the measured precision anywhere
     assert (f"`ganzoo evaluate style --model adain-test --data {image_dirs['content']} --reconstruct --max-size 48 "
-            "--json`") in card
-    assert f"--style {image_dirs['styles'] / '0.png'} --max-size 48 --json`" in card
+            f"{pinned} --json`") in card
+    assert f"--style {image_dirs['styles'] / '0.png'} --max-size 48 {pinned} --json`" in card
 
 
 def test_train_style_with_multiscale_features_and_init_from(run_script, image_dirs, tmp_path):
@@ -126,7 +127,7 @@ def test_train_style_with_multiscale_features_and_init_from(run_script, image_di
         "--style-image", image_dirs["styles"] / "0.png", "--content-dirs", image_dirs["content"],
         "--crop-size", "32", "--style-size", "48", "--batch-size", "2", "--init-from", start,
         "--upsample", "bilinear", "--features", "multiscale", "--vgg-seed", "5", "--max-steps", "2",
-        "--sample-every", "2", "--output-dir", out, "--report-to", "none"])
+        "--sample-every", "2", "--output-dir", out, "--report-to", "none", "--cpu"])
     model = ganzoo.load(out / "final")
     assert model._hub_mixin_config == {"channels": 4, "num_blocks": 1, "upsample": "bilinear"}
     card = (out / "final" / "README.md").read_text()
@@ -137,7 +138,7 @@ def test_train_style_with_multiscale_features_and_init_from(run_script, image_di
         run_script("train_style", [
             "--style-image", image_dirs["styles"] / "0.png", "--content-dirs", image_dirs["content"],
             "--crop-size", "32", "--style-size", "48", "--init-from", start, "--channels", "8",
-            "--features", "multiscale", "--output-dir", tmp_path / "conflict", "--report-to", "none"])
+            "--features", "multiscale", "--output-dir", tmp_path / "conflict", "--report-to", "none", "--cpu"])
 
 
 def test_bundle_model_sums_a_history_written_beside_the_export(run_script, image_dirs, tmp_path, monkeypatch):
@@ -148,7 +149,7 @@ def test_bundle_model_sums_a_history_written_beside_the_export(run_script, image
     run_script("train_style", [
         "--style-image", image_dirs["styles"] / "0.png", "--content-dirs", image_dirs["content"], "--crop-size", "32",
         "--style-size", "48", "--batch-size", "2", "--channels", "4", "--num-blocks", "1", "--vgg-weights", "random",
-        "--max-steps", "1", "--output-dir", out, "--report-to", "none"])
+        "--max-steps", "1", "--output-dir", out, "--report-to", "none", "--cpu"])
     earlier = [{"run": "runs/a", "steps": 600, "hours": 0.13, "init_from": None, "hardware": "1 x CPU"},
                {"run": "runs/b", "steps": 100, "hours": 0.08, "init_from": "x", "hardware": "1 x CPU"}]
     (out / "final" / "training_history.json").write_text(json.dumps(earlier))
