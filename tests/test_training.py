@@ -28,7 +28,7 @@ from app_server import free_port
 from conftest import REPO_ROOT, TRAIN_SCRIPTS, reset_accelerate_state
 
 LAUNCH_TIMEOUT_S = int(os.environ.get("GANZOO_TEST_LAUNCH_TIMEOUT_S", "120"))
-TINY = ["--batch-size", "8", "--base-channels", "4", "--report-to", "none"]
+TINY = ["--batch-size", "8", "--base-channels", "4", "--report-to", "none", "--cpu"]  # on the CPU on any host
 
 
 # -- helpers -------------------------------------------------------------------------------------------

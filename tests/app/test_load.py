@@ -183,9 +183,15 @@ def test_sixteen_concurrent_clients(tmp_path):
         assert result["ok"] > 0, f"round {i}: no request succeeded"
     assert summary["server_alive"] and summary["server_answers_after"]
     first, second = (r["rss_mb_after"] for r in summary["rounds"])
-    growth = second - first
-    # RSS after round 2 at most ~50% more than after round 1 (here: far less is expected)
-    assert second <= 1.5 * first, f"server RSS grew from {first} MiB to {second} MiB (+{growth:.0f})"
+    served = summary["rounds"][1]["ok"]
+    # A leak grows with the requests served; thread pools and allocator arenas (more of them on a host with more
+    # cores) and the models grow once, in round 1. So round 2 may add 1 MiB per request it served plus 64 MiB
+    # of allocator noise: generous, because RSS depends on the host (cores, allocator, how many requests it
+    # serves in the time), yet a leak of each request's images or of a model copy per request exceeds it.
+    # `python tests/app/test_load.py` measures latency and memory; this test only catches leaks.
+    allowed = 64 + 1.0 * served
+    assert second - first <= allowed, (f"server RSS grew from {first} MiB to {second} MiB over {served} requests "
+                                       f"(more than the {allowed:.0f} MiB allowed)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,9 @@ from app_server import random_image as rgb_image
 
 
 TAB = "style"  # the tab under test (the `tab`, `server` and `client` fixtures: tests/conftest.py)
+# The app runs its models where `pipelines.pick_device()` says (CUDA on a GPU host): the expected images
+# are computed there too, so that a GPU host compares like with like.
+APP_DEVICE = pipelines.pick_device()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +65,8 @@ def test_fast_style_matches_the_pipeline(tab, tab_env):
     image = rgb_image(30, 21)
     before, after = tab.stylize_image(image, "candy", None, 0.7, False)
     assert before is image and after.size == image.size
-    expected = pipelines.stylize(image, ganzoo.load(tab_env["GANZOO_MODEL_STYLE_CANDY"]), alpha=0.7)
+    expected = pipelines.stylize(image, ganzoo.load(tab_env["GANZOO_MODEL_STYLE_CANDY"]), alpha=0.7,
+                                device=APP_DEVICE)
     assert max_diff(after, expected) <= 1
 
 
@@ -70,7 +74,7 @@ def test_own_style_uses_adain(tab, tab_env):
     image, painting = rgb_image(33, 20), Image.fromarray(data.coffee())
     _, after = tab.stylize_image(image, tab.OWN_STYLE, painting, 1.0, True)
     expected = pipelines.stylize(image, ganzoo.load(tab_env["GANZOO_MODEL_ADAIN"]), style=painting,
-                                 preserve_color=True)
+                                 preserve_color=True, device=APP_DEVICE)
     assert max_diff(after, expected) <= 1
     _, unchanged = tab.stylize_image(image, tab.OWN_STYLE, painting, 0.0, False)
     assert max_diff(unchanged, image) == 0  # alpha 0: the photo itself
@@ -122,7 +126,7 @@ def test_stylize_api(client, tab_env, tmp_path):
     Image.fromarray(data.coffee()[:100, :100]).save(style_path)
     _, after = client.predict(handle_file(str(path)), "mosaic", None, 1.0, False, api_name="/stylize")
     with Image.open(after) as shown:
-        expected = pipelines.stylize(image, ganzoo.load(tab_env["GANZOO_MODEL_STYLE_MOSAIC"]))
+        expected = pipelines.stylize(image, ganzoo.load(tab_env["GANZOO_MODEL_STYLE_MOSAIC"]), device=APP_DEVICE)
         assert max_diff(shown, expected) <= 1
     _, after = client.predict(handle_file(str(path)), "Your own style (upload)", handle_file(str(style_path)), 0.5,
                               False, api_name="/stylize")

@@ -25,6 +25,9 @@ EXAMPLE = REPO / "space" / "examples" / "chelsea_96.png"
 
 
 TAB = "upscale"  # the tab under test (the `tab`, `server` and `client` fixtures: tests/conftest.py)
+# The app runs its models where `pipelines.pick_device()` says (CUDA on a GPU host): the expected images
+# are computed there too, so that a GPU host compares like with like.
+APP_DEVICE = pipelines.pick_device()
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +80,10 @@ def test_alpha_and_slider_pair(tab, tab_env):
     before, after = tab.upscale_image(image, tab.SRRESNET)
     assert after.mode == "RGBA" and after.size == (48, 40)
     assert before.size == after.size and before.mode == "RGBA"
-    expected = pipelines.upscale(image, ganzoo.load(tab_env["GANZOO_MODEL_SRRESNET_X4"]))
+    expected = pipelines.upscale(image, ganzoo.load(tab_env["GANZOO_MODEL_SRRESNET_X4"]), device=APP_DEVICE)
     assert max_diff(after, expected) <= 1
-    assert max_diff(before, pipelines.upscale(image, None)) == 0  # the input, MATLAB-bicubic to the output size
+    # the input, MATLAB-bicubic to the output size
+    assert max_diff(before, pipelines.upscale(image, None, device=APP_DEVICE)) == 0
 
 
 # --- through the HTTP API -----------------------------------------------------------------------
@@ -93,7 +97,7 @@ def test_upscale_api(client, tab_env, tmp_path):
     before_path, after_path = client.predict(handle_file(str(path)), "SRGAN x4", api_name="/upscale")
     with Image.open(before_path) as before, Image.open(after_path) as after:
         assert after.size == (80, 64) and before.size == (80, 64)
-        expected = pipelines.upscale(image, ganzoo.load(tab_env["GANZOO_MODEL_SRGAN_X4"]))
+        expected = pipelines.upscale(image, ganzoo.load(tab_env["GANZOO_MODEL_SRGAN_X4"]), device=APP_DEVICE)
         assert max_diff(after.convert("RGB"), expected) <= 1  # the SRGAN setting reached the SRGAN model
 
 

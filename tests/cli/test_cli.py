@@ -83,7 +83,7 @@ def test_evaluate_sr_bicubic_json(tmp_path, capsys):
     for name, crop in (("astronaut", data.astronaut()[100:164, 150:214]), ("coffee", data.coffee()[:48, :64])):
         Image.fromarray(crop).save(tmp_path / f"{name}.png")
     code, out, _ = _run(capsys, "evaluate", "sr", "--model", "bicubic", "--data", str(tmp_path), "--scale", "4",
-                        "--json")
+                        "--json", "--device", "cpu")
     result = json.loads(out)
     assert code == 0 and set(result) == SR_KEYS
     assert result["n"] == 2 and result["scale"] == 4 and result["model"] == "bicubic"
@@ -104,18 +104,19 @@ def test_evaluate_digits_json(capsys, generator_dir, classifier_dir, fake_mnist)
 
 
 def test_unknown_model_is_one_error_line(tmp_path, capsys):
-    code, _, err = _run(capsys, "sample", "-o", str(tmp_path / "x.png"), "--model", "no-such-model")
+    code, _, err = _run(capsys, "sample", "-o", str(tmp_path / "x.png"), "--model", "no-such-model", "--device", "cpu")
     assert code == 2 and err.startswith("error: ") and "no-such-model" in err and len(err.splitlines()) == 1
 
 
 def test_wrong_kind_of_model_is_an_error(tmp_path, capsys, classifier_dir):
-    code, _, err = _run(capsys, "sample", "-o", str(tmp_path / "x.png"), "--model", str(classifier_dir))
+    code, _, err = _run(capsys, "sample", "-o", str(tmp_path / "x.png"), "--model", str(classifier_dir), "--device",
+                        "cpu")
     assert code == 2 and "DigitClassifier, not a DigitGenerator" in err
 
 
 def test_console_entry_point_exits_2_without_traceback(tmp_path):
     run = subprocess.run([sys.executable, "-m", "ganzoo.cli", "evaluate", "sr", "--model", "bicubic", "--data",
-                          str(tmp_path / "missing")], capture_output=True, text=True, timeout=120)
+                          str(tmp_path / "missing"), "--device", "cpu"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip() == f"error: {tmp_path / 'missing'}: not a folder"
 

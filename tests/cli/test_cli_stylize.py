@@ -26,18 +26,19 @@ def test_cli_stylize_fast_and_adain(model_dirs, tmp_path, capsys):
     style = tmp_path / "painting.jpg"
     Image.fromarray(data.coffee()).save(style)
     code = cli_main(["stylize", str(inputs / "0.png"), "-o", str(tmp_path / "adain"), "--style", str(style),
-                     "--adain-model", str(model_dirs["adain"]), "--preserve-color", "--tile", "64"])
+                     "--adain-model", str(model_dirs["adain"]), "--preserve-color", "--tile", "64", "--device", "cpu"])
     assert code == 0 and Image.open(tmp_path / "adain" / "0.png").size == (23, 19)
 
 
 def test_cli_stylize_user_errors(model_dirs, tmp_path, capsys):
     image = tmp_path / "a.png"
     Image.new("RGB", (20, 20)).save(image)
-    assert cli_main(["stylize", str(image), "-o", str(tmp_path / "o"), "--style", "no-such-style"]) == 2
+    assert cli_main(["stylize", str(image), "-o", str(tmp_path / "o"), "--style", "no-such-style", "--device",
+                     "cpu"]) == 2
     assert "no-such-style" in capsys.readouterr().err
     # a style image with a fast-style model as the AdaIN model: the wrong kind of model
     assert cli_main(["stylize", str(image), "-o", str(tmp_path / "o"), "--style", str(image),
-                     "--adain-model", str(model_dirs["fast"])]) == 2
+                     "--adain-model", str(model_dirs["fast"]), "--device", "cpu"]) == 2
     assert "not a AdaINStyleTransfer" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["stylize", str(image), "-o", str(tmp_path / "o"), "--style", "mosaic", "--alpha", "1.5"])

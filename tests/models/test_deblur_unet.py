@@ -15,14 +15,29 @@ from conftest import TINY_UNET
 # -- the model ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("height, width", [(1, 1), (5, 9), (37, 51), (64, 64)])
-def test_unet_keeps_odd_sizes_and_range(height, width):
+def test_unet_keeps_odd_sizes(height, width):
     torch.manual_seed(0)
     model = DeblurUNet(**TINY_UNET).eval()
     torch.nn.init.normal_(model.ending.weight, std=0.1)
     blurred = torch.rand(2, 3, height, width)
     with torch.no_grad():
         out = model(blurred)
-    assert out.shape == blurred.shape and 0 <= out.min() and out.max() <= 1
+    assert out.shape == blurred.shape and torch.isfinite(out).all()
+    assert (out - blurred).abs().max() > 1e-3  # the correction reaches images of every size
+
+
+@pytest.mark.parametrize("bias, edge", [(2.0, 1.0), (-2.0, 0.0)])
+def test_the_output_is_the_input_plus_the_correction_kept_to_the_pixel_range(bias, edge):
+    """A correction past [0, 1] stops exactly at its edge; one inside passes unchanged (no squashing)."""
+    torch.manual_seed(0)
+    model = DeblurUNet(**TINY_UNET).eval()
+    torch.nn.init.zeros_(model.ending.weight)  # the correction is then the ending's bias, everywhere
+    torch.nn.init.constant_(model.ending.bias, bias)
+    blurred = torch.rand(1, 3, 37, 51)
+    with torch.no_grad():
+        assert torch.equal(model(blurred), torch.full_like(blurred, edge))
+        torch.nn.init.constant_(model.ending.bias, 0.25)
+        torch.testing.assert_close(model(blurred / 2), blurred / 2 + 0.25)
 
 
 def test_unet_hub_round_trip_and_config_checks(tmp_path):

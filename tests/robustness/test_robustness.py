@@ -276,10 +276,10 @@ def test_upscale_bicubic_on_every_case(corpus):
     _, cases = corpus
     for case in cases:
         if case.ok:
-            check_result(case, pipelines.upscale(case.source, None, scale=SCALE))
+            check_result(case, pipelines.upscale(case.source, None, scale=SCALE, device="cpu"))
         else:
             with pytest.raises(ImageError) as err:
-                pipelines.upscale(case.source, None, scale=SCALE)
+                pipelines.upscale(case.source, None, scale=SCALE, device="cpu")
             message = str(err.value)
             if case.is_file:
                 assert message.startswith(f"{case.source}: "), f"{case.name}: the error does not name the file"
@@ -301,17 +301,17 @@ def test_upscale_with_a_model_on_selected_cases(corpus, tiny_sr):
     assert len(chosen) >= 10
     for case in chosen:
         if case.ok:
-            check_result(case, pipelines.upscale(case.source, tiny_sr), content=False)
+            check_result(case, pipelines.upscale(case.source, tiny_sr, device="cpu"), content=False)
         else:
             with pytest.raises(ImageError, match=case.error):
-                pipelines.upscale(case.source, tiny_sr)
+                pipelines.upscale(case.source, tiny_sr, device="cpu")
 
 
 def test_sixteen_bit_grey_keeps_its_values(corpus):
     """Bicubic x1-ish sanity: a 16-bit grey image upscaled stays I;16 with the input's value range."""
     folder, _ = corpus
     src = np.asarray(Image.open(folder / "grey16.png"))
-    out = np.asarray(pipelines.upscale(folder / "grey16.png", None, scale=SCALE))
+    out = np.asarray(pipelines.upscale(folder / "grey16.png", None, scale=SCALE, device="cpu"))
     assert out.dtype == np.uint16
     assert abs(int(out.min()) - int(src.min())) < 600 and abs(int(out.max()) - int(src.max())) < 600
 
@@ -319,7 +319,7 @@ def test_sixteen_bit_grey_keeps_its_values(corpus):
 def test_the_same_image_from_path_bytes_stream_and_pil_is_the_same(corpus):
     folder, _ = corpus
     path = folder / "rgba_transparent.png"
-    results = [pipelines.upscale(s, None) for s in
+    results = [pipelines.upscale(s, None, device="cpu") for s in
                (path, str(path), path.read_bytes(), io.BytesIO(path.read_bytes()), Image.open(path))]
     arrays = [np.asarray(r) for r in results]
     assert all(np.array_equal(arrays[0], a) for a in arrays[1:])
@@ -328,7 +328,7 @@ def test_the_same_image_from_path_bytes_stream_and_pil_is_the_same(corpus):
 def test_unsupported_source_types_are_clear_errors():
     for source in (None, 3, 2.5, ["a.png"], {"path": "a.png"}, torch.zeros(1, 3, 4, 4)):
         with pytest.raises(ImageError, match="unsupported image source"):
-            pipelines.upscale(source, None)
+            pipelines.upscale(source, None, device="cpu")
 
 
 # -- the command line ----------------------------------------------------------------------------------
@@ -340,7 +340,8 @@ def test_cli_over_the_whole_corpus_in_one_call(corpus, tmp_path):
     # skipped by a folder listing, so they are also named explicitly (each must then be one error line).
     extra = [str(folder / c.name) for c in cases if "not-file" in c.tags]
     result = subprocess.run([sys.executable, "-m", "ganzoo.cli", "upscale", str(folder), *extra, "-o", str(out),
-                             "--model", "bicubic"], check=False, capture_output=True, text=True, timeout=180,
+                             "--model", "bicubic", "--device", "cpu"], check=False, capture_output=True, text=True,
+                            timeout=180,
                             env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.returncode == 1, result.stderr[-3000:]
@@ -460,7 +461,8 @@ def test_cli_with_a_garbage_model_is_one_error_line(model_dir, tmp_path, file, c
     image = tmp_path / "a.png"
     Image.new("RGB", (4, 4)).save(image)
     result = subprocess.run([sys.executable, "-m", "ganzoo.cli", "upscale", str(image), "-o", str(tmp_path / "o"),
-                             "--model", str(model_dir)], check=False, capture_output=True, text=True, timeout=120)
+                             "--model", str(model_dir), "--device", "cpu"], check=False, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")], result.stderr
 

@@ -26,7 +26,8 @@ def test_train_script_holds_out_and_keeps_history_across_runs(run_script, lai_se
     Image.open(lai_set / "sharp" / "chelsea.png").save(train / "copy.png")  # an evaluation image
     common = ["--train-dirs", train, "--held-out", lai_set, "--crop-size", "16", "--max-kernel", "15",
               "--lengths", "2", "20", "--batch-size", "2", "--channels", "4", "--encoder-blocks", "1", "1",
-              "--middle-blocks", "1", "--decoder-blocks", "1", "1", "--report-to", "none", "--sample-every", "100"]
+              "--middle-blocks", "1", "--decoder-blocks", "1", "1", "--report-to", "none", "--cpu",
+              "--sample-every", "100"]
     first = tmp_path / "first"
     run_script("train_deblur_unet", [*common, "--max-steps", "2", "--output-dir", first])
     card = (first / "final" / "README.md").read_text()
@@ -46,8 +47,8 @@ def test_train_script_starts_from_a_checkpoint_only_when_told(run_script, tmp_pa
     tiny = ["--channels", "4", "--encoder-blocks", "1", "1", "--middle-blocks", "1", "--decoder-blocks", "1", "1"]
     first = tmp_path / "first"
     run_script("train_deblur_unet", ["--train-dirs", train, "--crop-size", "16", "--max-kernel", "15", "--lengths",
-                                     "2", "20", "--batch-size", "2", *tiny, "--report-to", "none", "--max-steps", "1",
-                                     "--sample-every", "100", "--output-dir", first])
+                                     "2", "20", "--batch-size", "2", *tiny, "--report-to", "none", "--cpu",
+                                     "--max-steps", "1", "--sample-every", "100", "--output-dir", first])
     script = load_train_script("train_deblur_unet")
 
     def start(*flags: str) -> DeblurUNet:
@@ -76,7 +77,7 @@ def test_the_gan_stage_fine_tunes_a_unet_on_shake_blur(run_script, lai_set, tmp_
                                    "--crop-size", "32", "--batch-size", "2", "--critic-channels", "4",
                                    "--vgg-weights", "random", "--vgg-pool", "avg", "--pixel-weight", "100",
                                    "--max-steps", "1",
-                                   "--report-to", "none", "--sample-every", "100", "--output-dir", out])
+                                   "--report-to", "none", "--cpu", "--sample-every", "100", "--output-dir", out])
     assert isinstance(ganzoo.load(out / "final"), DeblurUNet)
     card = (out / "final" / "README.md").read_text()
     assert "fine-tuned with the DeblurGAN losses" in card and "WGAN-GP" in card

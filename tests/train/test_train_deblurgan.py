@@ -27,7 +27,7 @@ def test_training_smoke_synthetic_and_pairs(run_script, levin_like, tmp_path):
         "--train-dirs", sharp_dir, "--pair-dirs", levin_like, "--kernels-dir", kernel_dir, "--kernel-size", "9",
         "--val-dir", levin_like, "--eval-every", "2", "--crop-size", "32", "--batch-size", "4",
         "--channels", "4", "--num-blocks", "1", "--critic-channels", "4", "--vgg-weights", "random",
-        "--max-steps", "2", "--output-dir", out, "--report-to", "none", "--sample-every", "2"])
+        "--max-steps", "2", "--output-dir", out, "--report-to", "none", "--cpu", "--sample-every", "2"])
     model = ganzoo.load(out / "final")
     assert isinstance(model, DeblurGANGenerator) and model.tail[1].in_channels == 4
     card = (out / "final" / "README.md").read_text()
@@ -39,7 +39,7 @@ def test_training_smoke_synthetic_and_pairs(run_script, levin_like, tmp_path):
 
 def test_training_two_stages_l1_then_gan(run_script, levin_like, tmp_path):
     """The L1 stage builds no critic; the GAN stage starts from its weights."""
-    common = ["--pair-dirs", levin_like, "--crop-size", "32", "--batch-size", "2", "--report-to", "none",
+    common = ["--pair-dirs", levin_like, "--crop-size", "32", "--batch-size", "2", "--report-to", "none", "--cpu",
               "--max-steps", "1", "--sample-every", "100"]
     stage1 = tmp_path / "l1"
     run_script("train_deblurgan", [*common, "--channels", "4", "--num-blocks", "1", "--adversarial-weight", "0",
@@ -112,5 +112,5 @@ def test_a_training_run_refuses_held_out_kernels(run_script, lai_set, photos, tm
     with pytest.raises(ValueError, match="held-out evaluation set"):
         run_script("train_deblurgan", ["--train-dirs", photos, "--kernels-dir", lai_set / "kernels",
                                        "--held-out", lai_set, "--output-dir", tmp_path / "run",
-                                       "--vgg-weights", "random", "--max-steps", "1"])
+                                       "--vgg-weights", "random", "--max-steps", "1", "--cpu"])
     assert not (tmp_path / "run" / "final").exists()
