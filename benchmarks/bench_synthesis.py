@@ -38,6 +38,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train_scripts"))
 import train_deblur_unet  # noqa: E402  (its model defaults and loss)
 
 
+def per_region_blur_valid(regions: torch.Tensor, kernel: torch.Tensor, size: int) -> torch.Tensor:
+    """`degrade.blur_valid` as it was before issue 29: the FFT at the region's own size."""
+    kh, kw = kernel.shape
+    h, w = regions.shape[-2:]
+    padded = torch.zeros(h, w, dtype=regions.dtype, device=regions.device)
+    padded[:kh, :kw] = kernel.to(regions)
+    padded = torch.roll(padded, (-((kh - 1) // 2), -((kw - 1) // 2)), dims=(0, 1))
+    out = torch.fft.irfft2(torch.fft.rfft2(regions) * torch.fft.rfft2(padded), s=(h, w))
+    top, left = (h - size) // 2, (w - size) // 2
+    return out[..., top:top + size, left:left + size]
+
+
 def per_sample_shake_blur(synth: degrade.ShakeBlur, regions: torch.Tensor, rng: torch.Generator
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """`ShakeBlur.__call__` as it was before issue 29: one kernel, blur and crop per region."""
@@ -51,7 +63,7 @@ def per_sample_shake_blur(synth: degrade.ShakeBlur, regions: torch.Tensor, rng: 
         if degrade._uniform(rng) < synth.saturation:
             gain = degrade._uniform(rng, 1.5, 4.0)
             region = torch.where(region > 0.9, region * gain, region)
-        blurred.append(degrade.blur_valid(region[None], kernel, synth.crop_size)[0])
+        blurred.append(per_region_blur_valid(region[None], kernel, synth.crop_size)[0])
         lo, hi = (synth.region_size - synth.crop_size) // 2, (synth.region_size + synth.crop_size) // 2
         sharp.append(region[:, lo:hi, lo:hi].clamp(0, 1))
     sigma = torch.tensor([degrade._uniform(rng, 0.0, synth.max_noise) for _ in blurred])
