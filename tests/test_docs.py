@@ -115,6 +115,27 @@ def test_models_table_links_each_bundled_model_to_its_card_and_quotes_it():
             assert number in cards, f"{number} in the README's row is not in its card: {row[:60]}"
 
 
+
+def test_models_table_gives_each_bundled_model_its_parameter_count():
+    """The params column is what the weights hold (parameters, not buffers), in millions as the table rounds them."""
+    from ganzoo import load
+    from ganzoo.hub import count_parameters
+
+    table = section(README.read_text(encoding="utf-8"), "Models")
+    rows = [line for line in table.splitlines() if "ganzoo/pretrained/" in line]
+    checked = 0
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        shown = re.match(r"([\d.]+) M", cells[2])
+        if shown is None:
+            continue
+        for name in re.findall(r"\(ganzoo/pretrained/([^/)]+)/README.md\)", cells[0]):
+            count = count_parameters(load(name))
+            assert f"{count / 1e6:.2f}" == shown.group(1), f"{name}: {count:,} parameters, the README says {cells[2]}"
+            checked += 1
+    assert checked >= 5
+
+
 # -- the commands of the README's first sections -----------------------------------------------------------
 
 def test_the_two_commands_are_make_targets_with_the_pins_the_readme_names():
