@@ -25,6 +25,7 @@ import contextlib
 import copy
 import gc
 import os
+import re
 import resource
 import tempfile
 import threading
@@ -73,6 +74,7 @@ class PathSpec:
     channels_last: bool = False
     autocast: torch.dtype | None = None
     compile: bool = False
+    compile_mode: str | None = None  # torch.compile's mode, e.g. "reduce-overhead" (inductor with CUDA graphs)
     cuda_graph: bool = False
     threads: int | None = None  # CPU intra-op threads for this path only
     onnx: bool = False
@@ -109,6 +111,7 @@ class BenchmarkSettings:
     model_name: str | None = None
     calibration_data: str | os.PathLike | None = None
     reference_data: str | os.PathLike | None = None
+    only: str | None = None  # a regular expression: time only the paths whose name it finds (and the baseline)
 
     def __post_init__(self) -> None:
         for name, low in (("size", 1), ("batch", 1), ("repeats", 1), ("warmup", 0)):
@@ -138,7 +141,10 @@ def default_paths(device: torch.device, compile: bool = True, onnx: bool = True,
         if compile:
             paths += [PathSpec("torch.compile + channels_last", channels_last=True, compile=True),
                       PathSpec("torch.compile + bf16 + channels_last", channels_last=True, compile=True,
-                               autocast=torch.bfloat16)]
+                               autocast=torch.bfloat16),
+                      PathSpec(f"torch.compile reduce-overhead + {REWRITES} + bf16 + channels_last",
+                               channels_last=True, compile=True, compile_mode="reduce-overhead",
+                               autocast=torch.bfloat16, rewritten=True)]
         paths += [PathSpec("cuda graph + channels_last", channels_last=True, cuda_graph=True),
                   PathSpec("cuda graph + bf16 + channels_last", channels_last=True, cuda_graph=True,
                            autocast=torch.bfloat16),
@@ -287,7 +293,7 @@ def _tensor_function(spec: PathSpec, model: nn.Module, device: torch.device, wor
     m = for_inference(model) if spec.rewritten else copy.deepcopy(model)
     if spec.channels_last:
         m = m.to(memory_format=torch.channels_last)
-    forward = torch.compile(m, dynamic=False) if spec.compile else m
+    forward = torch.compile(m, dynamic=False, mode=spec.compile_mode) if spec.compile else m
     grad_mode = torch.inference_mode if spec.grad_mode == "inference_mode" else torch.no_grad
     memory_format = torch.channels_last if spec.channels_last else torch.contiguous_format
 
@@ -338,9 +344,13 @@ def _measure(spec: PathSpec, build: Callable[[], Callable[[], torch.Tensor]], de
         try:
             start = time.perf_counter()
             call = build()
+            row["build_s"] = time.perf_counter() - start
+            row["first_calls_ms"] = []
             for _ in range(max(warmup, 1)):
+                call_start = time.perf_counter()
                 out = call()
-            _sync(device)
+                _sync(device)
+                row["first_calls_ms"].append((time.perf_counter() - call_start) * 1e3)
             row["setup_s"] = time.perf_counter() - start
         except Exception as err:  # any failure makes the path unavailable, not the run
             if spec.name == BASELINE:
@@ -383,7 +393,8 @@ def _settings(spec: PathSpec, device: torch.device, threads: int, model: nn.Modu
     if spec.pipeline:
         settings = {"grad_mode": "inference_mode", "memory_format": str(pipelines.memory_format_for(device)),
                     "rewrites": _rewrites(spec, device), "precision_argument": spec.precision,
-                    "precision": _precision(spec, device, model), "output": "clamped to [0, 1]"}
+                    "precision": _precision(spec, device, model), "output": "clamped to [0, 1]",
+                    "cuda_graph": pipelines.uses_cuda_graphs(device)}
     exact = settings["precision"] in ("fp32", "tf32")
     settings["tolerance"] = {"max_abs_diff": TOLERANCE} if exact else {"mean_abs_diff": LOW_PRECISION_TOLERANCE}
     return settings
@@ -498,6 +509,8 @@ def _run(model: nn.Module, settings: BenchmarkSettings, threads: int) -> dict[st
         if peaks:
             result["peak_tflops"] = peaks
     specs = default_paths(device, compile=settings.compile, onnx=settings.onnx, thread_sweep=thread_sweep or [])
+    if settings.only is not None:
+        specs = [spec for spec in specs if spec.name == BASELINE or re.search(settings.only, spec.name)]
     reference, base_ips, base_score = None, None, None
     with tempfile.TemporaryDirectory(prefix="ganzoo-bench-") as workdir:
         for spec in specs:
@@ -524,6 +537,7 @@ def _run(model: nn.Module, settings: BenchmarkSettings, threads: int) -> dict[st
     if reference_data is not None:
         result["reference"] = {"data": str(reference_data), "metric": _reference_metric(model),
                                "baseline": base_score}
+    result["default"] = _default_summary(result["paths"])
     ok = [r for r in result["paths"] if r["status"] == "ok" and r["matches"]]
     result["fastest_matching"] = max([r for r in ok if _exact(r)], key=lambda r: r["images_per_s"])["name"]
     result["fastest_matching_any_precision"] = max(ok, key=lambda r: r["images_per_s"])["name"]
@@ -531,6 +545,19 @@ def _run(model: nn.Module, settings: BenchmarkSettings, threads: int) -> dict[st
         result["tiling"] = benchmark_tiling(model, tiled, settings.tiled_size or max(size, 2 * tiled), batch,
                                             device, repeats, warmup)
     return result
+
+
+def _default_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the default path (`precision="auto"`) and its `--precision bf16` form achieve: ratio to the naive
+    baseline, MFU where the peak is known, PSNR difference where scored, precision and first calls."""
+    keys = ("ratio", "images_per_s", "mfu", "psnr_delta_db", "mean_abs_diff", "max_abs_diff", "first_calls_ms")
+    summary = {}
+    for label, name in (("auto", DEFAULT), ("bf16", DEFAULT_BF16)):
+        row = next((r for r in rows if r["name"] == name and r["status"] == "ok"), None)
+        if row is not None:
+            summary[label] = {"precision": row["settings"]["precision"],
+                              **{key: row[key] for key in keys if key in row}}
+    return summary
 
 
 def benchmark_tiling(model: nn.Module, tile: int, size: int, batch: int, device: torch.device, repeats: int,

@@ -401,6 +401,8 @@ def thread_list(text: str) -> list[int] | str | None:
          arg("--reference-data", type=Path, metavar="DIR",
              help="also score each path on this set: HR images (super-resolution, Y-PSNR) or blurred/sharp "
                   "pairs (deblurring, PSNR), reported as the difference from the baseline"),
+         arg("--only", metavar="REGEX", help="time only the paths whose name matches REGEX (and the baseline), "
+             "e.g. 'default' for the pipeline paths"),
          JSON, DEVICE)
 def benchmark_command(args: argparse.Namespace) -> int:
     from ganzoo import benchmark
@@ -415,7 +417,7 @@ def benchmark_command(args: argparse.Namespace) -> int:
         size=args.size, batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
         device=device, compile=args.compile, onnx=args.onnx, thread_sweep=args.thread_sweep, tiled=args.tiled,
         tiled_size=args.tiled_size, model_name=args.model, calibration_data=args.calibration_data,
-        reference_data=args.reference_data))
+        reference_data=args.reference_data, only=args.only))
     if args.json:
         print_json(result)
         return 0
@@ -425,6 +427,11 @@ def benchmark_command(args: argparse.Namespace) -> int:
     print_table(*benchmark.table_rows(result))
     print(f"fastest path within {result['tolerance']:g} of the baseline: {result['fastest_matching']}")
     print(f"fastest path within its own tolerance: {result['fastest_matching_any_precision']}")
+    for label, row in result["default"].items():
+        extra = "".join(f", {name} {fmt.format(row[key])}" for key, name, fmt in (
+            ("mfu", "MFU", "{:.1%}"), ("psnr_delta_db", "PSNR difference", "{:+.4f} dB")) if key in row)
+        print(f"default path (--precision {label}): {row['precision']}, {row['ratio']:.2f}x the naive fp32 "
+              f"baseline{extra}; first calls {', '.join(f'{ms:.0f}' for ms in row['first_calls_ms'])} ms")
     if "cpu_bf16" in result:
         print(f"CPU bf16: {result['cpu_bf16']['reason']}; --precision auto runs "
               f"{result['cpu_bf16']['auto_precision']}")

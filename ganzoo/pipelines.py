@@ -24,10 +24,11 @@ from torch import nn
 
 from ganzoo import gate_records, imaging
 from ganzoo.gate_records import weights_key
+from ganzoo.graphs import ShapeGraphs
 from ganzoo.imaging import IMAGE_SUFFIXES
 from ganzoo.inference import for_inference, to_bf16
 from ganzoo.models.digits import latent_noise
-from ganzoo.precision import resolve_cpu_precision
+from ganzoo.precision import cpu_bf16_support, cuda_bf16_support, resolve_cpu_precision
 
 __all__ = [
     "BICUBIC",
@@ -59,6 +60,8 @@ __all__ = [
     "style_function",
     "stylizer",
     "upscale",
+    "uses_cuda_graphs",
+    "warm_up",
 ]
 
 TILE_OVERLAP = 16
@@ -215,38 +218,68 @@ def image_model_scale(model: nn.Module) -> int:
 
 def model_function(model: nn.Module, device: torch.device, precision: str = "auto") -> TensorFn:
     """`model` on `device` in eval mode as a tensor function clamped to [0, 1], run the fastest way measured
-    to match it there (`memory_format_for`; on the CPU also the exact rewrites of `inference.for_inference`),
-    in the number format `model_precision` picks (bf16: `inference.to_bf16`, output in fp32).
-    On the CPU `model` itself is left as it is; elsewhere it is moved to `device` and set to eval mode."""
+    to match it there: on the CPU and CUDA, channels-last with the exact rewrites of `inference.for_inference`
+    (`memory_format_for`), in the number format `model_precision` picks (bf16: `inference.to_bf16`, output in
+    fp32); on CUDA replayed from a CUDA graph per input shape (`uses_cuda_graphs`, `graphs.ShapeGraphs`).
+    On the CPU and CUDA `model` itself is left as it is; elsewhere it is moved to `device` and set to eval mode."""
     precision = model_precision(model, device, precision)
     memory_format = memory_format_for(device)
     if memory_format == torch.contiguous_format and precision == "fp32":
         model.to(device).eval()
         return lambda x: model(x).clamp(0.0, 1.0)
     fast = _rewritten(model, device, memory_format, precision)
-    return lambda x: fast(x.contiguous(memory_format=memory_format)).float().clamp(0.0, 1.0).contiguous()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return fast(x.contiguous(memory_format=memory_format)).float().clamp(0.0, 1.0).contiguous()
+    if not uses_cuda_graphs(device):
+        return run
+    graphs = _GRAPHS.get(fast)
+    if graphs is None:  # one per rewritten copy, so the graphs outlive this call (the app calls it per request)
+        graphs = _GRAPHS[fast] = ShapeGraphs(run)
+    return graphs
+
+
+def uses_cuda_graphs(device: torch.device) -> bool:
+    """Whether `model_function` replays CUDA graphs on `device`: on CUDA, unless GANZOO_CUDA_GRAPHS=0."""
+    return device.type == "cuda" and os.environ.get("GANZOO_CUDA_GRAPHS", "1") != "0"
+
+
+def warm_up(model: nn.Module, device: torch.device, shapes: list[tuple[int, ...]], precision: str = "auto") -> None:
+    """Capture the CUDA graphs of `model_function` for these input shapes now (at load), not on a user's click;
+    nothing to do where no graphs are used."""
+    fn = model_function(model, device, precision)
+    if isinstance(fn, ShapeGraphs):
+        for shape in shapes:
+            fn.warm_up(torch.rand(shape, device=device))
 
 
 def model_precision(model: nn.Module | None, device: torch.device, precision: str = "auto") -> str:
     """'fp32' or 'bf16', the format `model_function` runs `model` in on `device`.
 
-    An explicit choice is kept. "auto" is bf16 only on a CPU with native bf16 (`precision.cpu_bf16_support`)
-    and only for weights that passed the bf16 quality gate (`gate_records.bf16_passed`); fp32 otherwise,
-    and on other devices, where bf16 has not been measured.
+    An explicit choice is kept, on every device. "auto" is bf16 only where the device computes bf16
+    natively (a CPU with AVX512-BF16 or AMX, `precision.cpu_bf16_support`; a CUDA GPU of compute capability
+    8.0 or later, `precision.cuda_bf16_support`) and only for weights whose bf16 quality-gate record for that
+    kind of device passed (`gate_records.bf16_passed`); fp32 otherwise, and on other devices.
     """
     if model is None:  # bicubic
         return "fp32"
     resolved = resolve_cpu_precision(precision)
     if precision != "auto":
         return resolved
-    if device.type != "cpu" or resolved == "fp32" or not gate_records.bf16_passed(model):
-        return "fp32"
-    return "bf16"
+    if device.type == "cpu":
+        gated = cpu_bf16_support().native and gate_records.bf16_passed(model)
+    elif device.type == "cuda":
+        gated = cuda_bf16_support(device).native and gate_records.bf16_passed(model, device_type="cuda")
+    else:
+        gated = False
+    return "bf16" if gated else "fp32"
 
 
 # model -> (what its weights were, the rewritten copy): the app calls model_function on every request, and
 # rewriting srresnet-x4 costs ~15 ms, a third of a small image's upscale.
 _REWRITTEN: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
+# rewritten copy -> its CUDA graphs (one per input shape), dropped with the copy
+_GRAPHS: weakref.WeakKeyDictionary[nn.Module, ShapeGraphs] = weakref.WeakKeyDictionary()
 
 
 def _rewritten(model: nn.Module, device: torch.device, memory_format: torch.memory_format,
@@ -310,10 +343,10 @@ def _sr_function(model: nn.Module | None, scale: int, device: torch.device,
 
 def memory_format_for(device: torch.device) -> torch.memory_format:
     """The layout image-to-image models run in on `device`: channels-last (with `for_inference`'s rewrites) on
-    the CPU, where `ganzoo benchmark` measured srresnet-x4 at 1.7x the naive speed with outputs within 1e-5
-    (README, Performance); the default layout, unrewritten, elsewhere until measured there. The number format
-    is `model_precision`'s choice."""
-    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    the CPU and on CUDA, where `ganzoo benchmark` measures it faster than the naive path with outputs within its
+    tolerance (docs/performance.md has the measured ratios and their commands); the default layout,
+    unrewritten, elsewhere until measured there. The number format is `model_precision`'s choice."""
+    return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
 
 
 def upscale(image: imaging.ImageSource, model: nn.Module | None = None, scale: int = 4, tile: int | None = None,

@@ -1,8 +1,10 @@
-"""Which number format a CPU computes fast: bf16 where the processor has it natively, fp32 elsewhere.
+"""Which number format a device computes fast: bf16 where the hardware has it natively, fp32 elsewhere.
 
 Training (`training.Trainer`) and inference (`pipelines`) both ask `cpu_bf16_support()` so that
 one rule decides for both. On a CPU without native bf16 (no AVX512-BF16, no AMX), bf16 is emulated
-and slower than fp32, so "auto" means fp32 there.
+and slower than fp32, so "auto" means fp32 there. A CUDA GPU computes bf16 natively from compute
+capability 8.0 (Ampere) on (`cuda_bf16_support`). Whether a given model's weights may run in bf16 under
+"auto" is the quality gate's per-model, per-device record (`pipelines.model_precision`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from functools import cache
 
 import torch
 
-__all__ = ["PRECISIONS", "Bf16Support", "cpu_bf16_support", "resolve_cpu_precision"]
+__all__ = ["PRECISIONS", "Bf16Support", "cpu_bf16_support", "cuda_bf16_support", "resolve_cpu_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # Set to 0 or 1 to override detection (tests simulate either kind of CPU with it).
@@ -65,6 +67,15 @@ def cpu_bf16_support() -> Bf16Support:
     if override:
         raise ValueError(f"{OVERRIDE_ENV} must be 0 or 1, got {override!r}")
     return _detect()
+
+
+def cuda_bf16_support(device: torch.device) -> Bf16Support:
+    """Whether the CUDA device computes bf16 natively (compute capability 8.0 or later)."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return Bf16Support(False, f"{device} is not an available CUDA device")
+    major, minor = torch.cuda.get_device_capability(device)
+    name = torch.cuda.get_device_name(device)
+    return Bf16Support(major >= 8, f"{name}, compute capability {major}.{minor}")
 
 
 def resolve_cpu_precision(precision: str = "auto") -> str:

@@ -295,3 +295,32 @@ def test_adain_refuses_bf16():
     with pytest.raises(ValueError, match="AdaIN runs in fp32"):
         pipelines.stylizer(AdaINStyleTransfer.__new__(AdaINStyleTransfer), style=torch.rand(1, 3, 8, 8),
                            precision="bf16")
+
+
+# -- the default path's form per device ---------------------------------------------------------------
+
+def test_cuda_runs_channels_last_with_graphs_unless_turned_off(monkeypatch):
+    cuda = torch.device("cuda")  # only its type is read
+    assert pipelines.memory_format_for(cuda) == torch.channels_last
+    assert pipelines.memory_format_for(torch.device("cpu")) == torch.channels_last
+    assert pipelines.memory_format_for(torch.device("meta")) == torch.contiguous_format
+    monkeypatch.delenv("GANZOO_CUDA_GRAPHS", raising=False)
+    assert pipelines.uses_cuda_graphs(cuda) and not pipelines.uses_cuda_graphs(torch.device("cpu"))
+    monkeypatch.setenv("GANZOO_CUDA_GRAPHS", "0")
+    assert not pipelines.uses_cuda_graphs(cuda)
+
+
+def test_graphs_live_with_the_rewritten_copy_across_requests(monkeypatch):
+    """The app builds the model function on every request: its CUDA graphs must be the same object each time,
+    or every request would capture again. (Graphs faked on the CPU: `uses_cuda_graphs` says yes.)"""
+    from ganzoo.graphs import ShapeGraphs
+
+    monkeypatch.setattr(pipelines, "uses_cuda_graphs", lambda device: True)
+    model, cpu = tiny_srresnet(2), torch.device("cpu")
+    first, second = (pipelines.model_function(model, cpu, "fp32") for _ in range(2))
+    assert isinstance(first, ShapeGraphs) and first is second
+    assert pipelines.model_function(model, cpu, "bf16") is not first  # another form, other graphs
+    lr = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        expected = model(lr).clamp(0, 1)
+    assert (first(lr) - expected).abs().max() < 1e-5  # on the CPU a ShapeGraphs runs eagerly

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganzoo import pipelines, precision, quality_gate
+from ganzoo import gate_records, pipelines, precision, quality_gate
 
 
 def test_auto_follows_native_support(monkeypatch):
@@ -43,18 +43,18 @@ def write_gate(path: Path, model: torch.nn.Module, passed: bool) -> Path:
 
 def test_auto_is_fp32_without_native_bf16(monkeypatch, tiny_sr, tmp_path):
     monkeypatch.setenv(precision.OVERRIDE_ENV, "0")
-    monkeypatch.setattr(quality_gate, "GATE_FILE", write_gate(tmp_path / "gate.json", tiny_sr, True))
+    monkeypatch.setattr(gate_records, "GATE_FILE", write_gate(tmp_path / "gate.json", tiny_sr, True))
     assert pipelines.model_precision(tiny_sr, CPU) == "fp32"
     assert pipelines.model_precision(tiny_sr, CPU, "bf16") == "bf16"  # explicit: emulated, slow, but asked for
 
 
 def test_auto_is_bf16_on_a_bf16_cpu_only_for_weights_that_passed_the_gate(monkeypatch, tiny_sr, tmp_path):
     monkeypatch.setenv(precision.OVERRIDE_ENV, "1")
-    monkeypatch.setattr(quality_gate, "GATE_FILE", tmp_path / "missing.json")
+    monkeypatch.setattr(gate_records, "GATE_FILE", tmp_path / "missing.json")
     assert pipelines.model_precision(tiny_sr, CPU) == "fp32"  # never gated
-    monkeypatch.setattr(quality_gate, "GATE_FILE", write_gate(tmp_path / "failed.json", tiny_sr, False))
+    monkeypatch.setattr(gate_records, "GATE_FILE", write_gate(tmp_path / "failed.json", tiny_sr, False))
     assert pipelines.model_precision(tiny_sr, CPU) == "fp32"
-    monkeypatch.setattr(quality_gate, "GATE_FILE", write_gate(tmp_path / "passed.json", tiny_sr, True))
+    monkeypatch.setattr(gate_records, "GATE_FILE", write_gate(tmp_path / "passed.json", tiny_sr, True))
     assert pipelines.model_precision(tiny_sr, CPU) == "bf16"
     assert pipelines.model_precision(tiny_sr, CPU, "fp32") == "fp32"
     assert pipelines.model_precision(tiny_sr, torch.device("meta")) == "fp32"  # unmeasured off the CPU
@@ -63,3 +63,45 @@ def test_auto_is_bf16_on_a_bf16_cpu_only_for_weights_that_passed_the_gate(monkey
     assert pipelines.model_precision(tiny_sr, CPU) == "fp32"
     with pytest.raises(ValueError, match="precision must be one of"):
         pipelines.model_precision(tiny_sr, CPU, "int8")
+
+
+# -- CUDA: the same rule, with the GPU's own gate record (the capability is faked: nothing runs on the GPU) --------
+
+CUDA = torch.device("cuda")  # model_precision reads only the device's type
+
+
+def write_cuda_gate(path: Path, model: torch.nn.Module, passed: bool, speedup: float | None) -> Path:
+    cuda = {"weights_sha256": quality_gate.weights_sha256(model), "passed": passed}
+    if speedup is not None:
+        cuda["bf16_speedup"] = speedup
+    path.write_text(json.dumps({"tiny": {"weights_sha256": cuda["weights_sha256"], "passed": True, "cuda": cuda}}))
+    return path
+
+
+@pytest.mark.parametrize("cpu_bf16", ["0", "1"])  # the CPU's rule has no say on the GPU
+@pytest.mark.parametrize("gpu_bf16, passed, speedup, expected", [
+    (True, True, 1.6, "bf16"),
+    (True, True, None, "bf16"),  # a record without a timing: quality decides
+    (True, True, 0.9, "fp32"),  # passed, but slower in bf16 there (deblur-unet at 512 x 512 on an H200)
+    (True, False, 1.6, "fp32"),
+    (False, True, 1.6, "fp32"),  # no native bf16 (before compute capability 8.0)
+])
+def test_auto_on_cuda_follows_the_cuda_record(monkeypatch, tiny_sr, tmp_path, cpu_bf16, gpu_bf16, passed, speedup,
+                                              expected):
+    monkeypatch.setenv(precision.OVERRIDE_ENV, cpu_bf16)
+    monkeypatch.setattr(pipelines, "cuda_bf16_support", lambda device: precision.Bf16Support(gpu_bf16, "faked"))
+    monkeypatch.setattr(gate_records, "GATE_FILE", write_cuda_gate(tmp_path / "gate.json", tiny_sr, passed, speedup))
+    assert pipelines.model_precision(tiny_sr, CUDA) == expected
+    assert pipelines.model_precision(tiny_sr, CUDA, "bf16") == "bf16"  # --precision means the same as on the CPU
+    assert pipelines.model_precision(tiny_sr, CUDA, "fp32") == "fp32"
+
+
+def test_a_cpu_record_alone_never_turns_on_bf16_on_cuda(monkeypatch, tiny_sr, tmp_path):
+    monkeypatch.setattr(pipelines, "cuda_bf16_support", lambda device: precision.Bf16Support(True, "faked"))
+    monkeypatch.setattr(gate_records, "GATE_FILE", write_gate(tmp_path / "gate.json", tiny_sr, True))
+    assert pipelines.model_precision(tiny_sr, CUDA) == "fp32"
+
+
+def test_cuda_support_is_false_for_a_cpu_device():
+    support = precision.cuda_bf16_support(torch.device("cpu"))
+    assert not support.native and "not an available CUDA device" in support.reason

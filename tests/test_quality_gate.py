@@ -2,6 +2,8 @@
 
 import json
 
+import torch
+
 import ganzoo
 from ganzoo import pipelines, quality_gate
 from ganzoo.inference import to_bf16
@@ -34,15 +36,47 @@ def test_the_gate_fails_a_model_whose_bf16_form_is_off(monkeypatch, tmp_path, ti
     assert not result["passed"] and abs(result["delta"]["psnr_y"]) > quality_gate.BAR["psnr_db"]
 
 
+def fake_gate(monkeypatch, passed: bool, speedup: float | None = None) -> list:
+    """gate_model replaced by a record of `passed` (and on CUDA `bf16_speedup`); returns the calls' arguments."""
+    calls = []
+
+    def gate_model(model, data_dir, device="cpu", sr_sets=quality_gate.SR_SETS):
+        calls.append((device, tuple(sr_sets)))
+        record = {"weights_sha256": quality_gate.weights_sha256(model), "passed": passed}
+        return record if speedup is None else {**record, "bf16_speedup": speedup}
+    monkeypatch.setattr(quality_gate, "gate_model", gate_model)
+    return calls
+
+
 def test_gate_records_are_found_by_weights_and_written_by_main(monkeypatch, tmp_path, tiny_sr):
-    monkeypatch.setattr(quality_gate, "gate_model", lambda model, data_dir: {
-        "weights_sha256": quality_gate.weights_sha256(model), "passed": True})
+    fake_gate(monkeypatch, True)
     gate = tmp_path / "gate.json"
     assert quality_gate.main(["--models", "tiny", "--write", "--gate-file", str(gate)], load=lambda name: tiny_sr) == 0
     record = json.loads(gate.read_text())["tiny"]
     assert record["command"].startswith("python -m ganzoo.quality_gate --models tiny")
     assert quality_gate.bf16_passed(tiny_sr, gate)
+    assert not quality_gate.bf16_passed(tiny_sr, gate, device_type="cuda")  # a CPU run says nothing of the GPU
     assert not quality_gate.bf16_passed(SRResNet(scale=4, num_blocks=1, channels=8), gate)
+
+
+def test_a_cuda_run_is_recorded_beside_the_cpu_record_and_both_survive_each_other(monkeypatch, tmp_path, tiny_sr):
+    gate = tmp_path / "gate.json"
+    args = ["--models", "tiny", "--write", "--gate-file", str(gate)]
+    monkeypatch.setattr(quality_gate.pipelines, "pick_device", torch.device)  # "cuda" without a GPU: gate is faked
+    fake_gate(monkeypatch, False)
+    quality_gate.main(args, load=lambda name: tiny_sr)
+    calls = fake_gate(monkeypatch, True, speedup=1.7)
+    quality_gate.main([*args, "--device", "cuda", "--sr-sets", "Set5"], load=lambda name: tiny_sr)
+    record = json.loads(gate.read_text())["tiny"]
+    assert calls == [("cuda", ("Set5",))]
+    assert record["passed"] is False and record["cuda"]["passed"] is True and record["cuda"]["bf16_speedup"] == 1.7
+    assert record["cuda"]["command"] == ("python -m ganzoo.quality_gate --device cuda --models tiny "
+                                         "--data-dir ../shared/data --sr-sets Set5 --write")
+    assert quality_gate.bf16_passed(tiny_sr, gate, device_type="cuda") and not quality_gate.bf16_passed(tiny_sr, gate)
+    fake_gate(monkeypatch, True)
+    quality_gate.main(args, load=lambda name: tiny_sr)  # a later CPU run keeps the CUDA entry
+    record = json.loads(gate.read_text())["tiny"]
+    assert record["passed"] is True and record["cuda"]["bf16_speedup"] == 1.7
 
 
 def test_the_bundled_gate_file_is_consistent():
