@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 import ganzoo
-from ganzoo import degrade, evaluate, imaging, pipelines, registry
+from ganzoo import deconvolution, degrade, evaluate, imaging, pipelines, registry
 from ganzoo.models import DEBLURRING_MODELS, AdaINStyleTransfer, DigitClassifier, DigitGenerator, TransformerNet
 from ganzoo.pipelines import BICUBIC
 from ganzoo.precision import PRECISIONS
@@ -299,23 +299,47 @@ def evaluate_digits(args: argparse.Namespace) -> int:
     return 0
 
 
+def noise_level(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1 (noise std on the [0, 1] scale), got {value}")
+    return value
+
+
 @command("deblur", "remove motion blur from images (files or folders) into an output folder as PNG",
          INPUTS, OUTPUT_DIR,
-         arg("--model", default=registry.DEFAULT_DEBLUR_MODEL,
-             help=f"deblurring model: name, folder or Hub repo id (default: {registry.DEFAULT_DEBLUR_MODEL})"),
+         arg("--model", help=f"deblurring model: name, folder or Hub repo id (default: "
+             f"{registry.DEFAULT_DEBLUR_MODEL})"),
+         arg("--kernel", type=Path, metavar="FILE",
+             help="the blur kernel, if you know it (a PNG image, .npy or .npz file): deconvolve with it and a "
+                  "sparse-gradient image prior instead of running a model"),
+         arg("--noise-sigma", type=noise_level, metavar="S",
+             help="with --kernel: the noise std on [0, 1] (default: estimated from each image)"),
          TILE, DEVICE, PRECISION)
 def deblur(args: argparse.Namespace) -> int:
     files = input_files(args.inputs)
+    if args.kernel is not None:
+        if args.model is not None:
+            raise ValueError("give --model or --kernel, not both (--kernel deconvolves without a model)")
+        kernel = deconvolution.load_kernel(args.kernel)  # read once: a bad kernel file stops the run
+        return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur_with_kernel(
+            path, kernel, args.noise_sigma))
+    if args.noise_sigma is not None:
+        raise ValueError("--noise-sigma applies to --kernel only")
     device = pipelines.pick_device(args.device)
-    model = ganzoo.load(args.model, device=str(device), expected=DEBLURRING_MODELS)
+    model = ganzoo.load(args.model or registry.DEFAULT_DEBLUR_MODEL, device=str(device), expected=DEBLURRING_MODELS)
     return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur(
         path, model, tile=args.tile, device=device, precision=args.precision))
 
 
-@command("evaluate deblur", "PSNR/SSIM of a deblurring model and of its blurred input on blurred/sharp pairs "
-         "(GoPro, Levin or Lai et al. 2016 layout) or on sharp images blurred with given kernels",
-         arg("--model", default=registry.DEFAULT_DEBLUR_MODEL, help="name, folder or Hub repo id; 'none' scores "
-             f"the input only (default: {registry.DEFAULT_DEBLUR_MODEL})"),
+@command("evaluate deblur", "PSNR/SSIM of a deblurring method and of its blurred input on blurred/sharp pairs "
+         "(GoPro, Levin or Lai et al. 2016 layout) or on sharp images blurred with given kernels, unaligned and "
+         "aligned (SelfDeblur's protocol)",
+         arg("--method", choices=evaluate.DEBLUR_METHODS, default="network",
+             help="network: a deblurring model (--model; the default); true-kernel: deconvolution with the true "
+                  "kernel and a sparse-gradient prior (needs the kernels)"),
+         arg("--model", help="with --method network: name, folder or Hub repo id; 'none' scores the input only "
+             f"(default: {registry.DEFAULT_DEBLUR_MODEL})"),
          arg("--data", type=Path, required=True,
              help="folder with sharp/ and blur*/ subfolders (and kernels/ in the Lai layout), or a folder of sharp "
                   "images (then give kernels); or a 🤗 dataset (Hub id or `save_to_disk` folder) with blur*/sharp "
@@ -327,21 +351,33 @@ def deblur(args: argparse.Namespace) -> int:
          arg("--seed", type=int, default=0),
          arg("--no-reference", dest="reference", action="store_false",
              help="skip the Richardson-Lucy reference (needs the true kernels)"),
+         arg("--no-aligned", dest="aligned", action="store_false",
+             help="skip the aligned scores (about a second per image each)"),
          TILE, JSON, DEVICE, PRECISION)
 def evaluate_deblur(args: argparse.Namespace) -> int:
     device = pipelines.pick_device(args.device)
     kernels = degrade.benchmark_kernels(args.kernels, args.trajectories, args.seed)
-    fn, precision = None, None
-    if args.model != "none":
-        model = ganzoo.load(args.model, device=str(device), expected=DEBLURRING_MODELS)
+    fn, with_kernel, precision, model_name = None, None, None, args.model
+    if args.method == "true-kernel":
+        if args.model is not None:
+            raise ValueError("--method true-kernel deconvolves with the true kernels; it takes no --model")
+        with_kernel = deconvolution.deconvolve_batch
+        precision = "fp64"  # the deconvolution's FFTs
+    else:
+        model_name = args.model or registry.DEFAULT_DEBLUR_MODEL
+    if model_name not in (None, "none"):
+        model = ganzoo.load(model_name, device=str(device), expected=DEBLURRING_MODELS)
         fn = pipelines.deblurrer(model, tile=args.tile, device=device, precision=args.precision)
         precision = pipelines.model_precision(model, device, args.precision)
-    result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference)
+    result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference, with_kernel=with_kernel,
+                                      aligned=args.aligned)
     if args.json:
-        print_json({**result, "model": args.model, "data": str(args.data),
+        print_json({**result, "method": args.method, "model": model_name, "data": str(args.data),
                     "kernels": str(args.kernels) if args.kernels else args.trajectories, "precision": precision})
         return 0
-    print_per_image(result, [k for k in result if k not in ("n", "images")])
+    print_per_image(result, [k for k in result if k not in ("n", "images", "protocol")])
+    for kind, text in result["protocol"].items():
+        print(f"{kind}: {text}")
     return 0
 
 

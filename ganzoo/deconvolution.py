@@ -60,6 +60,7 @@ QUANTISATION_SIGMA = 1.0 / 255.0 / math.sqrt(12.0)
 #: the splitting weight's schedule (Krishnan & Fergus: from 1, times 2 sqrt 2, up to 256)
 BETA_START, BETA_RATE, BETA_MAX = 1.0, 2.0 * math.sqrt(2.0), 256.0
 _LUT_RANGE, _LUT_SIZE = 2.0, 8001
+_PAD_MODE = "symmetric"
 
 Progress = Callable[[float], None]
 
@@ -241,13 +242,14 @@ class _Problem:
         self.ky = self.otf.conj() * torch.fft.rfft2(self.y)
 
     def _extend(self, blurred: torch.Tensor) -> torch.Tensor:
-        """The observation placed in the latent frame, its margins filled by replicating the edge (only the
+        """The observation placed in the latent frame, its margins filled by mirroring it (`_PAD_MODE`; only the
         first estimate sees them)."""
         h, w = self.shape
         bottom, right = self.size[0] - h - self.top, self.size[1] - w - self.left
         if bottom == right == self.top == self.left == 0:
             return blurred.clone()
-        return torch.nn.functional.pad(blurred[None], (self.left, right, self.top, bottom), mode="replicate")[0]
+        widths = ((0, 0), (self.top, bottom), (self.left, right))
+        return torch.from_numpy(np.pad(blurred.numpy(), widths, mode=_PAD_MODE))
 
     def blur(self, x: torch.Tensor) -> torch.Tensor:
         return torch.fft.irfft2(torch.fft.rfft2(x) * self.otf, s=self.size)
@@ -257,15 +259,20 @@ class _Problem:
         return x[..., self.top:self.top + h, self.left:self.left + w]
 
 
-def _hqs(problem: _Problem, lam: float, alpha: float, inner: int, progress: Progress | None) -> torch.Tensor:
+def _betas(beta_max: float) -> list[float]:
+    """The continuation: BETA_START times BETA_RATE^i up to `beta_max`."""
+    betas = [BETA_START]
+    while betas[-1] * BETA_RATE <= beta_max * (1 + 1e-9):
+        betas.append(betas[-1] * BETA_RATE)
+    return betas
+
+
+def _hqs(problem: _Problem, lam: float, alpha: float, inner: int, beta_max: float,
+         progress: Progress | None) -> torch.Tensor:
     """Krishnan & Fergus' continuation on beta, with the unobserved band refilled before each Fourier step."""
     x = problem.y.clone()
     ky = problem.ky
-    betas = []
-    beta = BETA_START
-    while beta <= BETA_MAX * (1 + 1e-9):
-        betas.append(beta)
-        beta *= BETA_RATE
+    betas = _betas(beta_max)
     steps = len(betas) * inner
     done = 0
     for beta in betas:
@@ -288,7 +295,7 @@ def _hqs(problem: _Problem, lam: float, alpha: float, inner: int, progress: Prog
 
 def deconvolve(blurred: torch.Tensor, kernel: torch.Tensor | np.ndarray, noise_sigma: float | None = None,
                method: str = "hqs", *, alpha: float = DEFAULT_ALPHA, prior_scale: float = DEFAULT_PRIOR_SCALE,
-               boundary: str = "unknown", inner_iterations: int = 1,
+               boundary: str = "unknown", inner_iterations: int = 1, beta_max: float = BETA_MAX,
                progress: Progress | None = None) -> torch.Tensor:
     """Deconvolve `blurred` ([C,H,W] or [H,W], floats in [0, 1]) by the known blur `kernel` ([kh,kw]).
 
@@ -304,7 +311,7 @@ def deconvolve(blurred: torch.Tensor, kernel: torch.Tensor | np.ndarray, noise_s
     sigma = estimate_noise(planes) if noise_sigma is None else float(noise_sigma)
     lam = prior_scale / max(sigma, QUANTISATION_SIGMA) ** 2
     problem = _Problem(planes.double(), kernel, boundary)
-    restored = problem.crop(_hqs(problem, lam, float(alpha), inner_iterations, progress))
+    restored = problem.crop(_hqs(problem, lam, float(alpha), inner_iterations, float(beta_max), progress))
     return restored.clamp(0.0, 1.0).float().reshape(blurred.shape)
 
 

@@ -19,7 +19,16 @@ from ganzoo.imaging import (
     mod_crop,
     quantize,
 )
-from ganzoo.metrics import detail_ratio, frechet_distance, grid_artifact_score, psnr, ssim
+from ganzoo.metrics import (
+    aligned_scores,
+    detail_ratio,
+    error_ratio,
+    frechet_distance,
+    grid_artifact_score,
+    kernel_similarity,
+    psnr,
+    ssim,
+)
 
 # -- digits -----------------------------------------------------------------------------------------
 
@@ -212,27 +221,92 @@ def richardson_lucy(blurred: torch.Tensor, kernel: torch.Tensor, iterations: int
     return (planes.expand(3, -1, -1) if grey else planes)[None].contiguous()
 
 
+#: what `ganzoo evaluate deblur --method` scores: a deblurring network, or non-blind deconvolution given the true kernel
+DEBLUR_METHODS = ("network", "true-kernel")
+#: how the two kinds of figure are computed (printed with the results)
+DEBLUR_PROTOCOL = {
+    "unaligned": "RGB PSNR/SSIM of the whole image, no shift, no crop (keys psnr, ssim, psnr_input, ...)",
+    "aligned": "SelfDeblur's protocol: the reference cropped by 15 px, the output moved by the best of all shifts "
+               "within +-5 px in 0.25 px steps (bilinear, least SSD), PSNR/SSIM on luma (grey images: the grey "
+               "plane) (keys *_aligned)",
+}
+KernelDeblur = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 @torch.no_grad()
 def evaluate_deblur(deblur: Callable[[torch.Tensor], torch.Tensor] | None, data_dir: str | os.PathLike,
                     kernels: list[torch.Tensor] | None = None, reference: bool = True, progress: bool = True,
+                    *, with_kernel: KernelDeblur | None = None,
+                    estimate_kernel: Callable[[torch.Tensor], torch.Tensor] | None = None, aligned: bool = False,
                     ) -> dict[str, float | int | list[dict[str, float]] | dict[str, float]]:
-    """PSNR/SSIM (RGB, no border crop, 8-bit outputs) of `deblur` and of the blurred input, against the sharp
-    images; with true kernels and `reference`, also of Richardson–Lucy given the true kernel."""
+    """PSNR/SSIM of a deblurring method and of the blurred input against the sharp images, unaligned (RGB, no
+    border crop) and, with `aligned` (about a second per image and score), after SelfDeblur's shift alignment
+    (`metrics.aligned_scores`; keys `*_aligned`). Outputs are quantised to 8 bits.
+
+    The method is one of: `deblur` (blurred [1,3,H,W] -> restored: a network); `with_kernel` alone
+    ((blurred, true kernel [kh,kw]) -> restored: non-blind deconvolution given the truth; every case needs its
+    kernel); `estimate_kernel` (blurred -> kernel; the image is then `with_kernel`, by default
+    `deconvolution.deconvolve_batch`, applied with the estimated kernel; where the true kernel is known the rows
+    add `kernel_similarity` (`metrics.kernel_similarity`) and `error_ratio` (`metrics.error_ratio`: the same
+    non-blind step with the estimated over with the true kernel)); or none (the input only). With true kernels and
+    `reference`, the rows also hold Richardson-Lucy given the true kernel (unaligned).
+    """
+    if sum(x is not None for x in (deblur, estimate_kernel)) > 1 or (deblur is not None and with_kernel is not None):
+        raise ValueError("give one deblurring method: a network, a non-blind step with the true kernel, or a kernel "
+                         "estimator")
+    if estimate_kernel is not None and with_kernel is None:
+        from ganzoo.deconvolution import deconvolve_batch
+        with_kernel = deconvolve_batch
     rows = []
     for name, blurred, sharp, kernel in tqdm(deblur_cases(data_dir, kernels), desc="evaluate", disable=not progress):
-        row = {"image": name, "psnr_input": psnr(blurred, sharp).item(), "ssim_input": ssim(blurred, sharp).item()}
-        if deblur is not None:
-            out = quantize(deblur(blurred).to(sharp.device, sharp.dtype))
-            if out.shape != sharp.shape:
-                raise ValueError(f"{name}: deblurred to {tuple(out.shape)}, expected {tuple(sharp.shape)}")
-            row.update(psnr=psnr(out, sharp).item(), ssim=ssim(out, sharp).item())
+        row = {"image": name, **_scores(blurred, sharp, "_input", aligned)}
+        if deblur is not None or with_kernel is not None:
+            restored, extra = _restore(name, blurred, sharp, kernel, deblur, with_kernel, estimate_kernel, aligned)
+            row.update(_scores(restored, sharp, "", aligned), **extra)
         if reference and kernel is not None:
             out = quantize(richardson_lucy(blurred, kernel))
             row.update(psnr_richardson_lucy=psnr(out, sharp).item(), ssim_richardson_lucy=ssim(out, sharp).item())
         rows.append(row)
-    keys = [k for k in rows[0] if k != "image" and all(k in r for r in rows)]
+    keys = [k for k in rows[0] if isinstance(rows[0][k], float) and all(k in r for r in rows)]
     means = {key: sum(r[key] for r in rows) / len(rows) for key in keys}
-    return {"n": len(rows), **means, "images": rows}
+    return {"n": len(rows), **means, "images": rows, "protocol": {k: v for k, v in DEBLUR_PROTOCOL.items()
+                                                                   if aligned or k == "unaligned"}}
+
+
+def _restore(name: str, blurred: torch.Tensor, sharp: torch.Tensor, kernel: torch.Tensor | None,
+             deblur: Callable[[torch.Tensor], torch.Tensor] | None, with_kernel: KernelDeblur | None,
+             estimate_kernel: Callable[[torch.Tensor], torch.Tensor] | None, aligned: bool,
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+    """One case's restored image (8 bits) by the chosen method, and the kernel scores of a blind one."""
+    extra: dict[str, float] = {}
+    if deblur is not None:
+        out = deblur(blurred)
+    elif estimate_kernel is None:
+        if kernel is None:
+            raise ValueError(f"{name}: deconvolution with the true kernel needs the kernels (the Lai layout's "
+                             "kernels/, or --kernels for Levin's `_ker_N` names)")
+        out = with_kernel(blurred, kernel)
+    else:
+        estimated = estimate_kernel(blurred)
+        out = with_kernel(blurred, estimated)
+        if kernel is not None:
+            with_true = quantize(with_kernel(blurred, kernel).to(sharp.device, sharp.dtype))
+            extra = {"kernel_similarity": kernel_similarity(estimated, kernel),
+                     "error_ratio": error_ratio(quantize(out.to(sharp.device, sharp.dtype)), with_true, sharp,
+                                                aligned=aligned)}
+    out = quantize(out.to(sharp.device, sharp.dtype))
+    if out.shape != sharp.shape:
+        raise ValueError(f"{name}: deblurred to {tuple(out.shape)}, expected {tuple(sharp.shape)}")
+    return out, extra
+
+
+def _scores(image: torch.Tensor, sharp: torch.Tensor, suffix: str, aligned: bool) -> dict[str, float]:
+    """psnr/ssim (RGB, whole image) and, with `aligned`, psnr_aligned/ssim_aligned, each with `suffix`."""
+    scores = {f"psnr{suffix}": psnr(image, sharp).item(), f"ssim{suffix}": ssim(image, sharp).item()}
+    if aligned:
+        found = aligned_scores(image, sharp)
+        scores.update({f"psnr{suffix}_aligned": found["psnr"], f"ssim{suffix}_aligned": found["ssim"]})
+    return scores
 
 
 # -- style transfer ---------------------------------------------------------------------------------

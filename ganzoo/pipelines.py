@@ -37,11 +37,13 @@ __all__ = [
     "apply_checked",
     "check_whole_number",
     "deblur",
+    "deblur_with_kernel",
     "deblurrer",
     "digit_labels",
     "expand_inputs",
     "image_model_scale",
     "interpolate_digits",
+    "kernel_deconvolver",
     "load_image_model",
     "load_sr_model",
     "load_style_image",
@@ -379,6 +381,26 @@ def deblurrer(model: nn.Module, tile: int | None = None, overlap: int = TILE_OVE
     """`deblur` as a tensor function ([N,3,H,W] -> [N,3,H,W] on the input's device), e.g. for `evaluate_deblur`."""
     device = pick_device(device)
     return _tensor_level(model_function(model, device, precision), 1, tile, overlap, device)
+
+
+def deblur_with_kernel(image: imaging.ImageSource, kernel: torch.Tensor | str | os.PathLike,
+                       noise_sigma: float | None = None, method: str = "hqs", max_pixels: int = imaging.MAX_PIXELS,
+                       progress: Callable[[float], None] | None = None) -> Image.Image:
+    """Non-blind deblurring: deconvolve one image by a blur `kernel` the user knows (an array [kh,kw], or a
+    PNG/.npy/.npz file) with an image prior (`deconvolution.deconvolve`; `noise_sigma` on [0, 1], default
+    estimated). Same size out; grey stays grey (16-bit grey stays 16-bit), alpha is kept."""
+    return _run_on_image(image, kernel_deconvolver(kernel, noise_sigma, method, progress), max_pixels,
+                         keep_grey=True)
+
+
+def kernel_deconvolver(kernel: torch.Tensor | str | os.PathLike, noise_sigma: float | None = None,
+                       method: str = "hqs", progress: Callable[[float], None] | None = None) -> TensorFn:
+    """`deblur_with_kernel` as a tensor function [N,3,H,W] -> [N,3,H,W] (the CPU does the work)."""
+    from ganzoo import deconvolution
+
+    kernel = deconvolution.load_kernel(kernel) if isinstance(kernel, (str, os.PathLike)) else \
+        deconvolution.check_kernel(kernel)
+    return lambda x: deconvolution.deconvolve_batch(x, kernel, noise_sigma, method, progress=progress)
 
 
 # -- style transfer ---------------------------------------------------------------------------------

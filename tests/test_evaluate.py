@@ -52,3 +52,24 @@ def test_richardson_lucy_inverts_a_known_blur():
     restored = richardson_lucy(blurred, kernel, iterations=50)
     assert restored.shape == sharp.shape
     assert psnr(restored.clamp(0, 1), sharp) > psnr(blurred, sharp) + 1
+
+
+def test_evaluate_with_a_kernel_estimator_scores_the_kernel(levin_like, kernels):
+    """A blind method = kernel estimate + the non-blind step: similarity 1 and error ratio ~1 for the truth moved
+    by a pixel (a kernel is only defined up to a shift), worse for a wrong kernel."""
+    cases = {name: kernel for name, _, _, kernel in deblur_cases(levin_like, kernels)}
+
+    def moved_truth(blurred: torch.Tensor) -> torch.Tensor:  # finds the case by its pixels
+        name = next(n for n, b, _, _ in deblur_cases(levin_like, kernels) if torch.equal(b, blurred))
+        return torch.nn.functional.pad(cases[name], (1, 0, 0, 1))  # grid 10x10, the kernel moved by one pixel
+
+    good = evaluate_deblur(None, levin_like, kernels, reference=False, progress=False, estimate_kernel=moved_truth,
+                           aligned=True)
+    assert good["kernel_similarity"] == pytest.approx(1.0, abs=1e-6)
+    assert good["error_ratio"] == pytest.approx(1.0, abs=0.05)
+    assert good["psnr_aligned"] > good["psnr_input_aligned"] + 3
+    wrong = evaluate_deblur(None, levin_like, kernels, reference=False, progress=False,
+                            estimate_kernel=lambda blurred: torch.eye(9), aligned=True)
+    assert wrong["kernel_similarity"] < 0.8 and wrong["error_ratio"] > 1.5
+    with pytest.raises(ValueError, match="one deblurring method"):
+        evaluate_deblur(lambda x: x, levin_like, kernels, estimate_kernel=moved_truth)

@@ -1,10 +1,12 @@
 """Deblur tab: remove motion blur from a photo with the deblurring U-Net or DeblurGAN, or blur a sharp
-photo with a camera-shake kernel and measure how much of it each model undoes.
+photo with a camera-shake kernel and measure how much of it each model undoes, next to deconvolution with
+the true kernel (the ceiling a known kernel gives).
 
 Both buttons are API endpoints: `/deblur` (image, model) -> (input, deblurred), and `/blur_and_deblur`
-(sharp image, blur length, seed) -> (gallery: kernel, blurred, one image per model, original; score table).
-The work is `ganzoo.pipelines.deblur` (shared with the CLI), the blur `ganzoo.degrade` and the
-scores `ganzoo.metrics` (RGB PSNR/SSIM without border crop, as `ganzoo evaluate deblur`).
+(sharp image, blur length, seed) -> (gallery: kernel, blurred, one image per model, deconvolved with the true
+kernel, original; score table). The work is `ganzoo.pipelines.deblur` and `deblur_with_kernel` (shared with the
+CLI), the blur `ganzoo.degrade` and the scores `ganzoo.metrics` (RGB PSNR/SSIM without border crop, as
+`ganzoo evaluate deblur`'s unaligned figures).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ MIN_SIDE = 32  # the blur and SSIM's 11x11 window need room
 EXAMPLES = ["chelsea_shake_192.png", "camera_shake_192.png"]
 SHARP_EXAMPLES = [("coffee_160.png", 25, 3), ("astronaut_160.png", 35, 7)]
 TABLE_HEADERS = ["Image", "PSNR (dB)", "SSIM"]
+TRUE_KERNEL = "Deconvolved with the true kernel"
 
 
 def model_for(choice: Any) -> Any:
@@ -77,9 +80,11 @@ def kernel_picture(kernel: torch.Tensor, side: int = 248) -> Image.Image:
 def blur_and_deblur(image: Image.Image | None, length: float, seed: int,
                     progress: gr.Progress = gr.Progress()) -> tuple[list, list[list]]:  # noqa: B008 - Gradio idiom
     """Blur a sharp image with the camera-shake kernel of (`length`, `seed`), 8-bit quantised like a
-    photo, deblur it with each model, and score blurred and deblurred against the original.
+    photo, deblur it with each model and deconvolve it with the true kernel (`pipelines.deblur_with_kernel`:
+    what knowing the kernel gives), and score each against the original.
 
-    Returns the gallery (kernel, blurred, one per model, original) and the table rows [image, PSNR, SSIM].
+    Returns the gallery (kernel, blurred, one per model, deconvolved, original) and the table rows
+    [image, PSNR, SSIM].
     """
     image = check_image(image, MAX_PIXELS, "blurring and deblurring")
     try:
@@ -94,10 +99,16 @@ def blur_and_deblur(image: Image.Image | None, length: float, seed: int,
                        f"{kernel.shape[0] // 2} px on each side.")
     progress(0.1, desc="blurring")
     candidates = [("Blurred", imaging.quantize(degrade.blur(sharp, kernel)))]
+    blurred_image = imaging.tensor_to_image(candidates[0][1])
     for i, choice in enumerate(CHOICES):
-        progress(0.2 + 0.7 * i / len(CHOICES), desc=choice)
-        deblurred, _, _ = imaging.image_to_tensor(_deblur(imaging.tensor_to_image(candidates[0][1]), choice))
+        progress(0.2 + 0.6 * i / len(CHOICES), desc=choice)
+        deblurred, _, _ = imaging.image_to_tensor(_deblur(blurred_image, choice))
         candidates.append((f"Deblurred ({choice})", deblurred))
+    progress(0.8, desc=TRUE_KERNEL)
+    deconvolved, _, _ = imaging.image_to_tensor(pipelines.deblur_with_kernel(
+        blurred_image, kernel, max_pixels=MAX_PIXELS,
+        progress=lambda done: progress(0.8 + 0.15 * done, desc=TRUE_KERNEL)))
+    candidates.append((TRUE_KERNEL, deconvolved))
     rows = [[name, score_cell(metrics.psnr(candidate, sharp).item(), 2),
              score_cell(metrics.ssim(candidate, sharp).item(), 4)] for name, candidate in candidates]
     gallery = [(kernel_picture(kernel), f"Kernel (length {length:g}, seed {int(seed)}, {kernel.shape[0]} px)")]
@@ -130,8 +141,10 @@ def build() -> None:
     gr.Markdown(
         "### Blur a sharp photo, then deblur it\n"
         "Upload a *sharp* photo: it is blurred with a random camera-shake kernel (a seeded camera path "
-        "of the given length, as in training), saved to 8 bits, deblurred by both models, and each is scored "
-        "against the original (PSNR and SSIM on RGB; higher is better).")
+        "of the given length, as in training), saved to 8 bits, deblurred by both models and deconvolved with the "
+        "true kernel (a sparse-gradient image prior, Krishnan & Fergus 2009: what knowing the kernel gives, e.g. "
+        "`ganzoo deblur --kernel FILE`), and each is scored against the original (PSNR and SSIM on RGB; higher is "
+        "better).")
     with gr.Row():
         with gr.Column(scale=1):
             sharp = image_input("Sharp photo", "blur-input", 260)
@@ -140,7 +153,8 @@ def build() -> None:
             seed = gr.Number(value=0, precision=0, minimum=0, label="Kernel seed", elem_id="blur-seed")
             run_blur = gr.Button("Blur and deblur", elem_id="blur-run")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Kernel, blurred, deblurred by each model, original", format="png", columns=5,
+            gallery = gr.Gallery(label="Kernel, blurred, deblurred by each model, deconvolved with the true kernel, "
+                                 "original", format="png", columns=6,
                                  height=320, object_fit="contain", interactive=False, elem_id="blur-gallery")
             table = gr.Dataframe(headers=TABLE_HEADERS, datatype=["str", "number", "number"], label="Scores",
                                  interactive=False, elem_id="blur-table")

@@ -99,7 +99,7 @@ def test_blur_and_deblur_scores(tab):
     sharp = Image.open(tab.EXAMPLES_DIR / tab.SHARP_EXAMPLES[0][0])
     gallery, rows = tab.blur_and_deblur(sharp, 25, 3)
     assert [caption.split(":")[0] for _, caption in gallery[1:]] == [
-        "Blurred", "Deblurred (Deblur U-Net)", "Deblurred (DeblurGAN)", "Original"]
+        "Blurred", "Deblurred (Deblur U-Net)", "Deblurred (DeblurGAN)", "Deconvolved with the true kernel", "Original"]
     assert gallery[0][1].startswith("Kernel (length 25, seed 3")
     assert gallery[0][0].width == gallery[0][0].height >= 200 and gallery[1][0].size == sharp.size
     blurred_psnr, blurred_ssim = rows[0][1:]
@@ -108,6 +108,18 @@ def test_blur_and_deblur_scores(tab):
     assert max_diff(again[1][0], gallery[1][0]) == 0  # the seed fixes the kernel
     other, _ = tab.blur_and_deblur(sharp, 25, 4)
     assert max_diff(other[1][0], gallery[1][0]) > 0
+
+
+def test_the_true_kernel_row_is_the_pipeline_and_restores(tab):
+    """The true-kernel row is `pipelines.deblur_with_kernel` on the blurred image, and well above the blurred input."""
+    from ganzoo import degrade
+
+    sharp = Image.open(tab.EXAMPLES_DIR / tab.SHARP_EXAMPLES[1][0]).convert("RGB")
+    gallery, rows = tab.blur_and_deblur(sharp, 35, 7)
+    scores = {row[0]: row[1] for row in rows}
+    assert scores[tab.TRUE_KERNEL] > scores["Blurred"] + 3, scores
+    expected = pipelines.deblur_with_kernel(gallery[1][0], degrade.shake_kernel(35.0, torch.Generator().manual_seed(7)))
+    assert max_diff(gallery[4][0], expected) == 0
 
 
 # --- through the HTTP API -----------------------------------------------------------------------
@@ -133,9 +145,10 @@ def test_blur_and_deblur_api(client, tmp_path):
     path = deblur.EXAMPLES_DIR / deblur.SHARP_EXAMPLES[1][0]
     gallery, table = client.predict(handle_file(str(path)), 30, 1, api_name="/blur_and_deblur")
     assert table["headers"] == ["Image", "PSNR (dB)", "SSIM"]
-    assert [row[0] for row in table["data"]] == ["Blurred", "Deblurred (Deblur U-Net)", "Deblurred (DeblurGAN)"]
+    assert [row[0] for row in table["data"]] == ["Blurred", "Deblurred (Deblur U-Net)", "Deblurred (DeblurGAN)",
+                                                 "Deconvolved with the true kernel"]
     assert all(math.isfinite(float(row[1])) for row in table["data"])
-    assert len(gallery) == 5
+    assert len(gallery) == 6
 
 
 # --- in a real browser --------------------------------------------------------------------------
