@@ -41,6 +41,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganzoo import imaging, pipelines
+from ganzoo.graphs import ShapeGraphs
 from ganzoo.inference import for_inference
 from ganzoo.precision import cpu_bf16_support
 
@@ -288,6 +289,7 @@ def _tensor_function(spec: PathSpec, model: nn.Module, device: torch.device, wor
         def run_default(x: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
                 return fn(x)
+        run_default.graphs = fn if isinstance(fn, ShapeGraphs) else None  # type: ignore[attr-defined]
         return run_default
 
     m = for_inference(model) if spec.rewritten else copy.deepcopy(model)
@@ -521,6 +523,9 @@ def _run(model: nn.Module, settings: BenchmarkSettings, threads: int) -> dict[st
                 return _build(spec, functions[-1], x, device)
             row, out = _measure(spec, build, device, repeats, warmup)
             row["settings"] = _settings(spec, device, threads, model)
+            graphs = getattr(functions[-1], "graphs", None) if functions else None
+            if graphs is not None:  # the default path on CUDA: did its graphs capture?
+                row["cuda_graphs"] = {"captured": len(graphs.graphs), "failures": list(graphs.failures.values())}
             if out is not None:
                 if reference is None:
                     reference = out

@@ -154,3 +154,17 @@ def test_calibration_must_not_include_the_reference_set(tiny_dir, capsys):
     assert main(["benchmark", "--model", str(tiny_dir), "--size", "8", "--calibration-data", str(data),
                  "--reference-data", str(data / "sub"), "--device", "cpu"]) == 2
     assert "must not include the reference set" in capsys.readouterr().err
+
+
+def test_only_times_the_chosen_paths_and_the_default_is_summarised(tiny_dir, capsys, cpu_bf16):
+    """Ungated weights run fp32 under auto on either kind of CPU; --precision bf16 is bf16 on both."""
+    code = main(["benchmark", "--model", str(tiny_dir), "--size", "16", "--repeats", "1", "--warmup", "2",
+                 "--no-compile", "--no-onnx", "--threads", "1", "--thread-sweep", "none", "--json", "--device", "cpu",
+                 "--only", "default"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["cpu_bf16"]["native"] is cpu_bf16
+    assert [row["name"] for row in result["paths"]] == ["baseline", benchmark.DEFAULT, benchmark.DEFAULT_BF16]
+    auto, bf16 = result["default"]["auto"], result["default"]["bf16"]
+    assert auto["precision"] == "fp32" and bf16["precision"] == "bf16"
+    assert len(auto["first_calls_ms"]) == 2 and auto["ratio"] > 0 and "mfu" not in auto  # no peak known for a CPU
+    assert "cuda_graphs" not in result["paths"][1]  # graphs are for CUDA only
