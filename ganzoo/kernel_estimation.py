@@ -1,0 +1,387 @@
+"""Blind blur-kernel estimation: coarse to fine, L0-sparse sharp edges, least-squares kernels.
+
+The scheme of Xu et al. 2013 ("Unnatural L0 sparse representation") and Pan et al. 2014 ("L0-regularized
+intensity and gradient prior"). Over an image pyramid, from a kernel of ~5 px up to the full size, alternate
+
+1. the latent step: x = argmin |k * x - y|^2 + lambda |grad x|_0, by half-quadratic splitting with a growing
+   weight beta, each stage solved in closed form in the Fourier domain. It keeps only strong, sharp edges,
+   which is what the kernel step needs (not a good-looking image);
+2. the kernel step: k = argmin |M (grad x * k - grad y)|^2 + gamma |k|^2, by conjugate gradients with FFT
+   convolutions; then k >= 0, weights below 5 % of the peak and small connected pieces removed, sum 1,
+   centre of mass moved to the centre pixel.
+
+M leaves out the frame's border (where the blur reaches in from outside the image) and clipped highlights,
+dilated by the kernel (Hu et al. 2014, Pan et al. 2016): a saturated pixel does not obey y = k * x and would
+pull the kernel towards a blob. The estimate is deterministic (no random numbers; FFTs on one thread).
+
+`estimate_kernel` is the entry point; the non-blind step that uses its kernel is `ganzoo.deconvolution`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy import fft, ndimage
+from skimage.transform import resize
+
+__all__ = ["KernelEstimate", "MAX_KERNEL", "MIN_KERNEL", "auto_kernel_size", "check_kernel_size",
+           "estimate_kernel", "to_grey"]
+
+MAX_KERNEL = 75  # px, the largest kernel estimated (the size of the largest evaluation blur)
+MIN_KERNEL = 3
+SATURATED = 0.97  # a pixel this bright (on [0, 1]) may be clipped; left out of the kernel step
+FIRST_AUTO_WINDOW = 11  # px: an automatic window starts at this on the coarsest level
+MIN_LEVEL_SIDE = 64  # px: the pyramid's coarsest image is no smaller than this
+FLAT_GRADIENT = 2e-3  # mean |grad| below this: no edges to estimate from
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The estimator's parameters (defaults tuned on the development set only, see README)."""
+
+    iterations: int = 5  # latent/kernel alternations per pyramid level
+    lambda_start: float = 4e-3  # L0 weight of the latent step, divided by 1.1 each alternation...
+    lambda_min: float = 1e-4  # ...down to this
+    kernel_weight: float = 1e-2  # gamma, relative to the masked gradient energy / kernel pixels
+    cg_iterations: int = 20
+    prune_peak: float = 0.05  # kernel weights below this fraction of the peak are set to 0
+    prune_mass: float = 0.1  # connected kernel pieces holding less than this share of the mass are removed
+    level_ratio: float = math.sqrt(0.5)  # image scale from one pyramid level to the next coarser one
+    max_side: int = 1024  # longer images are estimated on their central crop of this size
+
+
+@dataclass
+class KernelEstimate:
+    """An estimated kernel [k, k] (non-negative, sum 1, centre of mass on the centre pixel) and how it was found."""
+
+    kernel: np.ndarray
+    size: int  # the kernel window used at full resolution (odd)
+    automatic: bool  # whether `size` was chosen by `auto_kernel_size`
+    saturated_fraction: float  # share of pixels left out of the kernel step as clipped highlights
+    seconds: float
+    note: str = ""  # non-empty when a fallback was taken (e.g. a flat image): say it to the user
+    levels: list[int] = field(default_factory=list)  # kernel window per pyramid level, coarse to fine
+
+
+# -- input -----------------------------------------------------------------------------------------
+
+def to_grey(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A float64 [H, W] luma plane on [0, 1] from [H, W], [H, W, C], [C, H, W] or [1, C, H, W] values on [0, 1]
+    (C = 1, 3 or 4; alpha ignored), numpy or torch."""
+    array = image.detach().cpu().double().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, float)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        array = array[..., :3] @ np.array([0.299, 0.587, 0.114])
+    elif array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(f"expected a grey or colour image, got an array of shape {np.shape(image)}")
+    if not np.isfinite(array).all():
+        raise ValueError("the image holds values that are not finite")
+    return np.clip(array, 0.0, 1.0)
+
+
+def check_kernel_size(kernel_size: object) -> int:
+    """`kernel_size` as an odd int in [MIN_KERNEL, MAX_KERNEL] (an even size is rounded up), else ValueError."""
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)):
+        raise ValueError(f"kernel size must be a whole number of pixels, got {kernel_size!r}")
+    if not MIN_KERNEL <= kernel_size <= MAX_KERNEL:
+        raise ValueError(f"kernel size must lie in [{MIN_KERNEL}, {MAX_KERNEL}] px, got {kernel_size}")
+    return int(kernel_size) | 1
+
+
+def auto_kernel_size(height: int, width: int) -> int:
+    """The window for an unknown kernel: MAX_KERNEL, less on small images (at most a third of the shorter
+    side, so that the kernel step keeps an interior of real data). The pyramid then shrinks it to the
+    support it finds (`_next_window`)."""
+    return max(MIN_KERNEL, min(MAX_KERNEL, (min(height, width) // 3) | 1 if min(height, width) // 3 >= 3 else 3))
+
+
+# -- Fourier helpers -------------------------------------------------------------------------------
+
+def _otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The transform of `kernel` placed with its centre pixel at the origin of a `shape` grid."""
+    padded = np.zeros(shape, np.float32)  # single precision: twice as fast, and ample for this
+    kh, kw = kernel.shape
+    padded[:kh, :kw] = kernel
+    return fft.rfft2(np.roll(padded, (-(kh // 2), -(kw // 2)), axis=(0, 1)))
+
+
+def _periodic(image: np.ndarray, pad: int) -> np.ndarray:
+    """`image` mirrored outwards by `pad` px and faded to its mean, so that the FFT's wrap-around sees no edge.
+    The result is at least `pad` px larger on each side, up to a fast FFT size."""
+    h, w = image.shape
+    shape = (fft.next_fast_len(h + 2 * pad, real=True), fft.next_fast_len(w + 2 * pad, real=True))
+    extra = (shape[0] - h - pad, shape[1] - w - pad)
+    mirrored = np.pad(image, ((pad, extra[0]), (pad, extra[1])), mode="symmetric")
+    fade = np.outer(_fade(h, pad, extra[0]), _fade(w, pad, extra[1]))
+    mean = image.mean()
+    return mean + (mirrored - mean) * fade
+
+
+def _fade(length: int, before: int, after: int) -> np.ndarray:
+    """1 over `length`, a half cosine down to 0 over `before` px before and `after` px after."""
+    ramp = lambda n: 0.5 - 0.5 * np.cos(np.pi * np.arange(1, n + 1) / (n + 1))  # noqa: E731
+    return np.concatenate([ramp(before), np.ones(length), ramp(after)[::-1]])
+
+
+def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward differences along x and y, 0 in the last column / row."""
+    gx = np.zeros_like(image)
+    gy = np.zeros_like(image)
+    gx[:, :-1] = image[:, 1:] - image[:, :-1]
+    gy[:-1] = image[1:] - image[:-1]
+    return gx, gy
+
+
+# -- the two steps ---------------------------------------------------------------------------------
+
+def l0_latent(blurred: np.ndarray, kernel: np.ndarray, weight: float, kappa: float = 2.0,
+              beta_max: float = 1e5) -> np.ndarray:
+    """argmin_x |k * x - y|^2 + weight |grad x|_0 (Xu et al. 2013's half-quadratic scheme, Pan et al. 2014's
+    `L0Restoration`): an image of flat regions and sharp edges, the same size as `blurred`."""
+    pad = max(kernel.shape)
+    padded = _periodic(blurred, pad)
+    shape = padded.shape
+    k_f = _otf(kernel, shape)
+    dx_f = _otf(np.array([[1.0, -1.0, 0.0]]), shape)  # forward differences, as `_circular_gradients`
+    dy_f = _otf(np.array([[1.0], [-1.0], [0.0]]), shape)
+    data = np.conj(k_f) * fft.rfft2(padded)
+    k_power = np.abs(k_f) ** 2
+    d_power = np.abs(dx_f) ** 2 + np.abs(dy_f) ** 2
+    latent = padded
+    beta = 2 * weight
+    while beta < beta_max:
+        gx, gy = _circular_gradients(latent)
+        small = gx ** 2 + gy ** 2 < weight / beta  # the L0 step: a gradient survives only if it is strong
+        gx[small] = 0.0
+        gy[small] = 0.0
+        # D^T g in the image domain (one transform instead of two): the adjoint of a forward difference.
+        prior = fft.rfft2(np.roll(gx, 1, axis=1) - gx + np.roll(gy, 1, axis=0) - gy)
+        latent = fft.irfft2((data + beta * prior) / (k_power + beta * d_power), s=shape)
+        beta *= kappa
+    h, w = blurred.shape
+    return latent[pad:pad + h, pad:pad + w]
+
+
+def _circular_gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.roll(image, -1, axis=1) - image, np.roll(image, -1, axis=0) - image
+
+
+def kernel_step(latent: np.ndarray, blurred: np.ndarray, mask: np.ndarray, start: np.ndarray,
+                weight: float, iterations: int = 20) -> np.ndarray:
+    """argmin_k |mask (grad latent * k - grad blurred)|^2 + gamma |k|^2 by conjugate gradients, from `start`
+    (its shape is the kernel's); gamma is `weight` x the masked gradient energy of the latent (the normal
+    matrix's diagonal), so the ridge is relative. Unconstrained:
+    `clean_kernel` makes the result a kernel."""
+    size = start.shape[0]
+    h, w = latent.shape
+    shape = (fft.next_fast_len(h + size, real=True), fft.next_fast_len(w + size, real=True))  # no wrap-around
+    sources = [fft.rfft2(g, s=shape) for g in _gradients(latent)]
+    targets = [g * mask for g in _gradients(blurred)]
+    gamma = weight * sum(float((mask * np.abs(fft.irfft2(s, shape)[:h, :w]) ** 2).sum()) for s in sources)
+
+    def forward(kernel: np.ndarray) -> list[np.ndarray]:
+        k_f = _otf(kernel, shape)
+        return [mask * fft.irfft2(s * k_f, s=shape)[:h, :w] for s in sources]
+
+    def adjoint(residuals: list[np.ndarray]) -> np.ndarray:
+        total = sum(np.conj(s) * fft.rfft2(r, s=shape) for s, r in zip(sources, residuals))
+        full = np.roll(fft.irfft2(total, s=shape), (size // 2, size // 2), axis=(0, 1))
+        return full[:size, :size]
+
+    def normal(kernel: np.ndarray) -> np.ndarray:
+        return adjoint(forward(kernel)) + gamma * kernel
+
+    return _conjugate_gradients(normal, adjoint(targets), start.copy(), iterations)
+
+
+def _conjugate_gradients(apply: Callable[[np.ndarray], np.ndarray], rhs: np.ndarray, x: np.ndarray,
+                         iterations: int, tolerance: float = 1e-5) -> np.ndarray:
+    r = rhs - apply(x)
+    p = r.copy()
+    rr = float((r * r).sum())
+    stop = tolerance ** 2 * float((rhs * rhs).sum())
+    for _ in range(iterations):
+        if rr <= stop:
+            break
+        ap = apply(p)
+        alpha = rr / float((p * ap).sum())
+        x += alpha * p
+        r -= alpha * ap
+        rr_new = float((r * r).sum())
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+def clean_kernel(kernel: np.ndarray, prune_peak: float = 0.05, prune_mass: float = 0.1) -> np.ndarray | None:
+    """Non-negative, small weights and small connected pieces (8-connected) removed, sum 1, centre of mass
+    moved to the centre pixel (an integer shift); None when nothing is left."""
+    k = np.where(kernel > prune_peak * kernel.max(), kernel, 0.0) if kernel.max() > 0 else np.zeros_like(kernel)
+    labels, count = ndimage.label(k > 0, structure=np.ones((3, 3)))
+    if count == 0:
+        return None
+    mass = ndimage.sum(k, labels, index=np.arange(1, count + 1))
+    keep = np.concatenate([[False], mass >= prune_mass * mass.sum()])
+    k = np.where(keep[labels], k, 0.0)
+    return _centred(k / k.sum())
+
+
+def _centred(kernel: np.ndarray) -> np.ndarray:
+    """`kernel` shifted by whole pixels so that its centre of mass is within half a pixel of the centre."""
+    cy, cx = ndimage.center_of_mass(kernel)
+    size = kernel.shape[0]
+    dy, dx = size // 2 - round(cy), size // 2 - round(cx)
+    return ndimage.shift(kernel, (dy, dx), order=0, mode="constant")
+
+
+# -- the pyramid -----------------------------------------------------------------------------------
+
+def _levels(size: int, ratio: float, short_side: int, min_side: int = MIN_LEVEL_SIDE) -> list[tuple[float, int]]:
+    """(image scale, kernel window) per level, coarse to fine: the coarsest window is about 5 px, or larger
+    where the image would otherwise shrink below `min_side` px (too few edges to estimate anything from)."""
+    count = max(int(math.floor(math.log(5 / size) / math.log(ratio))), 0) + 1 if size > 5 else 1
+    if short_side > min_side:
+        count = min(count, int(math.floor(math.log(min_side / short_side) / math.log(ratio))) + 1)
+    count = max(count, 1)
+    levels = []
+    for level in reversed(range(count)):
+        scale = ratio ** level
+        levels.append((scale, max(MIN_KERNEL, int(math.ceil(size * scale)) | 1)))
+    return levels
+
+
+def _resized_kernel(kernel: np.ndarray, factor: float, size: int) -> np.ndarray:
+    """`kernel` magnified by `factor` about its centre onto a `size` x `size` window, sum 1."""
+    grown = ndimage.zoom(kernel, factor, order=1, mode="grid-constant", grid_mode=True)
+    grown = np.maximum(grown, 0)
+    out = np.zeros((size, size))
+    n = grown.shape[0]
+    # Centre pixel onto centre pixel; crop or pad symmetrically.
+    src0, dst0 = max((n - size) // 2, 0), max((size - n) // 2, 0)
+    m = min(n, size)
+    out[dst0:dst0 + m, dst0:dst0 + m] = grown[src0:src0 + m, src0:src0 + m]
+    if out.sum() <= 0:
+        out[size // 2, size // 2] = 1.0
+    return _centred(out / out.sum())
+
+
+def _support_window(kernel: np.ndarray, mass: float = 0.97) -> int:
+    """The smallest odd window about the centre that holds `mass` of the kernel (faint outliers aside)."""
+    centre = kernel.shape[0] // 2
+    ys, xs = np.indices(kernel.shape)
+    reach = np.maximum(np.abs(ys - centre), np.abs(xs - centre)).ravel()
+    order = np.argsort(reach, kind="stable")
+    cumulative = np.cumsum(kernel.ravel()[order])
+    return 2 * int(reach[order][np.searchsorted(cumulative, mass * cumulative[-1])]) + 1
+
+
+def _kernel_mask(blurred: np.ndarray, size: int) -> np.ndarray:
+    """1 where the kernel step may trust y = k * x: away from the border and from clipped highlights."""
+    mask = np.zeros(blurred.shape, np.float32)
+    border = size // 2 + 1
+    mask[border:-border, border:-border] = 1.0
+    saturated = blurred >= SATURATED
+    if saturated.any():
+        near = ndimage.binary_dilation(saturated, structure=np.ones((size + 2, size + 2), bool))
+        mask[near] = 0.0
+    return mask
+
+
+def _initial_kernel(size: int) -> np.ndarray:
+    kernel = np.zeros((size, size))
+    kernel[size // 2, size // 2 - 1: size // 2 + 1] = 0.5  # Pan et al.'s start: a 2 px line
+    return kernel
+
+
+def estimate_kernel(image: np.ndarray | torch.Tensor, kernel_size: int | None = None,
+                    progress: Progress | None = None, options: Options = Options()) -> KernelEstimate:
+    """The blur kernel of a uniformly blurred image ([H, W], [H, W, C] or [1, C, H, W] on [0, 1]).
+
+    `kernel_size` (odd, 3..75 px) fixes the window; None chooses it (`auto_kernel_size`, then each pyramid level
+    shrinks the next one's window to the support it found plus a margin). `progress(fraction, message)` is
+    called after every alternation. A flat image (no edges) or one too small gives the identity kernel, with
+    `note` saying so.
+    """
+    started = time.perf_counter()
+    grey = _central_crop(to_grey(image), options.max_side)
+    automatic = kernel_size is None
+    size = auto_kernel_size(*grey.shape) if automatic else check_kernel_size(kernel_size)
+    if min(grey.shape) < 2 * size + 1:
+        if automatic:
+            return _identity(started, f"the image ({grey.shape[1]}x{grey.shape[0]} px) is too small to estimate a "
+                                      "blur kernel from: returned the identity kernel (no deblurring)")
+        raise ValueError(f"a {size} px kernel needs an image of at least {2 * size + 1} px on each side; this one "
+                         f"is {grey.shape[1]}x{grey.shape[0]} (choose a smaller --kernel-size)")
+    if np.abs(np.diff(grey, axis=1)).mean() + np.abs(np.diff(grey, axis=0)).mean() < FLAT_GRADIENT:
+        return _identity(started, "the image is flat (no edges to estimate a blur from): returned the identity "
+                                  "kernel (no deblurring)", size, automatic)
+    kernel, saturated, windows = _coarse_to_fine(grey, size, automatic, progress, options)
+    if kernel is None:
+        return _identity(started, "no consistent blur kernel was found (the estimate vanished): returned the "
+                                  "identity kernel (no deblurring)", size, automatic)
+    return KernelEstimate(kernel, kernel.shape[0], automatic, saturated, time.perf_counter() - started,
+                          levels=windows)
+
+
+def _coarse_to_fine(grey: np.ndarray, size: int, automatic: bool, progress: Progress | None,
+                    options: Options) -> tuple[np.ndarray | None, float, list[int]]:
+    levels = _levels(size, options.level_ratio, min(grey.shape))
+    weight = options.lambda_start
+    if automatic:  # start small: each level's window then grows to the support found (`_next_window`)
+        levels[0] = (levels[0][0], min(levels[0][1], FIRST_AUTO_WINDOW))
+    kernel = _initial_kernel(levels[0][1])
+    previous_scale = levels[0][0]
+    windows = []
+    steps = len(levels) * options.iterations
+    for index, (scale, window) in enumerate(levels):
+        if automatic and index > 0:
+            window = min(window, _next_window(kernel, scale / previous_scale))
+        kernel = _resized_kernel(kernel, scale / previous_scale, window) if index else kernel
+        shape = (max(round(grey.shape[0] * scale), 2 * window + 1), max(round(grey.shape[1] * scale), 2 * window + 1))
+        blurred = resize(grey, shape, order=1, anti_aliasing=scale < 1, mode="symmetric").astype(np.float32)
+        mask = _kernel_mask(blurred, window)
+        for iteration in range(options.iterations):
+            latent = l0_latent(blurred, kernel, weight)
+            raw = kernel_step(latent, blurred, mask, kernel, options.kernel_weight, options.cg_iterations)
+            cleaned = clean_kernel(raw, options.prune_peak, options.prune_mass)
+            if cleaned is None:
+                return None, 0.0, windows
+            kernel = cleaned
+            weight = max(weight / 1.1, options.lambda_min)
+            if progress is not None:
+                done = index * options.iterations + iteration + 1
+                progress(done / steps, f"kernel estimation: level {index + 1}/{len(levels)} ({window} px)")
+        windows.append(window)
+        previous_scale = scale
+    saturated = float((_kernel_mask(grey, 1) == 0).mean()) if (grey >= SATURATED).any() else 0.0
+    return kernel, saturated, windows
+
+
+def _next_window(kernel: np.ndarray, factor: float) -> int:
+    """The next level's window for a kernel of this support: magnified plus 4 px, and a quarter more when the
+    kernel fills its window (it may be larger than the window let it be)."""
+    support = _support_window(kernel)
+    growth = 1.25 if support >= kernel.shape[0] - 2 else 1.0
+    return int(math.ceil(support * factor * growth + 4)) | 1
+
+
+def _central_crop(grey: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = grey.shape
+    top, left = max((h - max_side) // 2, 0), max((w - max_side) // 2, 0)
+    return grey[top:top + max_side, left:left + max_side]
+
+
+def _identity(started: float, note: str, size: int = 1, automatic: bool = True) -> KernelEstimate:
+    kernel = np.ones((1, 1))
+    return KernelEstimate(kernel, 1, automatic, 0.0, time.perf_counter() - started, note=note)

@@ -1,0 +1,150 @@
+"""Blind kernel estimation (ganzoo.kernel_estimation): recovery of a known kernel, the kernel clean-up, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ganzoo import kernel_estimation as ke
+from ganzoo.degrade import add_noise, blur, sized_shake_kernel
+
+
+def kernel_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Max normalised cross-correlation over shifts (Hu & Yang 2012)."""
+    from scipy.signal import correlate
+
+    return float(correlate(a, b, mode="full").max() / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def shapes_image(size: int = 160, seed: int = 0) -> torch.Tensor:
+    """A textured test scene [1,3,size,size]: overlapping flat discs and bars of random grey levels."""
+    rng = np.random.default_rng(seed)
+    image = np.full((size, size), 0.5)
+    yy, xx = np.mgrid[:size, :size]
+    for _ in range(40):
+        cy, cx, r = rng.uniform(0, size, 2).tolist() + [rng.uniform(2, max(size / 6, 3))]
+        value = rng.uniform(0.05, 0.95)
+        if rng.random() < 0.5:
+            image[(yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2] = value
+        else:
+            image[(np.abs(yy - cy) < r) & (np.abs(xx - cx) < r / 3)] = value
+    return torch.from_numpy(image).float().expand(1, 3, size, size).clone()
+
+
+def blurred_case(kernel_size: int = 13, seed: int = 0, size: int = 160) -> tuple[torch.Tensor, np.ndarray]:
+    rng = torch.Generator().manual_seed(seed)
+    kernel = sized_shake_kernel(kernel_size, rng)
+    blurred = add_noise(blur(shapes_image(size, seed), kernel), 0.005, rng)
+    return blurred, kernel.double().numpy()
+
+
+@pytest.fixture(scope="module")
+def case() -> tuple[torch.Tensor, np.ndarray]:
+    return blurred_case()
+
+
+@pytest.fixture(scope="module")
+def automatic(case: tuple[torch.Tensor, np.ndarray]) -> ke.KernelEstimate:
+    return ke.estimate_kernel(case[0])
+
+
+def test_recovers_a_known_kernel_with_the_size_given(case: tuple[torch.Tensor, np.ndarray]) -> None:
+    blurred, true = case
+    estimate = ke.estimate_kernel(blurred, kernel_size=17)
+    assert estimate.kernel.shape == (17, 17) and not estimate.note
+    assert kernel_similarity(estimate.kernel, true) >= 0.9
+
+
+def test_recovers_a_known_kernel_with_the_size_chosen(case: tuple[torch.Tensor, np.ndarray],
+                                                      automatic: ke.KernelEstimate) -> None:
+    assert automatic.automatic and not automatic.note
+    assert kernel_similarity(automatic.kernel, case[1]) >= 0.9
+    assert 13 <= automatic.size <= 35  # close to the true 13 px, far from the 53 px allowed for 160 px
+
+
+def test_the_estimate_is_a_centred_kernel(automatic: ke.KernelEstimate) -> None:
+    k = automatic.kernel
+    assert (k >= 0).all() and k.sum() == pytest.approx(1.0) and k.shape[0] % 2 == 1
+    cy, cx = _centre(k)
+    assert abs(cy - k.shape[0] // 2) <= 0.5 and abs(cx - k.shape[1] // 2) <= 0.5
+
+
+def _centre(k: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(k.shape)
+    return float((ys * k).sum()), float((xs * k).sum())
+
+
+def test_deterministic_and_progress_reported(case: tuple[torch.Tensor, np.ndarray],
+                                             automatic: ke.KernelEstimate) -> None:
+    seen: list[float] = []
+    again = ke.estimate_kernel(case[0], progress=lambda fraction, message: seen.append(fraction))
+    np.testing.assert_array_equal(again.kernel, automatic.kernel)
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) > 3
+
+
+def test_clipped_highlights_are_left_out_of_the_kernel_step() -> None:
+    blurred = np.full((60, 60), 0.3)
+    blurred[30, 30] = 1.0
+    mask = ke._kernel_mask(blurred, 9)
+    assert mask[30, 30] == 0 and mask[30, 25] == 0 and mask[30, 36] == 1  # the saturated pixel, dilated by 9 px
+    assert mask[:5].sum() == 0 and mask[10, 10] == 1  # the border, where the blur reaches outside, is out too
+
+
+def test_estimate_reports_saturated_pixels(case: tuple[torch.Tensor, np.ndarray]) -> None:
+    blurred = case[0].clone()
+    blurred[..., 20:30, 20:30] = 1.0
+    estimate = ke.estimate_kernel(blurred, kernel_size=15)
+    assert 0 < estimate.saturated_fraction < 0.5
+    assert kernel_similarity(estimate.kernel, case[1]) >= 0.8
+
+
+def test_clean_kernel_removes_small_pieces_and_normalises() -> None:
+    raw = np.zeros((15, 15))
+    raw[7, 4:11] = 1.0  # the kernel: a 7 px line
+    raw[1, 1] = 0.3  # an isolated speck, 4 % of the mass
+    raw[13, 2] = -0.5  # negative values are not blur
+    cleaned = ke.clean_kernel(raw)
+    assert cleaned[1, 1] == 0 and (cleaned >= 0).all() and cleaned.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(cleaned[7, 4:11], 1 / 7)
+    assert ke.clean_kernel(-raw.clip(0)) is None
+
+
+# -- bad input ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [0, 1, -5, 77, 10_000, 2.5, "31", True])
+def test_absurd_kernel_sizes_are_refused(size: object) -> None:
+    with pytest.raises(ValueError, match="kernel size"):
+        ke.estimate_kernel(np.zeros((64, 64)), kernel_size=size)
+
+
+def test_even_kernel_size_is_rounded_up() -> None:
+    assert ke.check_kernel_size(20) == 21
+
+
+def test_image_smaller_than_the_kernel() -> None:
+    tiny = shapes_image(24)
+    with pytest.raises(ValueError, match="at least 63 px"):
+        ke.estimate_kernel(tiny, kernel_size=31)
+    fallback = ke.estimate_kernel(shapes_image(6))
+    assert fallback.kernel.shape == (1, 1) and "too small" in fallback.note
+
+
+def test_flat_image_falls_back_to_the_identity_and_says_so() -> None:
+    estimate = ke.estimate_kernel(np.full((100, 120), 0.4))
+    assert estimate.kernel.shape == (1, 1) and "flat" in estimate.note
+
+
+@pytest.mark.parametrize("layout", ["hw", "hwc", "hw4", "chw", "nchw"])
+def test_grey_colour_and_alpha_layouts_give_the_same_luma(layout: str) -> None:
+    rgb = shapes_image(32)[0].numpy()
+    arrays = {"hw": rgb[0], "hwc": rgb.transpose(1, 2, 0), "chw": rgb, "nchw": torch.from_numpy(rgb)[None],
+              "hw4": np.concatenate([rgb, np.ones_like(rgb[:1])]).transpose(1, 2, 0)}
+    np.testing.assert_allclose(ke.to_grey(arrays[layout]), rgb[0], atol=1e-6)
+
+
+def test_non_finite_and_wrong_shapes_are_refused() -> None:
+    with pytest.raises(ValueError, match="not finite"):
+        ke.to_grey(np.full((8, 8), np.nan))
+    with pytest.raises(ValueError, match="shape"):
+        ke.to_grey(np.zeros((2, 8, 8, 3)))
