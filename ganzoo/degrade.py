@@ -203,21 +203,24 @@ def random_trajectories(lengths: torch.Tensor, steps: int = 2000, rng: torch.Gen
                                    **strengths)
 
 
-def rasterize_trajectories(points: torch.Tensor, grid: int, stretch_to: torch.Tensor | None = None
-                           ) -> torch.Tensor:
+def rasterize_trajectories(points: torch.Tensor, grid: int, stretch_to: torch.Tensor | None = None,
+                           size: int | None = None) -> torch.Tensor:
     """Kernels [N, grid, grid] float32 from paths [N, T, 2] in one scatter: each as `shake_kernel` draws it
-    (on the smallest odd grid that holds it, at most `grid`) or, where `stretch_to` [N] is non-zero,
-    stretched to span a grid of that odd size as `sized_shake_kernel` does; zero-padded about the centre."""
-    if grid < 3 or grid % 2 == 0:
-        raise ValueError(f"grid must be odd and at least 3, got {grid}")
+    (on the smallest odd grid that holds it, at most `grid`), as `random_trajectory_kernel` does on a fixed
+    `size` grid if given, or, where `stretch_to` [N] is non-zero, stretched to span a grid of that odd size
+    as `sized_shake_kernel` does; zero-padded about the centre as `center_kernel` pads."""
+    if grid < 3 or grid % 2 == 0 or size is not None and not 3 <= size <= grid:
+        raise ValueError(f"grid must be odd and at least 3, and size in [3, grid]; got {grid}, {size}")
     pts = points.double() - points.double().mean(1, keepdim=True)
     extent = pts.abs().amax((1, 2))
-    sizes = (2 * extent.ceil() + 3).clamp(3, grid)
+    sizes = (2 * extent.ceil() + 3).clamp(3, grid) if size is None else torch.full_like(extent, size)
     scale = (((sizes - 1) / 2 - 1) / extent.clamp_min(1e-9)).clamp(max=1.0)
     if stretch_to is not None:
         stretch_to = stretch_to.to(pts)
         scale = torch.where(stretch_to > 0, ((stretch_to - 1) / 2 - 1) / extent.clamp_min(1e-9), scale)
-    pts = pts * scale[:, None, None] + (grid - 1) / 2
+    # The centre of a size-s grid padded into the middle of the common one (the same for odd s).
+    centre = torch.div(grid - sizes, 2, rounding_mode="floor") + (sizes - 1) / 2
+    pts = pts * scale[:, None, None] + centre[:, None, None]
     base = pts.floor()
     fx, fy = (pts - base).unbind(-1)
     ix, iy = base.long().unbind(-1)
@@ -403,7 +406,8 @@ def add_noise(images: torch.Tensor, sigma: float | torch.Tensor, rng: torch.Gene
 
 
 class BlurSynthesizer:
-    """Make (blurred, kernel) pairs from sharp images: trajectory or recorded kernels, blur, noise."""
+    """Make (blurred, kernel) pairs from sharp images: trajectory or recorded kernels, blur, noise; a batch at
+    once (since issue 29: a seed gives other pairs than the per-sample version did, from the same law)."""
 
     def __init__(
         self,
@@ -434,26 +438,31 @@ class BlurSynthesizer:
         self.circular_fraction = float(circular_fraction)
         self._recorded = [center_kernel(k.float(), self.size) for k in self.recorded]
 
-    def sample_kernel(self, rng: torch.Generator) -> torch.Tensor:
-        """One kernel [size, size]: a recorded one with probability recorded_fraction, else a trajectory."""
-        if _uniform(rng) < self.recorded_fraction:
-            index = int(torch.randint(len(self._recorded), (), generator=rng, device=rng.device))
-            return self._recorded[index]
-        return center_kernel(random_trajectory_kernel(self.kernel_size, rng), self.size)
+    def sample_kernels(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """`n` kernels [n, size, size] on `rng`'s device, drawn at once: a recorded one with probability
+        recorded_fraction, else a trajectory kernel (the law of `random_trajectory_kernel`, other draws)."""
+        device = rng.device
+        pick, length = torch.rand(2, n, generator=rng, device=device, dtype=torch.float64)
+        paths = random_trajectories(40.0 * (0.1 + 0.9 * length), rng=rng)
+        kernels = rasterize_trajectories(paths, self.size, size=self.kernel_size)
+        if self.recorded_fraction > 0:
+            index = torch.randint(len(self._recorded), (n,), generator=rng, device=device)
+            recorded = torch.stack(self._recorded).to(device)[index]
+            kernels = torch.where((pick < self.recorded_fraction).view(-1, 1, 1), recorded, kernels)
+        return kernels
 
     def __call__(self, sharp: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Blur and noise a batch [N,C,H,W]; returns (blurred [N,C,H,W], kernels [N,size,size])."""
-        kernels = torch.stack([self.sample_kernel(rng) for _ in range(sharp.shape[0])])
+        """Blur and noise a batch [N,C,H,W]; returns (blurred [N,C,H,W], kernels [N,size,size]), on the batch's
+        device (drawn there from a generator seeded by `rng` when `rng` lives elsewhere)."""
+        rng = device_generator(rng, sharp.device)
+        kernels = self.sample_kernels(sharp.shape[0], rng)
         low, high = self.noise_sigma
-        sigma = torch.tensor([_uniform(rng, low, high) for _ in range(sharp.shape[0])])
-        kernels = kernels.to(sharp.device)
+        sigma, circular = torch.rand(2, sharp.shape[0], generator=rng, device=rng.device)
         blurred = blur(sharp, kernels)
-        if self.circular_fraction > 0:  # no draws otherwise, so reflect-only runs keep their random stream
-            circular = torch.tensor([_uniform(rng) < self.circular_fraction for _ in range(sharp.shape[0])])
-        if self.circular_fraction > 0 and circular.any():
-            index = circular.nonzero()[:, 0].to(sharp.device)
-            blurred[index] = blur(sharp[index], kernels[index], padding="circular")
-        return add_noise(blurred, sigma.to(sharp.device), rng), kernels
+        circular = (circular < self.circular_fraction).nonzero()[:, 0]
+        if len(circular):
+            blurred[circular] = blur(sharp[circular], kernels[circular], padding="circular")
+        return add_noise(blurred, low + (high - low) * sigma, rng), kernels
 
 
 def _fft_size(n: int) -> int:
