@@ -139,6 +139,8 @@ class ImageBank:
         fractions = torch.rand(batch_size, 2, generator=rng, device=device)
         flips = torch.randint(0, 8, (batch_size,), generator=rng, device=device)
         pixels, offsets, heights, widths = self._flat()
+        if size > self._smallest_side:  # a crop past an image's edge would read its neighbour's pixels
+            raise ValueError(f"{size} px crops from a bank whose smallest image side is {self._smallest_side} px")
         choice, flips = choice.to(offsets.device), flips.to(offsets.device)
         height, width = heights[choice], widths[choice]
         # float64 as Python's float, so a seed cuts the same crops as the per-crop loop did.
@@ -170,6 +172,7 @@ class ImageBank:
         for i, (image, offset, n) in enumerate(zip(self.images, offsets.tolist(), sizes)):
             self.images[i] = pixels[offset:offset + n].view(image.shape[1], image.shape[2], -1).permute(2, 0, 1)
         self._flat_sources = list(self.images)
+        self._smallest_side = min(min(image.shape[-2:]) for image in self.images)
         self._flat_cache = (pixels, offsets, heights, widths)
         return self._flat_cache
 

@@ -220,6 +220,8 @@ def test_random_crops_follow_images_replaced_in_place(image_folder):
     crops = bank.random_crops(16, 32, torch.Generator().manual_seed(1))
     assert torch.equal(crops, per_crop_reference(bank, 16, 32, torch.Generator().manual_seed(1)))
     assert {0.0, 1.0} <= {float(c.mean()) for c in crops}
+    with pytest.raises(ValueError, match="smallest image side is 32"):
+        bank.random_crops(2, 33, torch.Generator().manual_seed(0))
 
 
 def test_paired_crops_keep_the_pairs_aligned_in_one_gather(tmp_path):
