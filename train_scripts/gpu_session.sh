@@ -133,7 +133,7 @@ for r in $RECIPES; do
     tail -n 3 "$RUNS/$r/log.jsonl" 2> /dev/null | sed "s/^/$r: /"
 done | tee "$RUNS/logs/summary.txt"
 if [ "$BENCH" = 1 ]; then  # after training, with the GPU to themselves: synthesis, then inference and the gate
-    timeout 60 python3 benchmarks/bench_synthesis.py --threads 1 --repeats 3 --step-batch 0 --json \
+    timeout 75 python3 benchmarks/bench_synthesis.py --threads 1 --repeats 3 --step-batch 0 --json \
         > "$RUNS/logs/bench_synthesis.json" 2> "$RUNS/logs/bench_synthesis.err"
     bash benchmarks/gpu_inference_check.sh "$RUNS/inference" "$DATA" > "$RUNS/logs/inference.log" 2>&1
     tar -C "$RUNS" -cf "$OUT/inference.tar" inference
