@@ -35,6 +35,8 @@ def session(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
     tmp = tmp_path_factory.mktemp("gpu-session")
     data = tmp / "data"
     write_images(data / "sr" / "train" / "bsds500_train", ["a.png", "b.png", "c.png"], 128, seed=0)
+    (data / "sr" / "bench" / "Set5").mkdir(parents=True)  # an evaluation image among the training images
+    Image.open(data / "sr" / "train" / "bsds500_train" / "a.png").save(data / "sr" / "bench" / "Set5" / "copy.png")
     held_out = [line for line in (ROOT / "train_scripts" / "bsds500_test_held_out.txt").read_text().splitlines()
                 if not line.startswith("#")]
     write_images(data / "sr" / "train" / "bsds500_test", held_out[:3] + ["999001.jpg", "999002.jpg"], 128, seed=1)
@@ -75,6 +77,8 @@ def test_the_probe_sets_each_schedule_and_the_held_out_images_are_left_out(sessi
         planned = [row["planned_steps"] for row in rows if "planned_steps" in row]
         assert len(planned) == 1 and planned[0] >= 1, recipe
         assert rows[-1]["step"] <= planned[0], recipe
+    record = json.loads((runs / "deblur-unet" / "final.run.json").read_text())
+    assert record["data"]["held_out_images_dropped"] == 1  # Set5's copy of a.png: deblurring never trains on it
     with tarfile.open(out / "logs.tar") as tar:
         names = tar.getnames()
     assert "logs/env.txt" in names and "logs/srresnet.log" in names
