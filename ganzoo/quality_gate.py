@@ -41,7 +41,8 @@ __all__ = ["BAR", "GATE_FILE", "bf16_passed", "gate_model", "weights_sha256"]
 
 BAR = {"psnr_db": 0.05, "ssim": 0.001, "style_mean_abs": 1 / 255}
 COMMAND = "python -m ganzoo.quality_gate --models {models} --data-dir {data} --write"
-CUDA_COMMAND = "python -m ganzoo.quality_gate --device cuda --models {models} --data-dir {data} --sr-sets {sets} --write"
+CUDA_COMMAND = ("python -m ganzoo.quality_gate --device cuda --models {models} --data-dir {data} --sr-sets {sets} "
+                "--write")
 SR_SETS = ("Set5", "Set14")
 SPEED_SIZE = 512  # the input size at which the CUDA entry times fp32 against bf16
 

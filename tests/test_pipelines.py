@@ -217,15 +217,16 @@ def test_tiling_differs_when_the_receptive_field_exceeds_the_overlap():
 
 @needs_bundled
 @pytest.mark.slow
-def test_tiled_upscale_with_bundled_srresnet():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # each number format by name, not by what the host picks
+def test_tiled_upscale_with_bundled_srresnet(precision):
     """The bundled SRResNet x4 (16 blocks) reaches about 4 + 16*2 + 1 + 1 + 0.5 + 1 = 39.5 LR pixels,
     more than the 16-pixel overlap, so tiling is not exact. Measured on a 100x90 astronaut crop
     with tile=48: at most 1/255 after 8-bit quantisation (mean 4e-5 levels); on the 64x60 crop used
     here (2 x 2 tiles, a few seconds on a CPU) one value of 184,320 differs, by 1/255. We allow 2/255."""
     model = ganzoo.load("srresnet-x4")
     image = Image.fromarray(data.astronaut()[100:160, 150:214])  # 60 high, 64 wide
-    a = np.asarray(pipelines.upscale(image, model, device="cpu"), dtype=np.int16)
-    b = np.asarray(pipelines.upscale(image, model, tile=48, device="cpu"), dtype=np.int16)
+    a = np.asarray(pipelines.upscale(image, model, device="cpu", precision=precision), dtype=np.int16)
+    b = np.asarray(pipelines.upscale(image, model, tile=48, device="cpu", precision=precision), dtype=np.int16)
     assert a.shape == (240, 256, 3)
     assert np.abs(a - b).max() <= 2
 
@@ -324,3 +325,19 @@ def test_graphs_live_with_the_rewritten_copy_across_requests(monkeypatch):
     with torch.no_grad():
         expected = model(lr).clamp(0, 1)
     assert (first(lr) - expected).abs().max() < 1e-5  # on the CPU a ShapeGraphs runs eagerly
+
+
+def test_on_a_bf16_cpu_auto_runs_the_very_function_precision_bf16_runs(monkeypatch, cpu_bf16):
+    """Issue 28 timed `--precision auto` at 1.1x-2.1x and `--precision bf16` at 2.82x on a native-bf16 CPU:
+    for gated weights both build one and the same rewritten bf16 copy, so a gap between the two rows is the
+    machine's noise, not the code. On a CPU without native bf16, auto stays fp32 (another copy)."""
+    from ganzoo import gate_records
+
+    monkeypatch.setattr(gate_records, "bf16_passed", lambda model, path=None, device_type="cpu": True)
+    model, cpu = tiny_srresnet(2), torch.device("cpu")
+    pipelines.model_function(model, cpu, "auto")
+    auto = pipelines._REWRITTEN[model][1]
+    pipelines.model_function(model, cpu, "bf16")
+    bf16 = pipelines._REWRITTEN[model][1]
+    assert (auto is bf16) is cpu_bf16
+    assert next(auto.parameters()).dtype == (torch.bfloat16 if cpu_bf16 else torch.float32)

@@ -7,13 +7,14 @@ import torch
 from ganzoo import gate_records, pipelines, precision, quality_gate
 
 
-def test_auto_follows_native_support(monkeypatch):
-    monkeypatch.setenv(precision.OVERRIDE_ENV, "1")
-    assert precision.cpu_bf16_support().native
-    assert precision.resolve_cpu_precision("auto") == "bf16"
-    monkeypatch.setenv(precision.OVERRIDE_ENV, "0")
-    assert not precision.cpu_bf16_support().native
-    assert precision.resolve_cpu_precision("auto") == "fp32"
+@pytest.mark.parametrize("override, native", [("0", False), ("1", True)])
+def test_the_override_wins_over_detection(monkeypatch, override, native):
+    """GANZOO_CPU_BF16 beats what the CPU reports (detection faked to say the opposite)."""
+    monkeypatch.setattr(precision, "_detect", lambda: precision.Bf16Support(not native, "faked detection"))
+    monkeypatch.setenv(precision.OVERRIDE_ENV, override)
+    support = precision.cpu_bf16_support()
+    assert support.native is native and support.reason == f"{precision.OVERRIDE_ENV}={override}"
+    assert precision.resolve_cpu_precision("auto") == ("bf16" if native else "fp32")
 
 
 def test_explicit_choices_pass_through_and_bad_ones_are_refused(monkeypatch):
@@ -27,10 +28,30 @@ def test_explicit_choices_pass_through_and_bad_ones_are_refused(monkeypatch):
         precision.cpu_bf16_support()
 
 
-def test_detection_gives_a_reason(monkeypatch):
+@pytest.fixture()
+def fake_cpu(monkeypatch):
+    """Detection with torch's checks and /proc/cpuinfo's flags faked: set(avx512=..., amx=..., flags=...)."""
     monkeypatch.delenv(precision.OVERRIDE_ENV, raising=False)
-    support = precision.cpu_bf16_support()
-    assert isinstance(support.native, bool) and support.reason
+
+    def set_cpu(avx512: bool, amx: bool, flags: set[str]) -> precision.Bf16Support:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+        monkeypatch.setattr(precision, "_cpu_flags", lambda: flags)
+        precision._detect.cache_clear()
+        return precision.cpu_bf16_support()
+    yield set_cpu
+    precision._detect.cache_clear()
+
+
+def test_detection_on_each_kind_of_cpu(fake_cpu):
+    avx2 = fake_cpu(False, False, {"avx2", "fma"})  # this project's AVX2-only machines
+    assert not avx2.native and "_is_avx512_bf16_supported() is false" in avx2.reason
+    zen4 = fake_cpu(True, False, {"avx2", "avx512f", "avx512_bf16"})  # AMD Zen 4/5
+    assert zen4.native and zen4.reason == "torch.cpu._is_avx512_bf16_supported() is true"
+    sapphire_rapids = fake_cpu(False, True, {"amx_tile", "amx_bf16"})
+    assert sapphire_rapids.native and "_is_amx_tile_supported" in sapphire_rapids.reason
+    flags_only = fake_cpu(False, False, {"avx512_bf16"})  # torch says no, the kernel's flags say yes
+    assert flags_only.native and flags_only.reason == "CPU flags avx512_bf16"
 
 
 CPU = torch.device("cpu")

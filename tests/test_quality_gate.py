@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 import ganzoo
@@ -87,7 +88,11 @@ def test_the_bundled_gate_file_is_consistent():
     # the key is stable across loads, and no record is stale: each bundled model is found by its weights
     # (a retrained model must be gated again, or `auto` would quietly run it in fp32)
     for name, record in records.items():
-        assert record["weights_sha256"] == quality_gate.weights_sha256(ganzoo.load(name)), f"{name}: re-run the gate"
+        digest = quality_gate.weights_sha256(ganzoo.load(name))
+        assert record["weights_sha256"] == digest, f"{name}: re-run the gate"
+        if "cuda" in record:  # a GPU run of the gate, for the same weights
+            assert record["cuda"]["weights_sha256"] == digest, f"{name}: re-run the gate on a GPU"
+            assert record["cuda"]["command"].startswith("python -m ganzoo.quality_gate --device cuda")
 
 
 def test_every_deblurring_class_has_a_bar(tmp_path, lai_set):
@@ -97,4 +102,28 @@ def test_every_deblurring_class_has_a_bar(tmp_path, lai_set):
     levin.symlink_to(lai_set, target_is_directory=True)
     record = quality_gate.gate_model(ganzoo.load("deblur-unet"), tmp_path / "data")
     assert record["class"] == "DeblurUNet" and record["results"]["levin"]["n"] > 0
-    assert record["passed"] == (abs(record["results"]["levin"]["delta"]["psnr"]) <= quality_gate.BAR["psnr_db"])
+    levin = record["results"]["levin"]
+    assert levin["delta"]["psnr"] != 0.0 and set(levin["fp32"]) == set(levin["bf16"]) == {"psnr"}
+
+
+@pytest.mark.parametrize("bf16_psnr, bf16_ssim, passed", [
+    (30.96, 0.9000, True),  # 0.04 dB below: inside the 0.05 dB bar
+    (31.04, 0.9009, True),  # above fp32 counts the same as below
+    (30.94, 0.9000, False),  # 0.06 dB below
+    (30.99, 0.8985, False),  # PSNR fine, SSIM 0.0015 below
+])
+def test_the_bar_in_numbers(bf16_psnr, bf16_ssim, passed):
+    fp32 = {"psnr_y": 31.0, "ssim_y": 0.9, "n": 5}
+    bf16 = {"psnr_y": bf16_psnr, "ssim_y": bf16_ssim, "n": 5}
+    bars = {"psnr_y": quality_gate.BAR["psnr_db"], "ssim_y": quality_gate.BAR["ssim"]}
+    result = quality_gate._compare(fp32, bf16, bars)
+    assert result["passed"] is passed and result["n"] == 5
+    assert result["delta"]["psnr_y"] == pytest.approx(bf16_psnr - 31.0)
+
+
+def test_one_failing_set_fails_the_model(monkeypatch, tiny_sr, tmp_path):
+    verdicts = iter([True, False])
+    monkeypatch.setattr(quality_gate, "gate_sr", lambda model, folders, device: {
+        folder.name: {"passed": next(verdicts)} for folder in folders})
+    record = quality_gate.gate_model(tiny_sr, tmp_path)
+    assert record["passed"] is False and [r["passed"] for r in record["results"].values()] == [True, False]
