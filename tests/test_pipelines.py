@@ -341,3 +341,19 @@ def test_on_a_bf16_cpu_auto_runs_the_very_function_precision_bf16_runs(monkeypat
     bf16 = pipelines._REWRITTEN[model][1]
     assert (auto is bf16) is cpu_bf16
     assert next(auto.parameters()).dtype == (torch.bfloat16 if cpu_bf16 else torch.float32)
+
+
+def test_warm_up_captures_the_shapes_known_at_load(monkeypatch):
+    """What `warm_up` leaves behind: a graph per given shape, so a user's first call of that shape replays.
+    (CUDA faked on the CPU: tensors count as graphable, a 'capture' runs the function.)"""
+    from ganzoo import graphs
+
+    monkeypatch.setattr(pipelines, "uses_cuda_graphs", lambda device: True)
+    monkeypatch.setattr(graphs, "graphable", lambda x: True)
+    monkeypatch.setattr(graphs, "cuda_graph", lambda fn, x: ((lambda: None), fn(x)))
+    model, cpu = tiny_srresnet(2), torch.device("cpu")
+    pipelines.warm_up(model, cpu, [(1, 3, 8, 8), (1, 3, 16, 12)], "fp32")
+    runner = pipelines.model_function(model, cpu, "fp32")
+    assert [key[0] for key in runner.graphs] == [(1, 3, 8, 8), (1, 3, 16, 12)]
+    monkeypatch.setattr(pipelines, "uses_cuda_graphs", lambda device: False)
+    pipelines.warm_up(model, cpu, [(1, 3, 8, 8)], "fp32")  # no graphs, nothing to do
