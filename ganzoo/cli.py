@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 import ganzoo
-from ganzoo import deconvolution, degrade, evaluate, imaging, pipelines, registry
+from ganzoo import deconvolution, degrade, evaluate, imaging, kernel_estimation, pipelines, registry
 from ganzoo.models import DEBLURRING_MODELS, AdaINStyleTransfer, DigitClassifier, DigitGenerator, TransformerNet
 from ganzoo.pipelines import BICUBIC
 from ganzoo.precision import PRECISIONS
@@ -314,30 +314,61 @@ def noise_level(text: str) -> float:
              help="the blur kernel, if you know it (a PNG image, .npy or .npz file): deconvolve with it and a "
                   "sparse-gradient image prior instead of running a model"),
          arg("--noise-sigma", type=noise_level, metavar="S",
-             help="with --kernel: the noise std on [0, 1] (default: estimated from each image)"),
+             help="with --kernel or an estimate method: the noise std on [0, 1] (default: estimated from each image)"),
+         arg("--method", choices=pipelines.DEBLUR_METHODS,
+             help="network: a deblurring model alone (--model); estimate: estimate the blur kernel and deconvolve it; "
+                  "estimate+network: that, then the model (--model) as refiner (default: "
+                  f"{pipelines.DEFAULT_DEBLUR_METHOD}, or network when --model is given)"),
+         arg("--kernel-size", type=int, metavar="PX",
+             help="with an estimate method: the kernel's size, odd, 3-75 px (default: chosen per image)"),
+         arg("--save-kernel", action="store_true",
+             help="with an estimate method: also write each estimated kernel as OUTPUT/<name>_kernel.png"),
          TILE, DEVICE, PRECISION)
 def deblur(args: argparse.Namespace) -> int:
     files = input_files(args.inputs)
+    method = args.method or ("network" if args.model is not None else pipelines.DEFAULT_DEBLUR_METHOD)
     if args.kernel is not None:
-        if args.model is not None:
-            raise ValueError("give --model or --kernel, not both (--kernel deconvolves without a model)")
+        if args.model is not None or args.method is not None:
+            raise ValueError("give --kernel or --model/--method, not both (--kernel deconvolves a known blur)")
         kernel = deconvolution.load_kernel(args.kernel)  # read once: a bad kernel file stops the run
         return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur_with_kernel(
             path, kernel, args.noise_sigma))
-    if args.noise_sigma is not None:
-        raise ValueError("--noise-sigma applies to --kernel only")
+    if method == "network" and (args.noise_sigma is not None or args.kernel_size is not None or args.save_kernel):
+        raise ValueError("--noise-sigma, --kernel-size and --save-kernel apply to --kernel or an estimate method")
+    if args.kernel_size is not None:
+        kernel_estimation.check_kernel_size(args.kernel_size)
     device = pipelines.pick_device(args.device)
-    model = ganzoo.load(args.model or registry.DEFAULT_DEBLUR_MODEL, device=str(device), expected=DEBLURRING_MODELS)
-    return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur(
-        path, model, tile=args.tile, device=device, precision=args.precision))
+    model = None if method == "estimate" else ganzoo.load(args.model or registry.DEFAULT_DEBLUR_MODEL,
+                                                          device=str(device), expected=DEBLURRING_MODELS)
+    if method == "network":
+        return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur(
+            path, model, tile=args.tile, device=device, precision=args.precision))
+    return for_each_file(files, args.output, "deblur", lambda path: deblur_blind_file(path, model, args, device))
+
+
+def deblur_blind_file(path: Path, refiner: torch.nn.Module | None, args: argparse.Namespace,
+                      device: torch.device) -> Any:
+    """One image through `pipelines.deblur_blind`; the kernel written beside it with --save-kernel, and any
+    fallback (a flat image, a diffuse estimate) said on stderr."""
+    image, estimate = pipelines.deblur_blind(path, refiner, args.kernel_size, args.noise_sigma, tile=args.tile,
+                                             device=device, precision=args.precision)
+    if estimate.note:
+        tqdm.write(f"note: {path}: {estimate.note}", file=sys.stderr)
+    if args.save_kernel:
+        kernel_estimation.kernel_image(estimate.kernel).save(args.output / f"{path.stem}_kernel.png")
+    return image
 
 
 @command("evaluate deblur", "PSNR/SSIM of a deblurring method and of its blurred input on blurred/sharp pairs "
          "(GoPro, Levin or Lai et al. 2016 layout) or on sharp images blurred with given kernels, unaligned and "
          "aligned (SelfDeblur's protocol)",
-         arg("--method", choices=evaluate.DEBLUR_METHODS, default="network",
+         arg("--method", choices=(*evaluate.DEBLUR_METHODS, "estimate", "estimate+network"), default="network",
              help="network: a deblurring model (--model; the default); true-kernel: deconvolution with the true "
-                  "kernel and a sparse-gradient prior (needs the kernels)"),
+                  "kernel and a sparse-gradient prior (needs the kernels); estimate: the kernel estimated blind, "
+                  "then that deconvolution (with true kernels: kernel similarity and error ratio too); "
+                  "estimate+network: that, refined by the model (--model)"),
+         arg("--kernel-size", type=int, metavar="PX",
+             help="with an estimate method: the kernel's size, odd, 3-75 px (default: chosen per image)"),
          arg("--model", help="with --method network: name, folder or Hub repo id; 'none' scores the input only "
              f"(default: {registry.DEFAULT_DEBLUR_MODEL})"),
          arg("--data", type=Path, required=True,
@@ -358,19 +389,31 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
     device = pipelines.pick_device(args.device)
     kernels = degrade.benchmark_kernels(args.kernels, args.trajectories, args.seed)
     fn, with_kernel, precision, model_name = None, None, None, args.model
-    if args.method == "true-kernel":
+    estimator = None
+    if args.kernel_size is not None:
+        if not args.method.startswith("estimate"):
+            raise ValueError("--kernel-size applies to the estimate methods")
+        kernel_estimation.check_kernel_size(args.kernel_size)
+    if args.method in ("true-kernel", "estimate"):
         if args.model is not None:
-            raise ValueError("--method true-kernel deconvolves with the true kernels; it takes no --model")
+            raise ValueError(f"--method {args.method} deconvolves without a network; it takes no --model")
         with_kernel = deconvolution.deconvolve_batch
         precision = "fp64"  # the deconvolution's FFTs
+        if args.method == "estimate":
+            estimator = lambda blurred: torch.from_numpy(  # noqa: E731
+                kernel_estimation.estimate_kernel(blurred, args.kernel_size).kernel).float()
+            with_kernel = pipelines.deconvolve_estimated
     else:
         model_name = args.model or registry.DEFAULT_DEBLUR_MODEL
     if model_name not in (None, "none"):
         model = ganzoo.load(model_name, device=str(device), expected=DEBLURRING_MODELS)
         fn = pipelines.deblurrer(model, tile=args.tile, device=device, precision=args.precision)
+        if args.method == "estimate+network":
+            fn = pipelines.blind_deblurrer(model, args.kernel_size, tile=args.tile, device=device,
+                                           precision=args.precision)
         precision = pipelines.model_precision(model, device, args.precision)
     result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference, with_kernel=with_kernel,
-                                      aligned=args.aligned)
+                                      estimate_kernel=estimator, aligned=args.aligned)
     if args.json:
         print_json({**result, "method": args.method, "model": model_name, "data": str(args.data),
                     "kernels": str(args.kernels) if args.kernels else args.trajectories, "precision": precision})

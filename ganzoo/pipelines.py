@@ -12,17 +12,20 @@ benchmarks and training-time evaluation). Only the image-level one takes `image`
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from ganzoo import gate_records, imaging
+from ganzoo import gate_records, imaging, kernel_estimation
+from ganzoo.deconvolution import deconvolve_batch, estimate_noise
 from ganzoo.gate_records import weights_key
 from ganzoo.graphs import ShapeGraphs
 from ganzoo.imaging import IMAGE_SUFFIXES
@@ -32,13 +35,18 @@ from ganzoo.precision import cpu_bf16_support, cuda_bf16_support, resolve_cpu_pr
 
 __all__ = [
     "BICUBIC",
+    "DEBLUR_METHODS",
+    "DEFAULT_DEBLUR_METHOD",
     "IMAGE_SUFFIXES",
     "TILE_OVERLAP",
     "apply_checked",
+    "blind_deblurrer",
     "check_whole_number",
     "deblur",
+    "deblur_blind",
     "deblur_with_kernel",
     "deblurrer",
+    "deconvolve_estimated",
     "digit_labels",
     "expand_inputs",
     "image_model_scale",
@@ -401,6 +409,82 @@ def kernel_deconvolver(kernel: torch.Tensor | str | os.PathLike, noise_sigma: fl
     kernel = deconvolution.load_kernel(kernel) if isinstance(kernel, (str, os.PathLike)) else \
         deconvolution.check_kernel(kernel)
     return lambda x: deconvolution.deconvolve_batch(x, kernel, noise_sigma, method, progress=progress)
+
+
+# -- blind deblurring: estimate the kernel, deconvolve it, optionally refine with a network ------------
+
+#: `ganzoo deblur --method`: a deblurring network alone; the kernel estimated and deconvolved
+#: (`kernel_estimation`, `deconvolution`); and that followed by a deblurring network as refiner
+DEBLUR_METHODS = ("network", "estimate", "estimate+network")
+DEFAULT_DEBLUR_METHOD = "network"  # the best on the development set (README, "Blind deblurring")
+ESTIMATE_SHARE = 0.85  # of the progress bar: kernel estimation takes most of the time
+#: an estimated kernel's error acts on the deconvolution like noise of about this std (on [0, 1]), added to the
+#: image's own: tuned on the development set (without it, ringing cost 1-3 dB there)
+KERNEL_ERROR_SIGMA = 0.01
+
+
+def blind_deblurrer(refiner: nn.Module | None = None, kernel_size: int | None = None,
+                    noise_sigma: float | None = None, tile: int | None = None, overlap: int = TILE_OVERLAP,
+                    device: torch.device | None = None, precision: str = "auto",
+                    progress: Callable[[float, str], None] | None = None,
+                    on_estimate: Callable[[kernel_estimation.KernelEstimate], None] | None = None) -> TensorFn:
+    """Blind deblurring as a tensor function [N,3,H,W] -> [N,3,H,W]: each image's blur kernel estimated
+    (`kernel_estimation.estimate_kernel`, `kernel_size` None: chosen), the image deconvolved with it
+    (`deconvolve_estimated`), then with `refiner` passed through that deblurring network. `on_estimate`
+    receives each `KernelEstimate` (its `note` says when the kernel fell back to the identity, e.g. for a flat
+    image: the image then passes unchanged, or to the refiner only). `progress(fraction, message)` follows
+    the work."""
+    refine = deblurrer(refiner, tile, overlap, device, precision) if refiner is not None else None
+    if kernel_size is not None:
+        kernel_estimation.check_kernel_size(kernel_size)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for image in x:
+            estimate = kernel_estimation.estimate_kernel(image, kernel_size, _scaled(progress, 0.0, ESTIMATE_SHARE))
+            if on_estimate is not None:
+                on_estimate(estimate)
+            out.append(deconvolve_estimated(image[None], estimate.kernel, noise_sigma,
+                                            _scaled(progress, ESTIMATE_SHARE, 1.0, "deconvolution")))
+        restored = torch.cat(out)
+        return restored if refine is None else refine(restored)
+    return apply
+
+
+def deconvolve_estimated(x: torch.Tensor, kernel: np.ndarray | torch.Tensor, noise_sigma: float | None = None,
+                         progress: Callable[[float], None] | None = None) -> torch.Tensor:
+    """Deconvolve [N,3,H,W] by an estimated kernel: the noise level (given or estimated per image) raised by
+    `KERNEL_ERROR_SIGMA` for the estimate's own error; the identity kernel (a fallback) leaves `x` as it is."""
+    kernel = torch.as_tensor(np.asarray(kernel), dtype=torch.float32)
+    if kernel.numel() == 1:
+        return x
+    out = []
+    for image in x:
+        sigma = estimate_noise(image.cpu()) if noise_sigma is None else noise_sigma
+        out.append(deconvolve_batch(image[None].cpu(), kernel, math.hypot(sigma, KERNEL_ERROR_SIGMA),
+                                    progress=progress))
+    return torch.cat(out).to(x.device)
+
+
+def deblur_blind(image: imaging.ImageSource, refiner: nn.Module | None = None, kernel_size: int | None = None,
+                 noise_sigma: float | None = None, tile: int | None = None, device: torch.device | None = None,
+                 precision: str = "auto", max_pixels: int = imaging.MAX_PIXELS,
+                 progress: Callable[[float, str], None] | None = None,
+                 ) -> tuple[Image.Image, kernel_estimation.KernelEstimate]:
+    """Blind deblurring of one image (`blind_deblurrer`): (the restored image, the `KernelEstimate`, whose
+    `kernel_estimation.kernel_image` is the kernel to show). Same size out; grey stays grey, alpha is kept."""
+    estimates: list[kernel_estimation.KernelEstimate] = []
+    fn = blind_deblurrer(refiner, kernel_size, noise_sigma, tile, TILE_OVERLAP, device, precision, progress,
+                         estimates.append)
+    return _run_on_image(image, fn, max_pixels, keep_grey=True), estimates[0]
+
+
+def _scaled(progress: Callable[[float, str], None] | None, start: float, end: float, message: str = "",
+            ) -> Callable[..., None] | None:
+    """`progress` for a stage that covers [start, end] of the work (its own fraction goes 0..1)."""
+    if progress is None:
+        return None
+    return lambda fraction, text=message: progress(start + (end - start) * fraction, text)
 
 
 # -- style transfer ---------------------------------------------------------------------------------
