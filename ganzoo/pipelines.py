@@ -243,10 +243,10 @@ def model_function(model: nn.Module, device: torch.device, precision: str = "aut
         return fast(x.contiguous(memory_format=memory_format)).float().clamp(0.0, 1.0).contiguous()
     if not uses_cuda_graphs(device):
         return run
-    graphs = _GRAPHS.get(fast)
-    if graphs is None:  # one per rewritten copy, so the graphs outlive this call (the app calls it per request)
-        graphs = _GRAPHS[fast] = ShapeGraphs(run)
-    return graphs
+    cached = _GRAPHS.get(model)
+    if cached is None or cached[0] is not fast:  # kept with the rewritten copy: the app calls this per request
+        cached = _GRAPHS[model] = (fast, ShapeGraphs(run))
+    return cached[1]
 
 
 def uses_cuda_graphs(device: torch.device) -> bool:
@@ -288,8 +288,9 @@ def model_precision(model: nn.Module | None, device: torch.device, precision: st
 # model -> (what its weights were, the rewritten copy): the app calls model_function on every request, and
 # rewriting srresnet-x4 costs ~15 ms, a third of a small image's upscale.
 _REWRITTEN: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
-# rewritten copy -> its CUDA graphs (one per input shape), dropped with the copy
-_GRAPHS: weakref.WeakKeyDictionary[nn.Module, ShapeGraphs] = weakref.WeakKeyDictionary()
+# model -> (its rewritten copy, that copy's CUDA graphs, one per input shape); keyed by the model, not by the
+# copy, which the graphs hold: a weak key its own value refers to would never be dropped
+_GRAPHS: weakref.WeakKeyDictionary[nn.Module, tuple[nn.Module, ShapeGraphs]] = weakref.WeakKeyDictionary()
 
 
 def _rewritten(model: nn.Module, device: torch.device, memory_format: torch.memory_format,

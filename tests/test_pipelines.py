@@ -357,3 +357,17 @@ def test_warm_up_captures_the_shapes_known_at_load(monkeypatch):
     assert [key[0] for key in runner.graphs] == [(1, 3, 8, 8), (1, 3, 16, 12)]
     monkeypatch.setattr(pipelines, "uses_cuda_graphs", lambda device: False)
     pipelines.warm_up(model, cpu, [(1, 3, 8, 8)], "fp32")  # no graphs, nothing to do
+
+
+def test_graphs_are_dropped_with_their_model(monkeypatch):
+    """A model's CUDA graphs (and their memory pools) must not outlive it: the app and the benchmark make many."""
+    import gc
+    import weakref
+
+    monkeypatch.setattr(pipelines, "uses_cuda_graphs", lambda device: True)
+    model = tiny_srresnet(2)
+    runner = weakref.ref(pipelines.model_function(model, torch.device("cpu"), "fp32"))
+    assert runner() is not None
+    del model
+    gc.collect()
+    assert runner() is None
