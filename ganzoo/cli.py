@@ -316,9 +316,10 @@ def noise_level(text: str) -> float:
          arg("--noise-sigma", type=noise_level, metavar="S",
              help="with --kernel or an estimate method: the noise std on [0, 1] (default: estimated from each image)"),
          arg("--method", choices=pipelines.DEBLUR_METHODS,
-             help="network: a deblurring model alone (--model); estimate: estimate the blur kernel and deconvolve it; "
-                  "estimate+network: that, then the model (--model) as refiner (default: "
-                  f"{pipelines.DEFAULT_DEBLUR_METHOD}, or network when --model is given)"),
+             help="auto: estimate the blur kernel and deconvolve it, or where the estimate is not trusted (a flat "
+                  "image, a diffuse kernel) the model (--model) instead; network: the model alone; estimate: the "
+                  "kernel estimated and deconvolved; estimate+network: that, then the model as refiner (default: "
+                  f"{pipelines.DEFAULT_DEBLUR_METHOD}, or network when only --model is given)"),
          arg("--kernel-size", type=int, metavar="PX",
              help="with an estimate method: the kernel's size, odd, 3-75 px (default: chosen per image)"),
          arg("--save-kernel", action="store_true",
@@ -350,8 +351,10 @@ def deblur_blind_file(path: Path, refiner: torch.nn.Module | None, args: argpars
                       device: torch.device) -> Any:
     """One image through `pipelines.deblur_blind`; the kernel written beside it with --save-kernel, and any
     fallback (a flat image, a diffuse estimate) said on stderr."""
-    image, estimate = pipelines.deblur_blind(path, refiner, args.kernel_size, args.noise_sigma, tile=args.tile,
-                                             device=device, precision=args.precision)
+    auto = args.method in (None, "auto") and refiner is not None
+    image, estimate = pipelines.deblur_blind(path, None if auto else refiner, args.kernel_size, args.noise_sigma,
+                                             tile=args.tile, device=device, precision=args.precision,
+                                             fallback=refiner if auto else None)
     if estimate.note:
         tqdm.write(f"note: {path}: {estimate.note}", file=sys.stderr)
     if args.save_kernel:
@@ -362,11 +365,12 @@ def deblur_blind_file(path: Path, refiner: torch.nn.Module | None, args: argpars
 @command("evaluate deblur", "PSNR/SSIM of a deblurring method and of its blurred input on blurred/sharp pairs "
          "(GoPro, Levin or Lai et al. 2016 layout) or on sharp images blurred with given kernels, unaligned and "
          "aligned (SelfDeblur's protocol)",
-         arg("--method", choices=(*evaluate.DEBLUR_METHODS, "estimate", "estimate+network"), default="network",
+         arg("--method", choices=(*evaluate.DEBLUR_METHODS, "auto", "estimate", "estimate+network"), default="network",
              help="network: a deblurring model (--model; the default); true-kernel: deconvolution with the true "
                   "kernel and a sparse-gradient prior (needs the kernels); estimate: the kernel estimated blind, "
                   "then that deconvolution (with true kernels: kernel similarity and error ratio too); "
-                  "estimate+network: that, refined by the model (--model)"),
+                  "estimate+network: that, refined by the model (--model); auto: the estimate, or the model where "
+                  "the estimate is not trusted (kernel scores count the identity kernel there)"),
          arg("--kernel-size", type=int, metavar="PX",
              help="with an estimate method: the kernel's size, odd, 3-75 px (default: chosen per image)"),
          arg("--model", help="with --method network: name, folder or Hub repo id; 'none' scores the input only "
@@ -398,19 +402,23 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
         if args.model is not None:
             raise ValueError(f"--method {args.method} deconvolves without a network; it takes no --model")
         with_kernel = deconvolution.deconvolve_batch
-        precision = "fp64"  # the deconvolution's FFTs
-        if args.method == "estimate":
-            estimator = lambda blurred: torch.from_numpy(  # noqa: E731
-                kernel_estimation.estimate_kernel(blurred, args.kernel_size).kernel).float()
-            with_kernel = pipelines.deconvolve_estimated
+        precision = "fp32"  # the deconvolution's FFTs
     else:
         model_name = args.model or registry.DEFAULT_DEBLUR_MODEL
+    if args.method in ("estimate", "auto"):
+        estimator = lambda blurred: torch.from_numpy(  # noqa: E731
+            kernel_estimation.estimate_kernel(blurred, args.kernel_size).kernel).float()
+        with_kernel = pipelines.deconvolve_estimated
     if model_name not in (None, "none"):
         model = ganzoo.load(model_name, device=str(device), expected=DEBLURRING_MODELS)
         fn = pipelines.deblurrer(model, tile=args.tile, device=device, precision=args.precision)
         if args.method == "estimate+network":
             fn = pipelines.blind_deblurrer(model, args.kernel_size, tile=args.tile, device=device,
                                            precision=args.precision)
+        if args.method == "auto":  # the network only where the kernel fell back to the identity
+            network, fn = fn, None
+            with_kernel = lambda blurred, kernel: (  # noqa: E731
+                network(blurred) if kernel.numel() == 1 else pipelines.deconvolve_estimated(blurred, kernel))
         precision = pipelines.model_precision(model, device, args.precision)
     result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference, with_kernel=with_kernel,
                                       estimate_kernel=estimator, aligned=args.aligned)

@@ -26,11 +26,12 @@ from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 from scipy import fft, ndimage
 from skimage.transform import resize
 
-__all__ = ["KernelEstimate", "MAX_KERNEL", "MIN_KERNEL", "auto_kernel_size", "check_kernel_size",
-           "estimate_kernel", "to_grey"]
+__all__ = ["KernelEstimate", "MAX_KERNEL", "MIN_KERNEL", "Options", "auto_kernel_size", "check_kernel_size",
+           "clean_kernel", "estimate_kernel", "kernel_image", "kernel_step", "l0_latent", "to_grey"]
 
 MAX_KERNEL = 75  # px, the largest kernel estimated (the size of the largest evaluation blur)
 MIN_KERNEL = 3
@@ -48,12 +49,13 @@ class Options:
     iterations: int = 5  # latent/kernel alternations per pyramid level
     lambda_start: float = 4e-3  # L0 weight of the latent step, divided by 1.1 each alternation...
     lambda_min: float = 1e-4  # ...down to this
-    kernel_weight: float = 1e-2  # gamma, relative to the masked gradient energy / kernel pixels
+    kernel_weight: float = 1.0  # gamma, relative to the masked gradient energy of the latent
     cg_iterations: int = 20
     prune_peak: float = 0.05  # kernel weights below this fraction of the peak are set to 0
     prune_mass: float = 0.1  # connected kernel pieces holding less than this share of the mass are removed
     level_ratio: float = math.sqrt(0.5)  # image scale from one pyramid level to the next coarser one
     max_side: int = 1024  # longer images are estimated on their central crop of this size
+    max_thickness: float = 12.0  # a more diffuse estimate is not trusted (`thickness`)
 
 
 @dataclass
@@ -330,6 +332,10 @@ def estimate_kernel(image: np.ndarray | torch.Tensor, kernel_size: int | None = 
     if kernel is None:
         return _identity(started, "no consistent blur kernel was found (the estimate vanished): returned the "
                                   "identity kernel (no deblurring)", size, automatic)
+    if thickness(kernel) > options.max_thickness:
+        return _identity(started, f"the kernel estimate is diffuse (thickness {thickness(kernel):.0f} > "
+                                  f"{options.max_thickness:.0f} px), not a camera path, so it is not trusted: returned "
+                                  "the identity kernel (no deblurring)", size, automatic)
     return KernelEstimate(kernel, kernel.shape[0], automatic, saturated, time.perf_counter() - started,
                           levels=windows)
 
@@ -368,6 +374,13 @@ def _coarse_to_fine(grey: np.ndarray, size: int, automatic: bool, progress: Prog
     return kernel, saturated, windows
 
 
+def thickness(kernel: np.ndarray) -> float:
+    """How many pixels hold 90 % of the kernel's mass, per pixel of its support's width: a camera path is a
+    thin curve (about 3-10 on the development set), a failed estimate a diffuse cloud (12-30)."""
+    ordered = np.sort(kernel.ravel())[::-1]
+    return (np.searchsorted(ordered.cumsum(), 0.9 * ordered.sum()) + 1) / _support_window(kernel)
+
+
 def _next_window(kernel: np.ndarray, factor: float) -> int:
     """The next level's window for a kernel of this support: magnified plus 4 px, and a quarter more when the
     kernel fills its window (it may be larger than the window let it be)."""
@@ -385,3 +398,10 @@ def _central_crop(grey: np.ndarray, max_side: int) -> np.ndarray:
 def _identity(started: float, note: str, size: int = 1, automatic: bool = True) -> KernelEstimate:
     kernel = np.ones((1, 1))
     return KernelEstimate(kernel, 1, automatic, 0.0, time.perf_counter() - started, note=note)
+
+
+def kernel_image(kernel: np.ndarray | torch.Tensor) -> Image.Image:
+    """The kernel as an 8-bit grey PNG-ready image scaled to its peak (as `ganzoo make-blur-set` writes kernels;
+    `ganzoo deblur --kernel` and `degrade.load_kernels` read it back, normalised to sum 1)."""
+    k = np.asarray(kernel.detach().cpu() if isinstance(kernel, torch.Tensor) else kernel, dtype=np.float64)
+    return Image.fromarray(np.round(k / k.max() * 255).astype(np.uint8), mode="L")

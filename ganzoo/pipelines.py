@@ -415,9 +415,10 @@ def kernel_deconvolver(kernel: torch.Tensor | str | os.PathLike, noise_sigma: fl
 # -- blind deblurring: estimate the kernel, deconvolve it, optionally refine with a network ------------
 
 #: `ganzoo deblur --method`: a deblurring network alone; the kernel estimated and deconvolved
-#: (`kernel_estimation`, `deconvolution`); and that followed by a deblurring network as refiner
-DEBLUR_METHODS = ("network", "estimate", "estimate+network")
-DEFAULT_DEBLUR_METHOD = "network"  # the best on the development set (README, "Blind deblurring")
+#: (`kernel_estimation`, `deconvolution`); that followed by a deblurring network as refiner; and auto: the
+#: estimate, or the network alone where the estimate is not trusted (a flat image, a diffuse kernel)
+DEBLUR_METHODS = ("auto", "network", "estimate", "estimate+network")
+DEFAULT_DEBLUR_METHOD = "auto"  # the best on the development set (README, "Blind deblurring")
 ESTIMATE_SHARE = 0.85  # of the progress bar: kernel estimation takes most of the time
 #: an estimated kernel's error acts on the deconvolution like noise of about this std (on [0, 1]), added to the
 #: image's own: tuned on the development set (without it, ringing cost 1-3 dB there)
@@ -428,14 +429,16 @@ def blind_deblurrer(refiner: nn.Module | None = None, kernel_size: int | None = 
                     noise_sigma: float | None = None, tile: int | None = None, overlap: int = TILE_OVERLAP,
                     device: torch.device | None = None, precision: str = "auto",
                     progress: Callable[[float, str], None] | None = None,
-                    on_estimate: Callable[[kernel_estimation.KernelEstimate], None] | None = None) -> TensorFn:
+                    on_estimate: Callable[[kernel_estimation.KernelEstimate], None] | None = None,
+                    fallback: nn.Module | None = None) -> TensorFn:
     """Blind deblurring as a tensor function [N,3,H,W] -> [N,3,H,W]: each image's blur kernel estimated
     (`kernel_estimation.estimate_kernel`, `kernel_size` None: chosen), the image deconvolved with it
     (`deconvolve_estimated`), then with `refiner` passed through that deblurring network. `on_estimate`
     receives each `KernelEstimate` (its `note` says when the kernel fell back to the identity, e.g. for a flat
-    image: the image then passes unchanged, or to the refiner only). `progress(fraction, message)` follows
-    the work."""
+    image: the image then passes unchanged, to the refiner only, or with `fallback` to that network instead).
+    `progress(fraction, message)` follows the work."""
     refine = deblurrer(refiner, tile, overlap, device, precision) if refiner is not None else None
+    instead = deblurrer(fallback, tile, overlap, device, precision) if fallback is not None else None
     if kernel_size is not None:
         kernel_estimation.check_kernel_size(kernel_size)
 
@@ -445,6 +448,9 @@ def blind_deblurrer(refiner: nn.Module | None = None, kernel_size: int | None = 
             estimate = kernel_estimation.estimate_kernel(image, kernel_size, _scaled(progress, 0.0, ESTIMATE_SHARE))
             if on_estimate is not None:
                 on_estimate(estimate)
+            if instead is not None and estimate.kernel.size == 1:
+                out.append(instead(image[None]))
+                continue
             out.append(deconvolve_estimated(image[None], estimate.kernel, noise_sigma,
                                             _scaled(progress, ESTIMATE_SHARE, 1.0, "deconvolution")))
         restored = torch.cat(out)
@@ -470,13 +476,13 @@ def deconvolve_estimated(x: torch.Tensor, kernel: np.ndarray | torch.Tensor, noi
 def deblur_blind(image: imaging.ImageSource, refiner: nn.Module | None = None, kernel_size: int | None = None,
                  noise_sigma: float | None = None, tile: int | None = None, device: torch.device | None = None,
                  precision: str = "auto", max_pixels: int = imaging.MAX_PIXELS,
-                 progress: Callable[[float, str], None] | None = None,
+                 progress: Callable[[float, str], None] | None = None, fallback: nn.Module | None = None,
                  ) -> tuple[Image.Image, kernel_estimation.KernelEstimate]:
     """Blind deblurring of one image (`blind_deblurrer`): (the restored image, the `KernelEstimate`, whose
     `kernel_estimation.kernel_image` is the kernel to show). Same size out; grey stays grey, alpha is kept."""
     estimates: list[kernel_estimation.KernelEstimate] = []
     fn = blind_deblurrer(refiner, kernel_size, noise_sigma, tile, TILE_OVERLAP, device, precision, progress,
-                         estimates.append)
+                         estimates.append, fallback)
     return _run_on_image(image, fn, max_pixels, keep_grey=True), estimates[0]
 
 
