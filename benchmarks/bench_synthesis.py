@@ -3,7 +3,9 @@
     python benchmarks/bench_synthesis.py --threads 1 [--json]
 
 1. Kernels per second: `degrade.shake_kernel` in a loop (the per-kernel path; lengths uniform in [1, 100] px,
-   as `ShakeBlur` draws them) against `ShakeBlur.kernels` for batches of 32 and 256.
+   as `ShakeBlur` draws them), the batched path all in torch as it first was (`batched_torch_*`: the loop and
+   the rasteriser a GPU runs, here on the CPU) and `ShakeBlur.kernels` (the loop and the rasteriser in numpy
+   on a CPU), for batches of 32 and 256. The two batched paths give the same kernels for a seed (checked).
 2. One `ShakeBlur` batch of 32 x 240 px crops (regions of 314 px): the per-sample loop `ShakeBlur` ran
    before (copied below) against the batched class, and each part of the batched one.
 3. With CUDA: the batched batch on the GPU, its sequential trajectory loop on the CPU (the default) or on
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -93,12 +96,36 @@ def per_kernel(n: int, rng: torch.Generator) -> list[torch.Tensor]:
     return [degrade.shake_kernel(degrade._uniform(rng, 1.0, 100.0), rng) for _ in range(n)]
 
 
+def torch_batched_kernels(synth: degrade.ShakeBlur, n: int, rng: torch.Generator, steps: int = 2000
+                          ) -> torch.Tensor:
+    """`ShakeBlur.kernels` with the torch loop and rasteriser (what a GPU runs; on a CPU, the batched path
+    before numpy took over there): the same draws in the same order."""
+    uniform = torch.rand(n, 2, generator=rng, dtype=torch.float64)
+    sizes = 5 + 2 * torch.randint((synth.max_kernel - 5) // 2 + 1, (n,), generator=rng)
+    stretch = uniform[:, 0] < synth.sized_fraction
+    low, high = synth.lengths
+    lengths = torch.where(stretch, sizes * (1 + uniform[:, 1]), low + (high - low) * uniform[:, 1])
+    params = torch.rand(n, 4, generator=rng)
+    jitter = torch.randn(n, steps - 1, 2, generator=rng)
+    coins, turns = torch.rand(2, n, steps - 1, generator=rng)
+    positions = degrade._positions_torch(lengths / (steps - 1), params, jitter, coins, turns, 0.2, 10.0, 0.7, 0.005,
+                                         torch.device("cpu"))
+    fit = partial(degrade._fit, grid=synth.kernel_grid, stretch_to=torch.where(stretch, sizes, 0), size=None)
+    return degrade._rasterize_torch(torch.view_as_real(positions).transpose(0, 1), synth.kernel_grid, fit)
+
+
 def kernel_rates(repeats: int) -> dict[str, float]:
+    mixed = degrade.ShakeBlur(240, sized_fraction=0.3)
+    kernels = mixed.kernels(64, torch.Generator().manual_seed(1))
+    if not torch.allclose(kernels, torch_batched_kernels(mixed, 64, torch.Generator().manual_seed(1)), atol=1e-7):
+        raise AssertionError("the numpy and torch batched paths drew different kernels for one seed")
     synth = degrade.ShakeBlur(240)
     rng = torch.Generator().manual_seed(0)
-    return {"per_kernel": 16 / median_s(lambda: per_kernel(16, rng), repeats),
-            "batched_32": 32 / median_s(lambda: synth.kernels(32, rng), repeats),
-            "batched_256": 256 / median_s(lambda: synth.kernels(256, rng), repeats)}
+    rates = {"per_kernel": 16 / median_s(lambda: per_kernel(16, rng), repeats)}
+    for n in (32, 256):
+        rates[f"batched_torch_{n}"] = n / median_s(lambda: torch_batched_kernels(synth, n, rng), repeats)
+        rates[f"batched_{n}"] = n / median_s(lambda: synth.kernels(n, rng), repeats)
+    return rates
 
 
 def batch_times(repeats: int, device: str = "cpu") -> dict[str, float]:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +142,7 @@ def _steer(u0: torch.Tensor, turn: torch.Tensor, push: torch.Tensor, pull: torch
 
     The one sequential part: each step depends on the last, so this runs T - 1 steps of four
     operations on [N] tensors, for all N paths at once (a plain add where no path jerks, most steps).
+    `_steer_numpy` is the same loop on the CPU.
     """
     velocities = torch.empty(turn.shape[0] + 1, *u0.shape, dtype=u0.dtype, device=u0.device)
     velocities[0] = u0
@@ -158,6 +161,83 @@ def _steer(u0: torch.Tensor, turn: torch.Tensor, push: torch.Tensor, pull: torch
     return velocities
 
 
+def _steer_numpy(u0: np.ndarray, turns: list[np.ndarray | None], push: np.ndarray, pull: np.ndarray
+                 ) -> np.ndarray:
+    """`_steer` in numpy complex128, path-major: velocities [N, T] from `push` [N, T-1]; `turns` [T-1] holds a
+    step's factors [N] where some path jerks, else None.
+
+    Torch dispatch costs 5-10 us an operation and numpy's about 1 us; on [N] arrays that overhead is the
+    loop's whole cost, so the CPU steps in numpy (positional `out`s and bound names save a little more).
+    Columns of path-major arrays cost less than transposing the draws in and the velocities out.
+    """
+    velocities = np.empty((len(u0), push.shape[1] + 1), dtype=np.complex128)
+    velocities[:, 0] = u0
+    columns = list(velocities.T)
+    y, z, term = np.zeros_like(u0), np.empty_like(u0), np.empty_like(u0)
+    pull = pull.astype(np.complex128)  # complex x real would cast inside every multiply
+    subtract, add, multiply, sign = np.subtract, np.add, np.multiply, np.sign
+    for u, new, p, m in zip(columns, columns[1:], push.T, turns):
+        subtract(p, y, z)
+        if m is None:
+            add(z, u, z)
+        else:
+            multiply(u, m, term)
+            add(z, term, z)
+        sign(z, new)
+        multiply(new, pull, term)
+        add(y, term, y)
+    return velocities
+
+
+def _jerk_factor(turns: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """An impulsive shake multiplies the velocity by 1 + 2 e^{i(pi + turn - 1/2)}: the camera jerks back."""
+    if isinstance(turns, torch.Tensor):
+        return 1 + torch.polar(2 * torch.ones_like(turns), math.pi + turns - 0.5)
+    angle = math.pi + turns - 0.5
+    return (1 + 2 * np.cos(angle)) + 1j * (2 * np.sin(angle))
+
+
+def _positions_numpy(step: np.ndarray, params: np.ndarray, jitter: np.ndarray, coins: np.ndarray,
+                     turns: np.ndarray, impulse_prob: float, shake: float, drift: float, anxiety: float
+                     ) -> np.ndarray:
+    """Positions [N, T] complex128 from draws [N, ...] (any float dtype): `trajectories_from_draws` on the CPU."""
+    n, steps = len(params), jitter.shape[1] + 1
+    params = params.astype(np.float64)
+    impulse_p, shake_s, drift_s = impulse_prob * params[:, 0], shake * params[:, 1], drift * params[:, 2]
+    push = np.multiply(jitter, (anxiety * shake_s)[:, None, None], dtype=np.float64).view(np.complex128)[..., 0]
+    jerked = np.nonzero(coins < (impulse_p * anxiety)[:, None])
+    factors = _jerk_factor(turns[jerked].astype(np.float64))
+    rows: list[np.ndarray | None] = [None] * (steps - 1)
+    for path, t, factor in zip(*jerked, factors):
+        if rows[t] is None:
+            rows[t] = np.ones(n, dtype=np.complex128)
+        rows[t][path] = factor
+    angle = 2 * math.pi * params[:, 3]
+    positions = _steer_numpy(np.cos(angle) + 1j * np.sin(angle), rows, push, anxiety * drift_s * step)
+    # The velocities' buffer becomes the positions: x_0 = 0, x_t = sum of step * u.
+    positions[:, 0] = 0
+    positions[:, 1:] *= step[:, None]
+    return np.cumsum(positions, 1, out=positions)
+
+
+def _positions_torch(step: torch.Tensor, params: torch.Tensor, jitter: torch.Tensor, coins: torch.Tensor,
+                     turns: torch.Tensor, impulse_prob: float, shake: float, drift: float, anxiety: float,
+                     loop_device: torch.device) -> torch.Tensor:
+    """Positions [T, N] complex128 on the draws' device, the loop on `loop_device`."""
+    device = params.device
+    n = params.shape[0]
+    params, jitter, coins, turns = params.double(), jitter.double(), coins.double(), turns.double()
+    impulse_p, shake_s, drift_s = impulse_prob * params[:, 0], shake * params[:, 1], drift * params[:, 2]
+    ones = torch.ones_like(turns)
+    turn = torch.where(coins < (impulse_p * anxiety)[:, None], _jerk_factor(turns), torch.complex(ones, 0 * ones))
+    push = (anxiety * shake_s)[:, None] * torch.complex(jitter[..., 0], jitter[..., 1])
+    u0 = torch.polar(torch.ones_like(step), 2 * math.pi * params[:, 3])
+    velocities = _steer(u0.to(loop_device), turn.T.to(loop_device), push.T.to(loop_device),
+                        (anxiety * drift_s * step).to(loop_device)).to(device)
+    return torch.cat([torch.zeros(1, n, dtype=velocities.dtype, device=device),
+                      torch.cumsum(velocities[1:] * step, 0)])
+
+
 def trajectories_from_draws(lengths: torch.Tensor, params: torch.Tensor, jitter: torch.Tensor,
                             coins: torch.Tensor, turns: torch.Tensor, impulse_prob: float = 0.2,
                             shake: float = 10.0, drift: float = 0.7, anxiety: float = 0.005,
@@ -168,24 +248,18 @@ def trajectories_from_draws(lengths: torch.Tensor, params: torch.Tensor, jitter:
     `random_trajectory`'s loop for N paths at once: with speed fixed at `length / (T - 1)` per step,
     the state is the unit velocity u, and the drift's pull on the position x is carried as
     y = anxiety * drift * x. `loop_device` runs the sequential part (None: where the draws are; the
-    default CPU, since 8,000 dependent tiny operations are launch-bound on a GPU).
+    default CPU, since 8,000 dependent tiny operations are launch-bound on a GPU). On the CPU it runs in
+    numpy (`_steer_numpy`), elsewhere in torch (`_steer`); the two agree to rounding (well under 1e-9 px).
     """
     device = params.device
-    n, steps = params.shape[0], jitter.shape[1] + 1
-    params, jitter, coins, turns = params.double(), jitter.double(), coins.double(), turns.double()
+    steps = jitter.shape[1] + 1
     step = lengths.to(device, torch.float64) / max(steps - 1, 1)
-    impulse_p, shake_s, drift_s = impulse_prob * params[:, 0], shake * params[:, 1], drift * params[:, 2]
-    ones = torch.ones_like(turns)
-    # An impulsive shake multiplies the velocity by 1 + 2 e^{i(pi + turn - 1/2)}: the camera jerks back.
-    jerk = 1 + torch.polar(2 * ones, math.pi + turns - 0.5)
-    turn = torch.where(coins < (impulse_p * anxiety)[:, None], jerk, torch.complex(ones, 0 * ones))
-    push = (anxiety * shake_s)[:, None] * torch.complex(jitter[..., 0], jitter[..., 1])
-    u0 = torch.polar(torch.ones_like(step), 2 * math.pi * params[:, 3])
+    strengths = (impulse_prob, shake, drift, anxiety)
     loop_device = device if loop_device is None else torch.device(loop_device)
-    velocities = _steer(u0.to(loop_device), turn.T.to(loop_device), push.T.to(loop_device),
-                        (anxiety * drift_s * step).to(loop_device)).to(device)
-    positions = torch.cat([torch.zeros(1, n, dtype=velocities.dtype, device=device),
-                           torch.cumsum(velocities[1:] * step, 0)])
+    if loop_device.type == "cpu":
+        draws = (t.detach().cpu().numpy() for t in (step, params, jitter, coins, turns))
+        return torch.view_as_real(torch.from_numpy(_positions_numpy(*draws, *strengths))).to(device)
+    positions = _positions_torch(step, params, jitter, coins, turns, *strengths, loop_device)
     return torch.view_as_real(positions).transpose(0, 1)
 
 
@@ -203,24 +277,8 @@ def random_trajectories(lengths: torch.Tensor, steps: int = 2000, rng: torch.Gen
                                    **strengths)
 
 
-def rasterize_trajectories(points: torch.Tensor, grid: int, stretch_to: torch.Tensor | None = None,
-                           size: int | None = None) -> torch.Tensor:
-    """Kernels [N, grid, grid] float32 from paths [N, T, 2] in one scatter: each as `shake_kernel` draws it
-    (on the smallest odd grid that holds it, at most `grid`), as `random_trajectory_kernel` does on a fixed
-    `size` grid if given, or, where `stretch_to` [N] is non-zero, stretched to span a grid of that odd size
-    as `sized_shake_kernel` does; zero-padded about the centre as `center_kernel` pads."""
-    if grid < 3 or grid % 2 == 0 or size is not None and not 3 <= size <= grid:
-        raise ValueError(f"grid must be odd and at least 3, and size in [3, grid]; got {grid}, {size}")
-    pts = points.double() - points.double().mean(1, keepdim=True)
-    extent = pts.abs().amax((1, 2))
-    sizes = (2 * extent.ceil() + 3).clamp(3, grid) if size is None else torch.full_like(extent, size)
-    scale = (((sizes - 1) / 2 - 1) / extent.clamp_min(1e-9)).clamp(max=1.0)
-    if stretch_to is not None:
-        stretch_to = stretch_to.to(pts)
-        scale = torch.where(stretch_to > 0, ((stretch_to - 1) / 2 - 1) / extent.clamp_min(1e-9), scale)
-    # The centre of a size-s grid padded into the middle of the common one (the same for odd s).
-    centre = torch.div(grid - sizes, 2, rounding_mode="floor") + (sizes - 1) / 2
-    pts = pts * scale[:, None, None] + centre[:, None, None]
+def _splat(pts: torch.Tensor, grid: int) -> torch.Tensor:
+    """Bilinear splats of points [N, T, 2] (grid coordinates) onto N [grid, grid] grids, unnormalised float64."""
     base = pts.floor()
     fx, fy = (pts - base).unbind(-1)
     ix, iy = base.long().unbind(-1)
@@ -228,8 +286,87 @@ def rasterize_trajectories(points: torch.Tensor, grid: int, stretch_to: torch.Te
     index = torch.cat([first + (iy + dy) * grid + ix + dx for dy in (0, 1) for dx in (0, 1)], 1)
     weight = torch.cat([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
     kernels = torch.zeros(len(pts) * grid * grid, dtype=torch.float64, device=pts.device)
-    kernels = kernels.index_add_(0, index.reshape(-1), weight.reshape(-1)).view(-1, grid, grid)
+    return kernels.index_add_(0, index.reshape(-1), weight.reshape(-1)).view(-1, grid, grid)
+
+
+def _splat_numpy(pts: np.ndarray, grid: int, out: np.ndarray) -> None:
+    """`_splat` in numpy, normalised into `out` [N, grid, grid] float32: each kernel's sums in `index_add_`'s
+    order (a cell belongs to one path, and `bincount` adds corner by corner, each in time order)."""
+    n, steps = pts.shape[:2]
+    base = np.floor(pts)
+    fx, fy = np.subtract(pts, base, out=pts).transpose(2, 0, 1)
+    gx, gy = 1 - fx, 1 - fy
+    cell = base[..., 1] * grid
+    cell += base[..., 0]
+    cell += (np.arange(n) * grid * grid)[:, None]
+    index = np.empty((4, n, steps), dtype=np.intp)
+    weight = np.empty((4, n, steps))
+    index[0] = cell
+    for k, (offset, wx, wy) in enumerate([(0, gx, gy), (1, fx, gy), (grid, gx, fy), (grid + 1, fx, fy)]):
+        np.add(index[0], offset, out=index[k])
+        np.multiply(wx, wy, out=weight[k])
+    kernels = np.bincount(index.reshape(-1), weight.reshape(-1), minlength=n * grid * grid).reshape(n, grid, grid)
+    np.divide(kernels, kernels.sum((1, 2), keepdims=True), out=out, casting="same_kind")
+
+
+def _rasterize_numpy(points: np.ndarray, grid: int, fit: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                     chunk: int = 8) -> np.ndarray:
+    """`rasterize_trajectories` on the CPU: `fit` maps the paths' extents [N] to their scales and centres.
+
+    Chunks of `chunk` paths keep the temporaries in cache and small enough for malloc to reuse: a batch's
+    worth of fresh arrays costs more in page faults than in arithmetic."""
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    mean = points.view(np.complex128).mean(1).view(np.float64)[:, None, :]
+    extent = np.empty(len(points))
+    for lo in range(0, len(points), chunk):
+        centred = points[lo:lo + chunk] - mean[lo:lo + chunk]
+        # max(max, -min) is max |x| without an |x| array.
+        np.maximum(centred.max((1, 2)), -centred.min((1, 2)), out=extent[lo:lo + chunk])
+    scale, centre = (v.numpy()[:, None, None] for v in fit(torch.from_numpy(extent)))
+    kernels = np.empty((len(points), grid, grid), dtype=np.float32)
+    for lo in range(0, len(points), chunk):
+        part = slice(lo, lo + chunk)
+        pts = np.subtract(points[part], mean[part])
+        pts *= scale[part]
+        pts += centre[part]
+        _splat_numpy(pts, grid, kernels[part])
+    return kernels
+
+
+def _rasterize_torch(points: torch.Tensor, grid: int,
+                     fit: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """`rasterize_trajectories` on the points' device (a GPU's), in torch."""
+    pts = points.double() - points.double().mean(1, keepdim=True)
+    scale, centre = fit(pts.abs().amax((1, 2)))
+    kernels = _splat(pts * scale[:, None, None] + centre[:, None, None], grid)
     return (kernels / kernels.sum((1, 2), keepdim=True)).float()
+
+
+def _fit(extent: torch.Tensor, grid: int, stretch_to: torch.Tensor | None, size: int | None
+         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scales and grid centres [N] of centred paths of half-widths `extent` [N] (see `rasterize_trajectories`)."""
+    sizes = (2 * extent.ceil() + 3).clamp(3, grid) if size is None else torch.full_like(extent, size)
+    scale = (((sizes - 1) / 2 - 1) / extent.clamp_min(1e-9)).clamp(max=1.0)
+    if stretch_to is not None:
+        stretch_to = stretch_to.to(extent)
+        scale = torch.where(stretch_to > 0, ((stretch_to - 1) / 2 - 1) / extent.clamp_min(1e-9), scale)
+    # The centre of a size-s grid padded into the middle of the common one (the same for odd s).
+    return scale, torch.div(grid - sizes, 2, rounding_mode="floor") + (sizes - 1) / 2
+
+
+def rasterize_trajectories(points: torch.Tensor, grid: int, stretch_to: torch.Tensor | None = None,
+                           size: int | None = None) -> torch.Tensor:
+    """Kernels [N, grid, grid] float32 from paths [N, T, 2] in one scatter: each as `shake_kernel` draws it
+    (on the smallest odd grid that holds it, at most `grid`), as `random_trajectory_kernel` does on a fixed
+    `size` grid if given, or, where `stretch_to` [N] is non-zero, stretched to span a grid of that odd size
+    as `sized_shake_kernel` does; zero-padded about the centre as `center_kernel` pads. On a CPU in numpy
+    (`_rasterize_numpy`), the same kernels to float rounding."""
+    if grid < 3 or grid % 2 == 0 or size is not None and not 3 <= size <= grid:
+        raise ValueError(f"grid must be odd and at least 3, and size in [3, grid]; got {grid}, {size}")
+    fit = partial(_fit, grid=grid, stretch_to=stretch_to, size=size)
+    if points.device.type == "cpu":
+        return torch.from_numpy(_rasterize_numpy(points.detach().numpy(), grid, fit))
+    return _rasterize_torch(points, grid, fit)
 
 
 def random_trajectory_kernel(

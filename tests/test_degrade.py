@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -327,3 +328,57 @@ def test_synthesizer_trajectory_kernels_are_the_per_kernel_ones_padded(kernel_si
     recorded = [bool(torch.equal(k, box)) for k in drawn]
     assert 0 < sum(recorded) < 16  # both kinds
     torch.testing.assert_close(drawn.sum((1, 2)), torch.ones(16))
+
+
+# -- the CPU path in numpy (issue 29): the torch path's paths and kernels, to rounding ----------------------
+
+def batch_draws(n: int, seed: int, steps: int = 2000) -> tuple[torch.Tensor, ...]:
+    """The random numbers `random_trajectories` draws for `n` paths, in its order."""
+    g = gen(seed)
+    params = torch.rand(n, 4, generator=g)
+    jitter = torch.randn(n, steps - 1, 2, generator=g)
+    coins, turns = torch.rand(2, n, steps - 1, generator=g)
+    return params, jitter, coins, turns
+
+
+def test_numpy_and_torch_loops_step_the_same_paths():
+    """The CPU's numpy loop and the torch one (a GPU's, `loop_device=None`) agree to rounding, impulses included."""
+    lengths = torch.tensor([1.0, 8.0, 30.0, 60.0, 100.0, 45.0])
+    draws = batch_draws(6, 0)
+    strengths = {"impulse_prob": 20.0, "shake": 10.0, "drift": 0.7, "anxiety": 0.005}  # impulses 100x as common
+    params, _, coins, _ = draws
+    assert int((coins < 20.0 * 0.005 * params[:, :1]).sum()) > 100
+    in_numpy = degrade.trajectories_from_draws(lengths, *draws, **strengths)
+    in_torch = degrade._positions_torch(lengths.double() / 1999, *draws, *strengths.values(), torch.device("cpu"))
+    assert in_numpy.shape == (6, 2000, 2) and in_numpy.dtype == torch.float64
+    torch.testing.assert_close(in_numpy, torch.view_as_real(in_torch).transpose(0, 1), atol=1e-9, rtol=0)
+
+
+def test_numpy_rasteriser_is_the_torch_one_in_any_chunks():
+    paths = degrade.random_trajectories(torch.tensor([3.0, 20.0, 45.0, 90.0, 7.0]), 2000, gen(1))
+    stretch = torch.tensor([0, 11, 0, 21, 0])
+    kernels = degrade.rasterize_trajectories(paths, 31, stretch)
+    fit = partial(degrade._fit, grid=31, stretch_to=stretch, size=None)
+    assert torch.equal(torch.from_numpy(degrade._rasterize_numpy(paths.numpy(), 31, fit, chunk=2)), kernels)
+    torch.testing.assert_close(kernels, degrade._rasterize_torch(paths, 31, fit), atol=1e-7, rtol=0)
+
+
+def second_moments(kernels: torch.Tensor) -> torch.Tensor:
+    """Each kernel's mass-weighted x^2, xy and y^2 about its centre [N, 3], px^2."""
+    size = kernels.shape[-1]
+    y, x = torch.meshgrid(*[torch.arange(size).double() - size // 2] * 2, indexing="ij")
+    k = kernels.double()
+    return torch.stack([(k * x * x).sum((1, 2)), (k * x * y).sum((1, 2)), (k * y * y).sum((1, 2))], 1)
+
+
+def test_a_seed_draws_the_kernels_the_torch_loop_drew():
+    """`ShakeBlur.kernels` for seed 0 as the all-torch batched path (commit 55fa6d7) drew them."""
+    synth = degrade.ShakeBlur(16, lengths=(1.0, 100.0), max_kernel=41, sized_fraction=0.3)
+    expected = [[33.182106130137754, -25.863743350983896, 67.93752246810794],
+                [101.48025532814663, -88.22841802731855, 81.95851849412784],
+                [12.730610357779597, -5.893349531312509, 48.472607245002834],
+                [10.453213119721553, -5.1105018919298075, 40.9377100388715],
+                [3.9029411691462883, 0.11404604088602355, 2.917438177675649],
+                [1.9653649579167904, -0.048418357839182136, 1.412489872705919]]
+    torch.testing.assert_close(second_moments(synth.kernels(6, gen(0))), torch.tensor(expected, dtype=torch.float64),
+                               atol=1e-9, rtol=1e-9)
