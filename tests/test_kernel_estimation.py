@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,11 +12,7 @@ from ganzoo import kernel_estimation as ke
 from ganzoo.degrade import add_noise, blur, sized_shake_kernel
 
 
-def kernel_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Max normalised cross-correlation over shifts (Hu & Yang 2012)."""
-    from scipy.signal import correlate
-
-    return float(correlate(a, b, mode="full").max() / np.linalg.norm(a) / np.linalg.norm(b))
+from ganzoo.metrics import kernel_similarity
 
 
 def shapes_image(size: int = 160, seed: int = 0) -> torch.Tensor:
@@ -148,3 +146,91 @@ def test_non_finite_and_wrong_shapes_are_refused() -> None:
         ke.to_grey(np.full((8, 8), np.nan))
     with pytest.raises(ValueError, match="shape"):
         ke.to_grey(np.zeros((2, 8, 8, 3)))
+
+
+# -- where users meet it: ganzoo.pipelines and `ganzoo deblur --method` --------------------------------
+
+def _saved(tmp_path: Path, blurred: torch.Tensor) -> dict[str, Path]:
+    from PIL import Image
+
+    from ganzoo import imaging
+
+    rgb = imaging.tensor_to_image(blurred)
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(Image.new("L", rgba.size, 200))
+    grey16 = Image.fromarray((blurred[0].mean(0).numpy() * 65535).round().astype(np.uint16))
+    files = {"colour": rgb, "grey": rgb.convert("L"), "alpha": rgba, "grey16": grey16}
+    for name, image in files.items():
+        image.save(tmp_path / f"{name}.png")
+    return {name: tmp_path / f"{name}.png" for name in files}
+
+
+def test_deblur_blind_keeps_the_image_kind_and_restores(case: tuple[torch.Tensor, np.ndarray], tmp_path) -> None:
+    from PIL import Image
+
+    from ganzoo import imaging, pipelines
+    from ganzoo.metrics import psnr
+
+    blurred, _ = case
+    sharp = shapes_image(160, 0)
+    files = _saved(tmp_path, imaging.quantize(blurred))
+    expected_modes = {"colour": "RGB", "grey": "L", "alpha": "RGBA", "grey16": "I;16"}
+    for name, path in files.items():
+        restored, estimate = pipelines.deblur_blind(path, kernel_size=17)
+        assert restored.mode == expected_modes[name] and restored.size == (160, 160), name
+        assert estimate.kernel.shape == (17, 17) and not estimate.note
+    before = imaging.image_to_tensor(Image.open(files["colour"]).convert("RGB"))[0]
+    out = imaging.image_to_tensor(pipelines.deblur_blind(files["colour"], kernel_size=17)[0])[0]
+    assert psnr(out, sharp).item() > psnr(before, sharp).item() + 3  # well above the blurred input
+
+
+def test_flat_image_passes_unchanged_or_to_the_fallback_network(tmp_path) -> None:
+    from torch import nn
+
+    from ganzoo import pipelines
+
+    flat = torch.full((1, 3, 64, 64), 0.4)
+    notes: list[str] = []
+    out = pipelines.blind_deblurrer(on_estimate=lambda e: notes.append(e.note))(flat)
+    assert torch.equal(out, flat) and "flat" in notes[0]
+
+    class Brighter(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 0.1
+
+    out = pipelines.blind_deblurrer(fallback=Brighter(), precision="fp32")(flat)
+    torch.testing.assert_close(out, flat + 0.1)
+
+
+def test_cli_deblur_estimate_writes_the_kernel(case: tuple[torch.Tensor, np.ndarray], tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from ganzoo import cli, imaging
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    imaging.tensor_to_image(case[0]).save(folder / "shaken.png")
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(folder / "flat.png")
+    out = tmp_path / "out"
+    assert cli.main(["deblur", str(folder), "-o", str(out), "--method", "estimate", "--kernel-size", "17",
+                     "--save-kernel"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["flat.png", "flat_kernel.png", "shaken.png",
+                                                      "shaken_kernel.png"]
+    kernel = np.asarray(Image.open(out / "shaken_kernel.png"), dtype=float)
+    assert kernel.shape == (17, 17) and kernel.max() == 255
+    assert kernel_similarity(kernel / kernel.sum(), case[1]) >= 0.9
+    assert "flat" in capsys.readouterr().err  # the fallback is said
+
+
+@pytest.mark.parametrize("flags, message", [(["--kernel-size", "0"], "kernel size"),
+                                            (["--kernel-size", "101"], "kernel size"),
+                                            (["--method", "network", "--kernel-size", "9"], "apply to")])
+def test_cli_deblur_refuses_bad_kernel_sizes(flags: list[str], message: str, tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from ganzoo import cli
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    assert cli.main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--method", "estimate",
+                     *flags]) != 0
+    assert message in capsys.readouterr().err

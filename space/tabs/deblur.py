@@ -39,6 +39,7 @@ EXAMPLES = ["chelsea_shake_192.png", "camera_shake_192.png"]
 SHARP_EXAMPLES = [("coffee_160.png", 25, 3), ("astronaut_160.png", 35, 7)]
 TABLE_HEADERS = ["Image", "PSNR (dB)", "SSIM"]
 TRUE_KERNEL = "Deconvolved with the true kernel"
+ESTIMATED = "Kernel estimated, deconvolved"
 
 
 def model_for(choice: Any) -> Any:
@@ -117,6 +118,52 @@ def blur_and_deblur(image: Image.Image | None, length: float, seed: int,
     return gallery + [(imaging.tensor_to_image(sharp), "Original")], rows
 
 
+def deblur_blind(image: Image.Image | None, progress: gr.Progress = gr.Progress(),  # noqa: B008
+                 ) -> tuple[tuple[Image.Image, Image.Image], Image.Image | None, str]:
+    """Blind deblurring (`pipelines.deblur_blind`, the CLI's `--method auto`): the kernel estimated and
+    deconvolved, or where the estimate is not trusted the default network. Returns ((input, result) for the
+    slider, the estimated kernel's picture (None for the identity fallback), a line about the kernel)."""
+    image = check_image(image, MAX_PIXELS, "deblurring")
+    try:
+        result, estimate = pipelines.deblur_blind(image, max_pixels=MAX_PIXELS,
+                                                  fallback=model_for(DEFAULT_CHOICE),
+                                                  progress=lambda done, text="": progress(done, desc=text or None))
+    except ValueError as err:
+        raise gr.Error(f"Could not deblur the image: {err}") from err
+    if estimate.note:
+        return (image, result), None, f"{estimate.note}; {DEFAULT_CHOICE} was used instead."
+    picture = kernel_picture(torch.from_numpy(estimate.kernel).float())
+    return (image, result), picture, f"Estimated kernel: {estimate.size} px, in {estimate.seconds:.1f} s."
+
+
+def blur_and_estimate(image: Image.Image | None, length: float, seed: int,
+                      progress: gr.Progress = gr.Progress()) -> tuple[list, list[list]]:  # noqa: B008
+    """Blur a sharp image as `blur_and_deblur` does, then estimate the kernel blind and deconvolve it
+    (`pipelines.deblur_blind` without fallback). Returns the gallery (true kernel, estimated kernel,
+    blurred, deconvolved with the estimate, original) and the rows [image, PSNR, SSIM] plus the kernel
+    similarity (`metrics.kernel_similarity`)."""
+    image = check_image(image, MAX_PIXELS, "blurring and deblurring")
+    sharp, _, _ = imaging.image_to_tensor(imaging.load_image(image, MAX_PIXELS))
+    kernel = shake_kernel(length, seed)
+    if min(sharp.shape[-2:]) <= kernel.shape[0] // 2:
+        raise gr.Error(f"The image is {image.width}x{image.height}; a {length:g} px blur needs more than "
+                       f"{kernel.shape[0] // 2} px on each side.")
+    blurred = imaging.quantize(degrade.blur(sharp, kernel))
+    restored, estimate = pipelines.deblur_blind(imaging.tensor_to_image(blurred), max_pixels=MAX_PIXELS,
+                                                progress=lambda done, text="": progress(done, desc=text or None))
+    restored_tensor, _, _ = imaging.image_to_tensor(restored)
+    rows = [[name, score_cell(metrics.psnr(x, sharp).item(), 2), score_cell(metrics.ssim(x, sharp).item(), 4)]
+            for name, x in (("Blurred", blurred), (ESTIMATED, restored_tensor))]
+    similarity = metrics.kernel_similarity(estimate.kernel, kernel)
+    found = (kernel_picture(torch.from_numpy(estimate.kernel).float()),
+             f"Estimated kernel ({estimate.size} px), similarity {similarity:.2f}" if not estimate.note
+             else f"No kernel trusted: {estimate.note}")
+    gallery = [(kernel_picture(kernel), f"True kernel ({kernel.shape[0]} px)"), found,
+               (imaging.tensor_to_image(blurred), f"Blurred: {rows[0][1]} dB"),
+               (restored, f"{ESTIMATED}: {rows[1][1]} dB"), (imaging.tensor_to_image(sharp), "Original")]
+    return gallery, rows
+
+
 def build() -> None:
     """The tab's components and events; call inside `gr.Tab(TITLE)`."""
     gr.Markdown(
@@ -135,6 +182,12 @@ def build() -> None:
             run = gr.Button("Deblur", variant="primary", elem_id="deblur-run")
         slider = before_after("Before / after", "deblur-slider")
     run.click(deblur_image, [image, choice], slider, api_name="deblur")
+    with gr.Row():
+        run_blind = gr.Button("Estimate the kernel and deblur", elem_id="deblur-blind-run")
+        found_kernel = gr.Image(label="Estimated kernel", type="pil", format="png", interactive=False, height=160,
+                                elem_id="deblur-kernel")
+        kernel_note = gr.Markdown(elem_id="deblur-kernel-note")
+    run_blind.click(deblur_blind, [image], [slider, found_kernel, kernel_note], api_name="deblur_blind")
     gr.Examples([[str(EXAMPLES_DIR / name), DEFAULT_CHOICE] for name in EXAMPLES], [image, choice], slider,
                 fn=deblur_image, **CACHED_EXAMPLES)
 
@@ -159,5 +212,7 @@ def build() -> None:
             table = gr.Dataframe(headers=TABLE_HEADERS, datatype=["str", "number", "number"], label="Scores",
                                  interactive=False, elem_id="blur-table")
     run_blur.click(blur_and_deblur, [sharp, length, seed], [gallery, table], api_name="blur_and_deblur")
+    run_estimate = gr.Button("Blur, then estimate the kernel blind and deconvolve", elem_id="blur-estimate-run")
+    run_estimate.click(blur_and_estimate, [sharp, length, seed], [gallery, table], api_name="blur_and_estimate")
     gr.Examples([[str(EXAMPLES_DIR / name), n, s] for name, n, s in SHARP_EXAMPLES], [sharp, length, seed],
                 [gallery, table], fn=blur_and_deblur, **CACHED_EXAMPLES)
