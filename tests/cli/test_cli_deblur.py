@@ -86,7 +86,7 @@ def test_cli_deblur_kernel_errors(tmp_path, capsys):
         (["--kernel", str(tmp_path / "missing.png")], 2, "no such kernel file"),
         (["--kernel", str(tmp_path / "big.npy")], 1, "larger than the 20x20 image"),  # per file: the run goes on
         (["--kernel", str(tmp_path / "big.npy"), "--model", "deblur-unet"], 2, "not both"),
-        (["--noise-sigma", "0.01"], 2, "--kernel only"),
+        (["--noise-sigma", "0.01", "--method", "network"], 2, "apply to --kernel or an estimate method"),
     ]:
         assert cli.main(["deblur", str(image), "-o", str(tmp_path / "o"), *argv]) == code, argv
         assert message in capsys.readouterr().err, argv
