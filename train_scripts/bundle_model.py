@@ -153,8 +153,9 @@ def merged_deblur_results(results: list[dict], name: str) -> dict:
 
 
 def precision_option(result: dict) -> str:
-    """The `--precision` an `evaluate --json` output was measured at (pinned so that it reproduces on any host)."""
-    return f" --precision {result['precision']}" if result.get("precision") else ""
+    """The device and `--precision` an `evaluate --json` output was measured at (bundled numbers are measured on
+    the CPU), pinned so that the command reproduces them on any host."""
+    return " --device cpu" + (f" --precision {result['precision']}" if result.get("precision") else "")
 
 
 if __name__ == "__main__":

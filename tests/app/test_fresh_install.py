@@ -75,6 +75,8 @@ def test_built_space_serves_every_endpoint_from_a_fresh_venv(fresh, tmp_path):
         "/measure": (handle_file(str(photo)),),
         "/deblur": (handle_file(str(shaky)),),
         "/blur_and_deblur": (handle_file(str(photo)), 15, 0),
+        "/deblur_blind": (handle_file(str(shaky)),),
+        "/blur_and_estimate": (handle_file(str(photo)), 15, 0),
         "/stylize": (handle_file(str(space / "examples" / "style_content_chelsea.jpg")), "mosaic", None, 0.8, False),
     }
     env = {"PYTHONPATH": None, "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}

@@ -113,7 +113,7 @@ def test_bundle_model_puts_adain_style_scores_on_the_card(run_script, image_dirs
     card = (tmp_path / "pretrained" / "adain-test" / "README.md").read_text()
     scores = json.loads(results["reconstruction"].read_text())
     assert f"| reconstruction (3 images) | {scores['grid']:.2f} |" in card
-    pinned = f"--precision {scores['precision']}"  # the card's command reproduces the measured precision anywhere
+    pinned = f"--device cpu --precision {scores['precision']}"  # the card's command reproduces the measured precision anywhere
     assert (f"`ganzoo evaluate style --model adain-test --data {image_dirs['content']} --reconstruct --max-size 48 "
             f"{pinned} --json`") in card
     assert f"--style {image_dirs['styles'] / '0.png'} --max-size 48 {pinned} --json`" in card
