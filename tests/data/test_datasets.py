@@ -169,7 +169,8 @@ def test_streaming_bank_swaps_in_every_image_and_starts_over(saved_dataset):
 
 # -- 2-step training runs, one per image family ----------------------------------------------------------
 
-SMOKE = ["--max-steps", "2", "--batch-size", "2", "--crop-size", "32", "--report-to", "none", "--sample-every", "2"]
+SMOKE = ["--max-steps", "2", "--batch-size", "2", "--crop-size", "32", "--report-to", "none", "--sample-every", "2",
+         "--cpu"]  # pinned: on a GPU host the loop would pick CUDA
 
 
 def log_steps(run: Path) -> list[int]:
