@@ -15,7 +15,7 @@ from functools import cache
 
 import torch
 
-__all__ = ["PRECISIONS", "Bf16Support", "cpu_bf16_support", "cuda_bf16_support", "resolve_cpu_precision"]
+__all__ = ["PRECISIONS", "Bf16Support", "cpu_bf16_support", "cpu_flags", "cuda_bf16_support", "resolve_cpu_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # Set to 0 or 1 to override detection (tests simulate either kind of CPU with it).
@@ -28,7 +28,8 @@ class Bf16Support:
     reason: str  # what the decision rests on, for logs and cards
 
 
-def _cpu_flags() -> set[str]:
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             for line in cpuinfo:
@@ -51,7 +52,7 @@ def _detect() -> Bf16Support:
                 checks.append(f"torch.cpu.{name}() is false")
             except RuntimeError:
                 pass
-    flags = _cpu_flags() & {"avx512_bf16", "amx_bf16"}
+    flags = cpu_flags() & {"avx512_bf16", "amx_bf16"}
     if flags:
         return Bf16Support(True, "CPU flags " + ", ".join(sorted(flags)))
     capability = torch.backends.cpu.get_cpu_capability()

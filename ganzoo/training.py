@@ -116,16 +116,17 @@ class ScheduleProbe:
 
     WARMUP_STEPS = 3  # first steps pay for compilation, autotuning and cold caches
 
-    def __init__(self, args: argparse.Namespace, margin: float = 0.97) -> None:
+    def __init__(self, args: argparse.Namespace, margin: float = 0.97, start_step: int = 0) -> None:
         self.args, self.margin = args, margin
         self.seconds = args.fit_schedule_to_time
+        self.start_step = start_step  # a resumed run's warm-up counts from where it resumed
         self.mark: tuple[int, float] | None = None
         self.rate = 0.0
 
     def update(self, step: int, elapsed: float) -> bool:
-        """Called after each step with the seconds since training began; True once the plan is made."""
+        """Called after each step with the seconds since this process began training; True once the plan is made."""
         if self.mark is None:
-            if step >= self.WARMUP_STEPS:
+            if step - self.start_step >= self.WARMUP_STEPS:
                 self.mark = (step, elapsed)
             return False
         if elapsed < self.seconds or step <= self.mark[0]:
@@ -217,7 +218,8 @@ class Trainer:
         bar = tqdm(total=args.max_steps, initial=self.state.step, disable=not self.is_main, desc="train",
                    dynamic_ncols=True)
         last = self.state.step >= args.max_steps
-        probe = ScheduleProbe(args) if getattr(args, "fit_schedule_to_time", None) else None
+        fits_schedule = getattr(args, "fit_schedule_to_time", None)  # scripts without add_training_args lack it
+        probe = ScheduleProbe(args, start_step=self.state.step) if fits_schedule else None
         while not last:
             started = time.perf_counter()
             for model in models:

@@ -36,7 +36,7 @@ def fake_cpu(monkeypatch):
     def set_cpu(avx512: bool, amx: bool, flags: set[str]) -> precision.Bf16Support:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512, raising=False)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
-        monkeypatch.setattr(precision, "_cpu_flags", lambda: flags)
+        monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
         precision._detect.cache_clear()
         return precision.cpu_bf16_support()
     yield set_cpu

@@ -71,8 +71,9 @@ else
     SR_SIZE=(--crop-size 96 --batch-size 64); GAN_SIZE=(--crop-size 96 --batch-size 16)
     UNET_SIZE=(--crop-size 240 --batch-size 32); DGAN_SIZE=(--crop-size 192 --batch-size 16)
 fi
-LOOP=(--max-steps 1000000 --time-limit "$MINUTES" --fit-schedule-to-time "$PROBE" --mixed-precision "$PRECISION"
-      --checkpoint-every 1000000 --sample-every 1000000 --log-every 50 --report-to none "${DEVICE[@]}")
+COMMON=(--max-steps 1000000 --mixed-precision "$PRECISION" --checkpoint-every 1000000 --sample-every 1000000
+        --report-to none "${DEVICE[@]}")
+LOOP=("${COMMON[@]}" --time-limit "$MINUTES" --fit-schedule-to-time "$PROBE" --log-every 50)
 
 recipe() {  # the command line of one recipe
     case $1 in
@@ -103,9 +104,8 @@ fi
 
 if [ "$SOLO" != 0 ]; then  # deblur-unet alone first: its rate without neighbours (the 20 steps/s target)
     # shellcheck disable=SC2046  # the recipe's words
-    python3 $(recipe deblur-unet) --max-steps 1000000 --time-limit "$(python3 -c "print($SOLO / 60)")" \
-        --mixed-precision "$PRECISION" --checkpoint-every 1000000 --sample-every 1000000 --log-every 10 \
-        --report-to none "${DEVICE[@]}" --output-dir "$RUNS/solo-deblur-unet" > "$RUNS/logs/solo-deblur-unet.log" 2>&1
+    python3 $(recipe deblur-unet) "${COMMON[@]}" --time-limit "$(python3 -c "print($SOLO / 60)")" --log-every 10 \
+        --output-dir "$RUNS/solo-deblur-unet" > "$RUNS/logs/solo-deblur-unet.log" 2>&1
     cp "$RUNS/solo-deblur-unet/log.jsonl" "$RUNS/logs/solo-deblur-unet.jsonl" 2> /dev/null
 fi
 

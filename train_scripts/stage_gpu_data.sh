@@ -24,9 +24,11 @@ tree=$( { git ls-files -z; git ls-files -z -o --exclude-standard; } | xargs -0 d
         awk '$2 == "total" {s += $1} END {print int(s / 1048576) + 1}')
 room=$(( ${LIMIT_MIB:-64} - ${MARGIN_MIB:-3} - tree ))
 added=0
+left=$(( room * 1048576 - $(du -sb "$DEST" | cut -f1) ))  # bytes still free
 for image in $(ls "$DATA/sr/train/bsds500_test" | grep -vxF -f <(grep -v '^#' train_scripts/bsds500_test_held_out.txt)); do
-    [ "$(mib "$DEST")" -lt "$room" ] || break
+    size=$(stat -c %s "$DATA/sr/train/bsds500_test/$image")
+    [ "$size" -le "$left" ] || break
     cp "$DATA/sr/train/bsds500_test/$image" "$DEST/sr/train/bsds500_test/"
-    added=$((added + 1))
+    left=$((left - size)); added=$((added + 1))
 done
 echo "tree ${tree} MiB, data $(mib "$DEST") MiB (room ${room}): BSDS500-train and ${added} BSDS500-test images"

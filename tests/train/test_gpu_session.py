@@ -105,6 +105,14 @@ def test_schedule_probe_never_raises_max_steps_nor_plans_behind_the_current_step
     assert probe.update(9, 5.0) and late.max_steps == 10  # out of time already: stop after the next step
 
 
+def test_schedule_probe_on_a_resumed_run_skips_that_run_s_own_warm_up():
+    args = SimpleNamespace(fit_schedule_to_time=10.0, time_limit=1.0, max_steps=1_000_000)
+    probe = ScheduleProbe(args, margin=1.0, start_step=5000)
+    assert not probe.update(5001, 4.0) and not probe.update(5002, 7.0)  # cold steps after the resume
+    assert not probe.update(5003, 8.0)  # the third: the timing starts here
+    assert probe.update(5023, 10.0) and probe.rate == pytest.approx(10.0)  # 20 steps in 2 s, not 22 in 10
+
+
 def test_the_held_out_list_is_the_large_deblurring_set():
     """The large set is `make-blur-set --first 40` of BSDS500-test: its first 40 images sorted by name."""
     folder = ROOT.parent / "shared" / "data" / "sr" / "train" / "bsds500_test"
