@@ -16,7 +16,7 @@ WEIGHTS_NAME = "model.safetensors"
 
 #: what a model is -> the task it serves (`ganzoo models` lists the task; callers choose by kind)
 KINDS = {"digit-generator": "digits", "digit-classifier": "digits", "super-resolution": "super-resolution",
-         "deblurring": "deblurring", "fast-style": "style", "arbitrary-style": "style"}
+         "deblurring": "deblurring", "denoiser": "deblurring", "fast-style": "style", "arbitrary-style": "style"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
                "DeblurGAN: deblur-unet fine-tuned with a WGAN-GP critic + perceptual loss (texture over PSNR)"),
     ModelEntry("deblur-unet", "deblurring", "ganzoo/deblur-unet",
                "U-Net of NAFNet blocks trained for PSNR on random camera shake up to 75 px"),
+    ModelEntry("denoiser", "denoiser", "ganzoo/denoiser",
+               "noise-level-conditional denoiser (FFDNet-like): the learned prior of plug-and-play deconvolution"),
     ModelEntry("style-mosaic", "fast-style", "ganzoo/style-mosaic", "fast style transfer: mosaic (Johnson et al. 2016)"),
     ModelEntry("style-candy", "fast-style", "ganzoo/style-candy", "fast style transfer: candy (Johnson et al. 2016)"),
     ModelEntry("style-starry-night", "fast-style", "ganzoo/style-starry-night",
@@ -71,6 +73,8 @@ DEFAULT_SR_MODEL = "srgan-x4"
 #: what `ganzoo deblur`, `ganzoo evaluate deblur` and the Deblur tab use without a choice: the bundled
 #: model with the best measured gain on unseen blur (model cards, README "Deblurring")
 DEFAULT_DEBLUR_MODEL = "deblur-unet"
+#: the learned prior of plug-and-play deconvolution (`deconvolution.deconvolve(method="pnp")`)
+DEFAULT_DENOISER = "denoiser"
 
 
 def list_models(kind: str | None = None) -> list[ModelEntry]:

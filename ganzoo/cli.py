@@ -8,6 +8,7 @@ and exit code 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -315,6 +316,9 @@ def noise_level(text: str) -> float:
                   "sparse-gradient image prior instead of running a model"),
          arg("--noise-sigma", type=noise_level, metavar="S",
              help="with --kernel or an estimate method: the noise std on [0, 1] (default: estimated from each image)"),
+         arg("--deconvolution", choices=deconvolution.METHODS, default="hqs",
+             help="with --kernel: the image prior: hqs, sparse gradients (Krishnan & Fergus 2009; the default), or "
+                  f"pnp, a learned denoiser ({registry.DEFAULT_DENOISER}) in plug-and-play HQS (DPIR)"),
          arg("--method", choices=pipelines.DEBLUR_METHODS,
              help="auto: estimate the blur kernel and deconvolve it, or where the estimate is not trusted (a flat "
                   "image, a diffuse kernel) the model (--model) instead; network: the model alone; estimate: the "
@@ -332,8 +336,11 @@ def deblur(args: argparse.Namespace) -> int:
         if args.model is not None or args.method is not None:
             raise ValueError("give --kernel or --model/--method, not both (--kernel deconvolves a known blur)")
         kernel = deconvolution.load_kernel(args.kernel)  # read once: a bad kernel file stops the run
+        denoiser = pipelines.pnp_denoiser() if args.deconvolution == "pnp" else None
         return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur_with_kernel(
-            path, kernel, args.noise_sigma))
+            path, kernel, args.noise_sigma, args.deconvolution, denoiser=denoiser))
+    if args.deconvolution != "hqs":
+        raise ValueError("--deconvolution applies to --kernel (deconvolution with a known kernel)")
     if method == "network" and (args.noise_sigma is not None or args.kernel_size is not None or args.save_kernel):
         raise ValueError("--noise-sigma, --kernel-size and --save-kernel apply to --kernel or an estimate method")
     if args.kernel_size is not None:
@@ -373,6 +380,9 @@ def deblur_blind_file(path: Path, refiner: torch.nn.Module | None, args: argpars
                   "the estimate is not trusted (kernel scores count the identity kernel there)"),
          arg("--kernel-size", type=int, metavar="PX",
              help="with an estimate method: the kernel's size, odd, 3-75 px (default: chosen per image)"),
+         arg("--deconvolution", choices=deconvolution.METHODS, default="hqs",
+             help="with --method true-kernel: the image prior, hqs (sparse gradients) or pnp (the learned "
+                  f"{registry.DEFAULT_DENOISER} in plug-and-play HQS)"),
          arg("--model", help="with --method network: name, folder or Hub repo id; 'none' scores the input only "
              f"(default: {registry.DEFAULT_DEBLUR_MODEL})"),
          arg("--data", type=Path, required=True,
@@ -402,9 +412,14 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
         if args.model is not None:
             raise ValueError(f"--method {args.method} deconvolves without a network; it takes no --model")
         with_kernel = deconvolution.deconvolve_batch
+        if args.deconvolution == "pnp":
+            with_kernel = functools.partial(deconvolution.deconvolve_batch, method="pnp",
+                                            denoiser=pipelines.pnp_denoiser())
         precision = "fp32"  # the deconvolution's FFTs
     else:
         model_name = args.model or registry.DEFAULT_DEBLUR_MODEL
+    if args.deconvolution != "hqs" and args.method != "true-kernel":
+        raise ValueError("--deconvolution applies to --method true-kernel")
     if args.method in ("estimate", "auto"):
         estimator = lambda blurred: torch.from_numpy(  # noqa: E731
             kernel_estimation.estimate_kernel(blurred, args.kernel_size).kernel).float()
@@ -423,7 +438,8 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
     result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference, with_kernel=with_kernel,
                                       estimate_kernel=estimator, aligned=args.aligned)
     if args.json:
-        print_json({**result, "method": args.method, "model": model_name, "data": str(args.data),
+        prior = {"deconvolution": args.deconvolution} if args.method == "true-kernel" else {}
+        print_json({**result, "method": args.method, **prior, "model": model_name, "data": str(args.data),
                     "kernels": str(args.kernels) if args.kernels else args.trajectories, "precision": precision})
         return 0
     print_per_image(result, [k for k in result if k not in ("n", "images", "protocol")])

@@ -394,22 +394,40 @@ def deblurrer(model: nn.Module, tile: int | None = None, overlap: int = TILE_OVE
 
 def deblur_with_kernel(image: imaging.ImageSource, kernel: torch.Tensor | str | os.PathLike,
                        noise_sigma: float | None = None, method: str = "hqs", max_pixels: int = imaging.MAX_PIXELS,
-                       progress: Callable[[float], None] | None = None) -> Image.Image:
+                       progress: Callable[[float], None] | None = None,
+                       denoiser: nn.Module | str | None = None) -> Image.Image:
     """Non-blind deblurring: deconvolve one image by a blur `kernel` the user knows (an array [kh,kw], or a
     PNG/.npy/.npz file) with an image prior (`deconvolution.deconvolve`; `noise_sigma` on [0, 1], default
-    estimated). Same size out; grey stays grey (16-bit grey stays 16-bit), alpha is kept."""
-    return _run_on_image(image, kernel_deconvolver(kernel, noise_sigma, method, progress), max_pixels,
+    estimated): `method` "hqs" (a sparse-gradient prior) or "pnp" (a learned prior: `denoiser`, by default the
+    bundled `registry.DEFAULT_DENOISER`). Same size out; grey stays grey (16-bit grey stays 16-bit), alpha is
+    kept."""
+    return _run_on_image(image, kernel_deconvolver(kernel, noise_sigma, method, progress, denoiser), max_pixels,
                          keep_grey=True)
 
 
 def kernel_deconvolver(kernel: torch.Tensor | str | os.PathLike, noise_sigma: float | None = None,
-                       method: str = "hqs", progress: Callable[[float], None] | None = None) -> TensorFn:
+                       method: str = "hqs", progress: Callable[[float], None] | None = None,
+                       denoiser: nn.Module | str | None = None) -> TensorFn:
     """`deblur_with_kernel` as a tensor function [N,3,H,W] -> [N,3,H,W] (the CPU does the work)."""
     from ganzoo import deconvolution
 
     kernel = deconvolution.load_kernel(kernel) if isinstance(kernel, (str, os.PathLike)) else \
         deconvolution.check_kernel(kernel)
-    return lambda x: deconvolution.deconvolve_batch(x, kernel, noise_sigma, method, progress=progress)
+    options = {"denoiser": pnp_denoiser(denoiser)} if method == "pnp" else {}
+    return lambda x: deconvolution.deconvolve_batch(x, kernel, noise_sigma, method, progress=progress, **options)
+
+
+def pnp_denoiser(denoiser: nn.Module | str | None = None) -> nn.Module:
+    """The learned prior of plug-and-play deconvolution: `denoiser` (a `Denoiser`, or its name, folder or Hub id;
+    default `registry.DEFAULT_DENOISER`) on the CPU in fp32, ready for inference."""
+    from ganzoo.models import Denoiser
+    from ganzoo.registry import DEFAULT_DENOISER, load
+
+    if denoiser is None or isinstance(denoiser, (str, os.PathLike)):
+        denoiser = load(denoiser or DEFAULT_DENOISER, expected=(Denoiser,))
+    if not isinstance(denoiser, Denoiser):
+        raise TypeError(f"the plug-and-play prior must be a Denoiser, got {type(denoiser).__name__}")
+    return denoiser.float().cpu().eval()
 
 
 # -- blind deblurring: estimate the kernel, deconvolve it, optionally refine with a network ------------

@@ -149,7 +149,11 @@ def merged_deblur_results(results: list[dict], name: str) -> dict:
     merged = {k: v for r in results for k, v in r.items() if k not in ("images", "model")}
     kernels = results[0]["kernels"]
     option = f" --kernels {kernels}" if isinstance(kernels, str) else (f" --trajectories {kernels}" if kernels else "")
-    return {**merged, "command": f"ganzoo evaluate deblur --model {name} --data {merged['data']}{option}"
+    # a non-blind row (a denoiser's card: the prior of --deconvolution pnp) is measured by its method, not --model
+    method = results[0].get("method", "network")
+    how = (f"--method {method} --deconvolution {results[0]['deconvolution']}" if method == "true-kernel"
+           else f"--model {name}")
+    return {**merged, "command": f"ganzoo evaluate deblur {how} --data {merged['data']}{option}"
                                  f"{precision_option(results[0])} --json"}
 
 

@@ -2,6 +2,7 @@
 
 from ganzoo.models.deblur_unet import DeblurUNet
 from ganzoo.models.deblurgan import DeblurGANGenerator, PatchGANCritic
+from ganzoo.models.denoiser import Denoiser
 from ganzoo.models.digits import DigitClassifier, DigitDiscriminator, DigitGenerator
 from ganzoo.models.srgan import SRGANDiscriminator, SRResNet
 from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
@@ -9,7 +10,7 @@ from ganzoo.models.style import AdaINStyleTransfer, TransformerNet
 MODEL_CLASSES = {cls.__name__: cls for cls in (
     DigitGenerator, DigitDiscriminator, DigitClassifier,
     SRResNet, SRGANDiscriminator,
-    DeblurGANGenerator, PatchGANCritic, DeblurUNet,
+    DeblurGANGenerator, PatchGANCritic, DeblurUNet, Denoiser,
     TransformerNet, AdaINStyleTransfer,
 )}
 
