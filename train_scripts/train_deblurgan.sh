@@ -29,13 +29,21 @@ python train_scripts/train_deblurgan.py --init-from ganzoo/pretrained/deblur-une
     --max-steps 1500 --time-limit 20 --checkpoint-every 250 --sample-every 250 --log-every 25 --report-to none \
     --resume --output-dir runs/deblurgan-unet-2 > runs/deblurgan-unet-2.log 2>&1
 
-# The model's rows without the input/Richardson-Lucy columns; those come from train_deblur_unet.sh's `none` files.
+# The model's rows, unaligned and aligned (`*_aligned`, SelfDeblur's protocol), in fp32 on the CPU as the card's
+# commands say, without the input/Richardson-Lucy columns: those come from train_deblur_unet.sh's `none` files
+# (`--model none`; make them first). bundle_model.py merges each pair into one card row.
 LEVIN=(--data "$DATA/blur/bench/levin" --kernels "$DATA/blur/kernels/levin09_kernels_from_mat.npz")
 M=runs/deblurgan-unet-2/final
-python -m ganzoo.cli evaluate deblur --model $M --data runs/eval/deblur-moderate --no-reference --json > runs/results/gan2-moderate.json
-python -m ganzoo.cli evaluate deblur --model $M --data runs/eval/deblur-large --no-reference --json > runs/results/gan2-large.json
-python -m ganzoo.cli evaluate deblur --model $M "${LEVIN[@]}" --no-reference --json > runs/results/gan2-levin.json
+PIN=(--no-reference --device cpu --precision fp32 --json)
+python -m ganzoo.cli evaluate deblur --model $M --data runs/eval/deblur-moderate "${PIN[@]}" > runs/results/gan2-moderate.json
+python -m ganzoo.cli evaluate deblur --model $M --data runs/eval/deblur-large "${PIN[@]}" > runs/results/gan2-large.json
+python -m ganzoo.cli evaluate deblur --model $M "${LEVIN[@]}" "${PIN[@]}" > runs/results/gan2-levin.json
 # Bundle only if the model beats its input (PSNR and SSIM) on every set: check the printed rows first.
+# (Issue 26 re-rendered the bundled card, weights unchanged, with this command on a rebuilt run record,
+# --export runs/deblurgan-rerender/final, the same measurements of the bundled weights made by
+# `ganzoo evaluate deblur --model deblurgan ... --no-reference --device cpu --precision fp32 --json` one thread
+# each as runs/eval26/deblurgan-{moderate,large,levin}.json, and
+# --set eval_hardware='"CPU (AMD EPYC, x86_64, AVX2, no native bf16, 1 thread)"'.)
 python train_scripts/bundle_model.py --export $M --name deblurgan --card deblur-unet.md \
     --deblur-json "moderate: Set14, 8 kernels 5-30 px=runs/results/gan2-moderate.json+runs/results/none-moderate.json" \
     --deblur-json "large: 40 BSDS500-test images, 2 kernels 31-75 px=runs/results/gan2-large.json+runs/results/none-large.json" \
