@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The bundled `deblur-unet`, exactly as made here on a 2-core CPU: the evaluation sets, six training runs
-# (each continues the one before with --init-from), the measurements and the bundle.
+# The bundled `deblur-unet`'s CPU runs, exactly as made here on a 2-core CPU: the evaluation sets, seven training
+# runs (each continues the one before with --init-from), the measurements and the bundle. The bundled weights are
+# run 8: run 7's bundle continued 1,097 steps on one H200 (runs/deblur-unet-gpu, bf16, batch 32 of 240 px crops;
+# ../shared/gpu-runs/h200-2026-12-04/run.sh, now train_scripts/gpu_session.sh's `deblur-unet` recipe).
 #
 #   source .venv/bin/activate && nohup train_scripts/train_deblur_unet.sh > runs/train_deblur_unet.log 2>&1 &
 #
@@ -62,19 +64,27 @@ python train_scripts/train_deblur_unet.py "${COMMON[@]}" --crop-size 192 --init-
     --lr 1.5e-4 --warmup-steps 100 --max-steps 7500 --time-limit 95 --sample-every 2000 --checkpoint-every 1000 \
     --resume --output-dir runs/deblur-unet-7 > runs/deblur-unet-7.log 2>&1
 
-# Input and Richardson-Lucy (true kernel) rows once, the model's rows without them; bundle_model merges them.
+# Input and Richardson-Lucy (true kernel) rows once (`--model none`), the model's rows, unaligned and aligned
+# (`*_aligned`, SelfDeblur's protocol), in fp32 on the CPU as the card's commands say, without them;
+# bundle_model.py merges each pair into one card row.
 LEVIN=(--data "$DATA/blur/bench/levin" --kernels "$DATA/blur/kernels/levin09_kernels_from_mat.npz")
-for model in none runs/deblur-unet-7/final; do
-    tag=$([ "$model" = none ] && echo none || echo unet)
-    extra=$([ "$model" = none ] && echo "" || echo --no-reference)
-    python -m ganzoo.cli evaluate deblur --model "$model" --data runs/eval/deblur-moderate $extra --json \
-        > "runs/results/$tag-moderate.json"
-    python -m ganzoo.cli evaluate deblur --model "$model" --data runs/eval/deblur-large $extra --json \
-        > "runs/results/$tag-large.json"
-    python -m ganzoo.cli evaluate deblur --model "$model" "${LEVIN[@]}" $extra --json > "runs/results/$tag-levin.json"
-done
+PIN=(--no-reference --device cpu --precision fp32 --json)
+M=runs/deblur-unet-7/final
+python -m ganzoo.cli evaluate deblur --model none --data runs/eval/deblur-moderate --json > runs/results/none-moderate.json
+python -m ganzoo.cli evaluate deblur --model none --data runs/eval/deblur-large --json > runs/results/none-large.json
+python -m ganzoo.cli evaluate deblur --model none "${LEVIN[@]}" --json > runs/results/none-levin.json
+python -m ganzoo.cli evaluate deblur --model $M --data runs/eval/deblur-moderate "${PIN[@]}" > runs/results/unet-moderate.json
+python -m ganzoo.cli evaluate deblur --model $M --data runs/eval/deblur-large "${PIN[@]}" > runs/results/unet-large.json
+python -m ganzoo.cli evaluate deblur --model $M "${LEVIN[@]}" "${PIN[@]}" > runs/results/unet-levin.json
 # Bundle only if the model beats its input (PSNR and SSIM) on every set: check the printed rows first.
-python train_scripts/bundle_model.py --export runs/deblur-unet-7/final --name deblur-unet --card deblur-unet.md \
+# (Issue 26 re-rendered the bundled card, weights unchanged (sha256 checked), with this command on the bundled
+# run 8: --export runs/deblur-unet-rerender/final (the bundle's config.json, model.safetensors and
+# training_history.json beside the H200 run's own record, ../shared/gpu-runs/h200-2026-12-04/deblur-unet/
+# final.run.json), the model rows measured by `ganzoo evaluate deblur --model deblur-unet ... --no-reference
+# --device cpu --precision fp32 --json` one thread each as runs/eval26/deblur-unet-{moderate,large,levin}.json,
+# the `none` files above (one thread), --set eval_hardware='"CPU (AMD EPYC, x86_64, AVX2, no native bf16, 1 thread)"',
+# and --set recipe=... and --set notes=... (JSON strings: the card's Recipe line and the notes line after it).)
+python train_scripts/bundle_model.py --export $M --name deblur-unet --card deblur-unet.md \
     --deblur-json "moderate: Set14, 8 kernels 5-30 px=runs/results/unet-moderate.json+runs/results/none-moderate.json" \
     --deblur-json "large: 40 BSDS500-test images, 2 kernels 31-75 px=runs/results/unet-large.json+runs/results/none-large.json" \
     --deblur-json "Levin (published, 8 recorded kernels)=runs/results/unet-levin.json+runs/results/none-levin.json"
