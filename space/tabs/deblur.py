@@ -1,12 +1,25 @@
-"""Deblur tab: remove motion blur from a photo with the deblurring U-Net or DeblurGAN, or blur a sharp
-photo with a camera-shake kernel and measure how much of it each model undoes, next to deconvolution with
-the true kernel (the ceiling a known kernel gives).
+"""Deblur tab: remove motion blur from a blurred photo, or blur a sharp photo and see how much of the blur
+each method undoes.
 
-Both buttons are API endpoints: `/deblur` (image, model) -> (input, deblurred), and `/blur_and_deblur`
-(sharp image, blur length, seed) -> (gallery: kernel, blurred, one image per model, deconvolved with the true
-kernel, original; score table). The work is `ganzoo.pipelines.deblur` and `deblur_with_kernel` (shared with the
-CLI), the blur `ganzoo.degrade` and the scores `ganzoo.metrics` (RGB PSNR/SSIM without border crop, as
-`ganzoo evaluate deblur`'s unaligned figures).
+A blurred photo, two ways: "Deblur" runs a network (the deblurring U-Net or DeblurGAN); "Estimate the kernel
+and deblur" finds the blur kernel from the photo alone (blind) and deconvolves the photo with it, showing the
+kernel, or uses the default network where no kernel estimate is trusted. A sharp photo, two ways: "Blur and
+deblur" blurs it with a seeded camera-shake kernel and scores each network and deconvolution with the true
+kernel (the ceiling a known kernel gives); "Blur, then estimate the kernel blind and deconvolve" blurs it the
+same way, estimates the kernel without being told it, deconvolves with the estimate and scores that.
+
+Every button is an API endpoint:
+
+- `/deblur` (image, model) -> (input, deblurred);
+- `/deblur_blind` (image) -> ((input, deblurred), estimated kernel picture or None, a line about the kernel);
+- `/blur_and_deblur` (sharp image, blur length, seed) -> (gallery: kernel, blurred, one image per model,
+  deconvolved with the true kernel, original; score table);
+- `/blur_and_estimate` (sharp image, blur length, seed) -> (gallery: true kernel, estimated kernel, blurred,
+  deconvolved with the estimate, original; score table).
+
+The work is `ganzoo.pipelines.deblur`, `deblur_blind` and `deblur_with_kernel` (shared with the CLI), the blur
+`ganzoo.degrade` and the scores `ganzoo.metrics` (RGB PSNR/SSIM without border crop, as `ganzoo evaluate
+deblur`'s unaligned figures).
 """
 
 from __future__ import annotations
@@ -171,10 +184,14 @@ def build() -> None:
         "shake up to 75 px, never on the test kernels or photos) and **DeblurGAN** (that U-Net fine-tuned "
         "against a WGAN-GP critic with a perceptual loss, on the same data). Measured gain over the blurred input on blur "
         f"neither saw: {UNET}: {GAINS[UNET]}; {DEBLURGAN}: {GAINS[DEBLURGAN]} (model cards). Both gains are "
-        f"small: the models were trained for a few hours on a 2-core CPU. The default, {DEFAULT_CHOICE}, "
+        f"small: the models were trained for a few hours, mostly on a 2-core CPU. The default, {DEFAULT_CHOICE}, "
         "restores unseen blur best; DeblurGAN trades some PSNR for texture. Drag the slider to compare with the input. "
         f"Inputs up to {MAX_PIXELS:,} pixels ({math.isqrt(MAX_PIXELS)}x{math.isqrt(MAX_PIXELS)}); "
-        "transparency is kept. Large blur (over ~30 px) is only partly undone.")
+        "transparency is kept. Large blur (over ~30 px) is only partly undone.\n\n"
+        "**Estimate the kernel and deblur** uses no network: it works out the blur kernel (the path the camera "
+        "shook along) from the photo alone, deconvolves the photo with it and shows the kernel it found. If it "
+        f"cannot trust its estimate, the note beside the kernel says so and {DEFAULT_CHOICE} is used instead. On "
+        "the test sets it beat the networks on large shake and on Levin's, but made moderate shake worse: try both.")
     with gr.Row():
         with gr.Column(scale=1):
             image = image_input("Blurred photo", "deblur-input", 320)
@@ -194,10 +211,13 @@ def build() -> None:
     gr.Markdown(
         "### Blur a sharp photo, then deblur it\n"
         "Upload a *sharp* photo: it is blurred with a random camera-shake kernel (a seeded camera path "
-        "of the given length, as in training), saved to 8 bits, deblurred by both models and deconvolved with the "
-        "true kernel (a sparse-gradient image prior, Krishnan & Fergus 2009: what knowing the kernel gives, e.g. "
-        "`ganzoo deblur --kernel FILE`), and each is scored against the original (PSNR and SSIM on RGB; higher is "
-        "better).")
+        "of the given length, as in training) and saved to 8 bits. **Blur and deblur** then deblurs it with both "
+        "models and deconvolves it with the true kernel (a sparse-gradient image prior, Krishnan & Fergus 2009: "
+        "what knowing the kernel gives, e.g. `ganzoo deblur --kernel FILE`). **Blur, then estimate the kernel "
+        "blind and deconvolve** instead estimates the kernel from the blurred photo alone, as the button above "
+        "does, and deconvolves with that; the gallery shows the true and the estimated kernel and their "
+        "similarity (1 = the same kernel). Each result is scored against the original (PSNR and SSIM on RGB; "
+        "higher is better).")
     with gr.Row():
         with gr.Column(scale=1):
             sharp = image_input("Sharp photo", "blur-input", 260)
@@ -206,8 +226,8 @@ def build() -> None:
             seed = gr.Number(value=0, precision=0, minimum=0, label="Kernel seed", elem_id="blur-seed")
             run_blur = gr.Button("Blur and deblur", elem_id="blur-run")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Kernel, blurred, deblurred by each model, deconvolved with the true kernel, "
-                                 "original", format="png", columns=6,
+            gallery = gr.Gallery(label="Kernel(s), blurred, results, original (each picture is captioned)",
+                                 format="png", columns=6,
                                  height=320, object_fit="contain", interactive=False, elem_id="blur-gallery")
             table = gr.Dataframe(headers=TABLE_HEADERS, datatype=["str", "number", "number"], label="Scores",
                                  interactive=False, elem_id="blur-table")
