@@ -108,6 +108,79 @@ def test_clean_kernel_removes_small_pieces_and_normalises() -> None:
     assert ke.clean_kernel(-raw.clip(0)) is None
 
 
+def test_final_clean_up_removes_stray_mass() -> None:
+    raw = np.zeros((15, 15))
+    raw[7, 4:11] = 1.0
+    raw[5:10, 2:13] += 0.1  # a faint haze around the path, 40 % of the mass: moves nothing, but rings
+    cleaned = ke.clean_kernel(raw, prune_peak=ke.Options().final_prune)
+    assert cleaned[5, 2] == 0 and cleaned[7, 7] > 0 and cleaned.sum() == pytest.approx(1.0)
+
+
+# -- the trust check (no reference) ---------------------------------------------------------------------
+
+def test_reblur_ratio_tells_a_right_kernel_from_a_wrong_one(case: tuple[torch.Tensor, np.ndarray]) -> None:
+    grey = ke.to_grey(case[0])
+    line = np.zeros((21, 21))
+    line[10] = 1 / 21
+    right = ke.reblur_ratio(grey, case[1])
+    assert right < 0.5 < ke.Options().max_reblur  # ~0.23
+    assert ke.reblur_ratio(grey, np.rot90(case[1])) > 2 * ke.Options().max_reblur  # ~4.3
+    assert ke.reblur_ratio(grey, line) > 5 * ke.Options().max_reblur  # ~12
+
+
+def test_an_estimate_that_fails_the_reblur_check_falls_back_and_says_so(case: tuple[torch.Tensor, np.ndarray],
+                                                                        automatic: ke.KernelEstimate) -> None:
+    distrusted = ke.estimate_kernel(case[0], options=ke.Options(max_reblur=0.05))
+    assert distrusted.kernel.shape == (1, 1) and "re-blur ratio" in distrusted.note
+    assert not automatic.note  # the default threshold trusts the good estimate
+
+
+def test_clipped_highlights_are_left_out_of_the_reblur_check(case: tuple[torch.Tensor, np.ndarray]) -> None:
+    grey = ke.to_grey(case[0]).copy()
+    clean = ke.reblur_ratio(grey, case[1])
+    grey[60:80, 60:80] = 1.0  # a clipped highlight: no blur model explains it
+    assert clean < ke.reblur_ratio(grey, case[1]) < ke.Options().max_reblur  # ~0.23, ~0.72: still trusted
+
+
+# -- sub-pixel centring ------------------------------------------------------------------------------
+
+def test_kernel_offset_is_the_centre_of_mass_minus_the_centre() -> None:
+    k = np.zeros((5, 5))
+    k[2, 2], k[2, 3], k[3, 2] = 0.5, 0.3, 0.2
+    assert ke.kernel_offset(k) == pytest.approx((0.2, 0.3))
+    assert ke.kernel_offset(np.ones((1, 1))) == (0.0, 0.0)
+
+
+def test_shift_image_moves_by_whole_and_fractional_pixels() -> None:
+    image = shapes_image(48)[:, :1]
+    moved = ke.shift_image(image, (2.0, -3.0))
+    torch.testing.assert_close(moved[..., 4:-4, 4:-4], image[..., 2:-6, 7:-1], atol=1e-5, rtol=0)
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    blob = lambda cy, cx: torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18)[None, None]  # noqa: E731
+    torch.testing.assert_close(ke.shift_image(blob(30.0, 31.0), (0.4, -0.3)), blob(30.4, 30.7), atol=2e-3, rtol=0)
+    assert ke.shift_image(image, (0.0, 0.0)) is image
+
+
+def test_deconvolution_by_an_estimate_lands_where_a_centred_kernel_would() -> None:
+    """A kernel whose centre of mass is off its centre pixel by a fraction of a pixel (every estimate is, as
+    `clean_kernel` centres by whole pixels): the result is moved by that fraction, so that it lines up with the
+    scene as an exactly centred blur sees it (the convention of `ganzoo make-blur-set`'s kernels)."""
+    from ganzoo import deconvolution, pipelines
+    from ganzoo.metrics import psnr
+
+    sharp = shapes_image(96, 3)
+    kernel = np.zeros((9, 9))
+    kernel[4, 2:7] = [0.1, 0.15, 0.2, 0.25, 0.3]  # a ramp: centre of mass 0.5 px right of the centre pixel
+    kernel[5, 4] = 0.1
+    offset = ke.kernel_offset(kernel)
+    assert abs(offset[1]) > 0.3
+    # the scene as the centred kernel sees it is `sharp`; blurring by the off-centre kernel sees it moved back
+    blurred = blur(ke.shift_image(sharp, (-offset[0], -offset[1])), torch.from_numpy(kernel).float())
+    restored = pipelines.deconvolve_estimated(blurred, kernel, noise_sigma=0.0)
+    unmoved = deconvolution.deconvolve_batch(blurred, torch.from_numpy(kernel).float(), pipelines.KERNEL_ERROR_SIGMA)
+    assert psnr(restored.clamp(0, 1), sharp).item() > psnr(unmoved.clamp(0, 1), sharp).item() + 1  # 24.7 vs 23.3 dB
+
+
 # -- bad input ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("size", [0, 1, -5, 77, 10_000, 2.5, "31", True])
