@@ -438,7 +438,7 @@ def pnp_denoiser(denoiser: nn.Module | str | None = None) -> nn.Module:
 #: filled the largest window, or one that fails the re-blur check: `kernel_estimation.estimate_kernel`)
 DEBLUR_METHODS = ("auto", "network", "estimate", "estimate+network")
 #: auto restored the development sets best (every 4th case of the six sets, 35 in all: mean unaligned PSNR
-#: +2.18 dB over the input against the network's +0.87; at least the network's on each set, equal on the two
+#: +2.17 dB over the input against the network's +0.87; at least the network's on each set, equal on the two
 #: where every estimate fell back to it; SSIM up on each set)
 DEFAULT_DEBLUR_METHOD = "auto"
 ESTIMATE_SHARE = 0.85  # of the progress bar: kernel estimation takes most of the time
