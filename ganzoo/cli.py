@@ -312,13 +312,14 @@ def noise_level(text: str) -> float:
          arg("--model", help=f"deblurring model: name, folder or Hub repo id (default: "
              f"{registry.DEFAULT_DEBLUR_MODEL})"),
          arg("--kernel", type=Path, metavar="FILE",
-             help="the blur kernel, if you know it (a PNG image, .npy or .npz file): deconvolve with it and a "
-                  "sparse-gradient image prior instead of running a model"),
+             help="the blur kernel, if you know it (a PNG image, .npy or .npz file): deconvolve with it and an "
+                  "image prior (--deconvolution) instead of running a model"),
          arg("--noise-sigma", type=noise_level, metavar="S",
              help="with --kernel or an estimate method: the noise std on [0, 1] (default: estimated from each image)"),
-         arg("--deconvolution", choices=deconvolution.METHODS, default="hqs",
-             help="with --kernel: the image prior: hqs, sparse gradients (Krishnan & Fergus 2009; the default), or "
-                  f"pnp, a learned denoiser ({registry.DEFAULT_DENOISER}) in plug-and-play HQS (DPIR)"),
+         arg("--deconvolution", choices=deconvolution.METHODS,
+             help=f"with --kernel: the image prior: pnp, a learned denoiser ({registry.DEFAULT_DENOISER}) in "
+                  "plug-and-play HQS (DPIR), or hqs, sparse gradients (Krishnan & Fergus 2009), 2-4x faster "
+                  f"(default: {pipelines.DEFAULT_DECONVOLUTION})"),
          arg("--method", choices=pipelines.DEBLUR_METHODS,
              help="auto: estimate the blur kernel and deconvolve it, or where the estimate is not trusted (a flat "
                   "image, a diffuse kernel) the model (--model) instead; network: the model alone; estimate: the "
@@ -336,10 +337,11 @@ def deblur(args: argparse.Namespace) -> int:
         if args.model is not None or args.method is not None:
             raise ValueError("give --kernel or --model/--method, not both (--kernel deconvolves a known blur)")
         kernel = deconvolution.load_kernel(args.kernel)  # read once: a bad kernel file stops the run
-        denoiser = pipelines.pnp_denoiser() if args.deconvolution == "pnp" else None
+        prior = args.deconvolution or pipelines.DEFAULT_DECONVOLUTION
+        denoiser = pipelines.pnp_denoiser() if prior == "pnp" else None
         return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur_with_kernel(
-            path, kernel, args.noise_sigma, args.deconvolution, denoiser=denoiser))
-    if args.deconvolution != "hqs":
+            path, kernel, args.noise_sigma, prior, denoiser=denoiser))
+    if args.deconvolution is not None:
         raise ValueError("--deconvolution applies to --kernel (deconvolution with a known kernel)")
     if method == "network" and (args.noise_sigma is not None or args.kernel_size is not None or args.save_kernel):
         raise ValueError("--noise-sigma, --kernel-size and --save-kernel apply to --kernel or an estimate method")
@@ -374,15 +376,16 @@ def deblur_blind_file(path: Path, refiner: torch.nn.Module | None, args: argpars
          "aligned (SelfDeblur's protocol)",
          arg("--method", choices=(*evaluate.DEBLUR_METHODS, "auto", "estimate", "estimate+network"), default="network",
              help="network: a deblurring model (--model; the default); true-kernel: deconvolution with the true "
-                  "kernel and a sparse-gradient prior (needs the kernels); estimate: the kernel estimated blind, "
+                  "kernel and an image prior (--deconvolution; needs the kernels); estimate: the kernel estimated blind, "
                   "then that deconvolution (with true kernels: kernel similarity and error ratio too); "
                   "estimate+network: that, refined by the model (--model); auto: the estimate, or the model where "
                   "the estimate is not trusted (kernel scores count the identity kernel there)"),
          arg("--kernel-size", type=int, metavar="PX",
              help="with an estimate method: the kernel's size, odd, 3-75 px (default: chosen per image)"),
-         arg("--deconvolution", choices=deconvolution.METHODS, default="hqs",
-             help="with --method true-kernel: the image prior, hqs (sparse gradients) or pnp (the learned "
-                  f"{registry.DEFAULT_DENOISER} in plug-and-play HQS)"),
+         arg("--deconvolution", choices=deconvolution.METHODS,
+             help="with --method true-kernel: the image prior, pnp (the learned "
+                  f"{registry.DEFAULT_DENOISER} in plug-and-play HQS) or hqs (sparse gradients) (default: "
+                  f"{pipelines.DEFAULT_DECONVOLUTION}, as `ganzoo deblur --kernel`)"),
          arg("--model", help="with --method network: name, folder or Hub repo id; 'none' scores the input only "
              f"(default: {registry.DEFAULT_DEBLUR_MODEL})"),
          arg("--data", type=Path, required=True,
@@ -408,18 +411,20 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
         if not args.method.startswith("estimate"):
             raise ValueError("--kernel-size applies to the estimate methods")
         kernel_estimation.check_kernel_size(args.kernel_size)
+    if args.deconvolution is not None and args.method != "true-kernel":
+        raise ValueError("--deconvolution applies to --method true-kernel")
     if args.method in ("true-kernel", "estimate"):
         if args.model is not None:
             raise ValueError(f"--method {args.method} deconvolves without a network; it takes no --model")
         with_kernel = deconvolution.deconvolve_batch
-        if args.deconvolution == "pnp":
-            with_kernel = functools.partial(deconvolution.deconvolve_batch, method="pnp",
-                                            denoiser=pipelines.pnp_denoiser())
+        if args.method == "true-kernel":
+            args.deconvolution = args.deconvolution or pipelines.DEFAULT_DECONVOLUTION
+            if args.deconvolution == "pnp":
+                with_kernel = functools.partial(deconvolution.deconvolve_batch, method="pnp",
+                                                denoiser=pipelines.pnp_denoiser())
         precision = "fp32"  # the deconvolution's FFTs
     else:
         model_name = args.model or registry.DEFAULT_DEBLUR_MODEL
-    if args.deconvolution != "hqs" and args.method != "true-kernel":
-        raise ValueError("--deconvolution applies to --method true-kernel")
     if args.method in ("estimate", "auto"):
         estimator = lambda blurred: torch.from_numpy(  # noqa: E731
             kernel_estimation.estimate_kernel(blurred, args.kernel_size).kernel).float()

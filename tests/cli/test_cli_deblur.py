@@ -112,3 +112,44 @@ def test_cli_evaluate_true_kernel_reports_aligned_and_unaligned(levin_like, kern
     assert cli.main(["evaluate", "deblur", "--method", "true-kernel", "--model", "deblur-unet",
                      "--data", str(levin_like)]) == 2
     assert "takes no --model" in capsys.readouterr().err
+
+
+def test_cli_deblur_with_a_kernel_and_the_learned_prior(tmp_path, capsys):
+    """--deconvolution pnp: the bundled denoiser as the prior (DPIR's plug-and-play HQS), as the pipeline does it."""
+    kernel = degrade.shake_kernel(15.0, torch.Generator().manual_seed(4))
+    sharp, blurred = _sharp_and_blurred(kernel)
+    np.save(tmp_path / "k.npy", kernel.numpy())
+    imaging.tensor_to_image(blurred).save(tmp_path / "colour.png")
+    assert cli.main(["deblur", str(tmp_path / "colour.png"), "-o", str(tmp_path / "out"), "--kernel",
+                     str(tmp_path / "k.npy"), "--deconvolution", "pnp"]) == 0
+    restored = Image.open(tmp_path / "out" / "colour.png")
+    assert psnr(imaging.image_to_tensor(restored)[0], sharp).item() > psnr(blurred, sharp).item() + 4
+    expected = pipelines.deblur_with_kernel(tmp_path / "colour.png", kernel, method="pnp")
+    assert np.array_equal(np.asarray(restored), np.asarray(expected))
+    assert pipelines.DEFAULT_DECONVOLUTION == "pnp"  # the default prior: the same without the flag
+    assert np.array_equal(np.asarray(pipelines.deblur_with_kernel(tmp_path / "colour.png", kernel)),
+                          np.asarray(expected))
+    assert cli.main(["deblur", str(tmp_path / "colour.png"), "-o", str(tmp_path / "hqs"), "--kernel",
+                     str(tmp_path / "k.npy"), "--deconvolution", "hqs"]) == 0
+    hqs = pipelines.deblur_with_kernel(tmp_path / "colour.png", kernel, method="hqs")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "hqs" / "colour.png")), np.asarray(hqs))
+    assert not np.array_equal(np.asarray(hqs), np.asarray(expected))
+    # the prior applies to a known kernel only
+    assert cli.main(["deblur", str(tmp_path / "colour.png"), "-o", str(tmp_path / "o2"), "--deconvolution",
+                     "pnp"]) == 2
+    assert "--deconvolution applies to --kernel" in capsys.readouterr().err
+
+
+def test_cli_evaluate_true_kernel_with_the_learned_prior(levin_like, kernels, tmp_path, capsys):
+    kernel_file = tmp_path / "kernels.npz"
+    np.savez(kernel_file, **{f"k{i}": k.numpy() for i, k in enumerate(kernels, 1)})
+    assert cli.main(["evaluate", "deblur", "--method", "true-kernel", "--deconvolution", "pnp", "--data",
+                     str(levin_like), "--kernels", str(kernel_file), "--no-aligned", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 4 and result["psnr"] > result["psnr_input"] + 3 and result["deconvolution"] == "pnp"
+    assert cli.main(["evaluate", "deblur", "--method", "true-kernel", "--deconvolution", "hqs", "--data",
+                     str(levin_like), "--kernels", str(kernel_file), "--no-aligned", "--no-reference", "--json"]) == 0
+    hqs = json.loads(capsys.readouterr().out)
+    assert hqs["deconvolution"] == "hqs" and hqs["psnr"] != result["psnr"]
+    assert cli.main(["evaluate", "deblur", "--deconvolution", "pnp", "--data", str(levin_like)]) == 2
+    assert "--deconvolution applies to --method true-kernel" in capsys.readouterr().err
