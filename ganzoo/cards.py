@@ -30,6 +30,7 @@ TEMPLATE_FOR_CLASS = {
     "SRResNet": "super-resolution.md",
     "DeblurGANGenerator": "deblurgan.md",
     "DeblurUNet": "deblur-unet.md",
+    "Denoiser": "denoiser.md",
     "TransformerNet": "style.md",
     "AdaINStyleTransfer": "adain.md",
 }
@@ -51,6 +52,8 @@ PAPERS = {
     "Perceptual Losses for Real-Time Style Transfer and Super-Resolution": "1603.08155",
     "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization": "1703.06868",
     "Simple Baselines for Image Restoration": "2204.04676",
+    "FFDNet: Toward a Fast and Flexible Solution for CNN based Image Denoising": "1710.04026",
+    "Plug-and-Play Image Restoration with Deep Denoiser Prior": "2008.13751",
 }
 #: run arguments that name training data (folders, Hub ids)
 _DATA_ARGS = re.compile(r"(^|_)(dirs?|data|dataset_name|train_data_dir)$")
