@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from huggingface_hub import constants
 
 from ganzoo.cli import main as cli_main
@@ -168,6 +169,9 @@ def workdir(tmp_path, monkeypatch) -> Path:
                               "shaky/c.png", "../shared/data/sr/bench/Set5/baby.png",
                               "../shared/data/sr/bench/Set5/bird.png"]):
         write_png(work / path, 48, 40, seed=i)
+    line = Image.new("L", (7, 7))
+    line.paste(255, (1, 3, 6, 4))  # a 5 px horizontal shake
+    line.save(work / "kernel.png")
     repo = tmp_path / "hf-cache" / "models--ganzoo--srresnet-x4"
     shutil.copytree(MODELS["srresnet-x4"].bundled_path, repo / "snapshots" / ("0" * 40))
     (repo / "refs").mkdir()
