@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from skimage import data as skdata
 
 from ganzoo import degrade, imaging, kernel_estimation, pipelines
 from ganzoo.deconvolution import deconvolve_batch
+from ganzoo.precision import cpu_name
 
 SIZES = {"255x255": (255, 255, skdata.astronaut), "1024x680": (1024, 680, skdata.coffee)}
 KERNELS = (31, 75)
@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
         "pnp": lambda blurred, kernel: deconvolve_batch(blurred, kernel, method="pnp", denoiser=denoiser),
         "estimate": lambda blurred, kernel: kernel_estimation.estimate_kernel(blurred[0]),
     }
-    results = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
-               "torch": torch.__version__, "rows": []}
+    results = {"cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__, "rows": []}
+    if not args.json:
+        print(f"CPU {results['cpu']}, {args.threads} thread(s), torch {results['torch']}")
     for size in args.sizes:
         sharp = photo(*SIZES[size])
         for kernel_size in KERNELS:

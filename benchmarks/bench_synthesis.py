@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -36,6 +34,7 @@ from PIL import Image
 
 from ganzoo import degrade
 from ganzoo.data import ImageBank
+from ganzoo.precision import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train_scripts"))
 import train_deblur_unet  # noqa: E402  (its model defaults and loss)
@@ -174,14 +173,6 @@ def step_profile(batch: int, crop: int, repeats: int) -> dict[str, float]:
             "model_forward_backward_update": median_s(update, repeats)}
 
 
-def cpu_model() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown"
-
-
 def print_table(report: dict) -> None:
     rates = report["kernels_per_s"]
     print(f"CPU {report['cpu']}, {report['threads']} thread(s), torch {report['torch']}")
@@ -209,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    report = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
               "command": " ".join(["python", "benchmarks/bench_synthesis.py", *(argv or sys.argv[1:])]),
               "kernels_per_s": kernel_rates(args.repeats), "batch_32x240_s": {"cpu": batch_times(args.repeats)}}
     if torch.cuda.is_available():

@@ -70,8 +70,8 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
 
 #: what `ganzoo upscale`, `ganzoo evaluate sr` use without a choice
 DEFAULT_SR_MODEL = "srgan-x4"
-#: what `ganzoo deblur`, `ganzoo evaluate deblur` and the Deblur tab use without a choice: the bundled
-#: model with the best measured gain on unseen blur (model cards, README "Deblurring")
+#: the deblurring network `ganzoo evaluate deblur` and the Deblur tab use without a choice, and `ganzoo deblur`
+#: where it cannot trust a kernel estimate: the bundled model with the best measured gain on unseen blur
 DEFAULT_DEBLUR_MODEL = "deblur-unet"
 #: the learned prior of plug-and-play deconvolution (`deconvolution.deconvolve(method="pnp")`)
 DEFAULT_DENOISER = "denoiser"

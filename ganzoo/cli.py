@@ -318,7 +318,7 @@ def noise_level(text: str) -> float:
              help="with --kernel or an estimate method: the noise std on [0, 1] (default: estimated from each image)"),
          arg("--deconvolution", choices=deconvolution.METHODS,
              help=f"with --kernel: the image prior: pnp, a learned denoiser ({registry.DEFAULT_DENOISER}) in "
-                  "plug-and-play HQS (DPIR), or hqs, sparse gradients (Krishnan & Fergus 2009), 2-4x faster "
+                  "plug-and-play HQS (DPIR), or hqs, sparse gradients (Krishnan & Fergus 2009), about 10x faster "
                   f"(default: {pipelines.DEFAULT_DECONVOLUTION})"),
          arg("--method", choices=pipelines.DEBLUR_METHODS,
              help="auto: estimate the blur kernel and deconvolve it, or where the estimate is not trusted (a flat "

@@ -36,9 +36,9 @@ from PIL import Image
 from scipy import fft, ndimage
 from skimage.transform import resize
 
-__all__ = ["KernelEstimate", "MAX_KERNEL", "MIN_KERNEL", "Options", "auto_kernel_size", "check_kernel_size",
-           "clean_kernel", "estimate_kernel", "kernel_image", "kernel_offset", "kernel_step", "l0_latent", "reblur_ratio", "shift_image",
-           "to_grey"]
+__all__ = ["KERNEL_ERROR_SIGMA", "KernelEstimate", "MAX_KERNEL", "MIN_KERNEL", "Options", "auto_kernel_size",
+           "check_kernel_size", "clean_kernel", "estimate_kernel", "kernel_image", "kernel_offset", "kernel_step",
+           "l0_latent", "reblur_ratio", "shift_image", "to_grey"]
 
 MAX_KERNEL = 75  # px, the largest kernel estimated (the size of the largest evaluation blur)
 MIN_KERNEL = 3
@@ -46,6 +46,10 @@ SATURATED = 0.97  # a pixel this bright (on [0, 1]) may be clipped; left out of 
 FIRST_AUTO_WINDOW = 11  # px: an automatic window starts at this on the coarsest level
 MIN_LEVEL_SIDE = 64  # px: the pyramid's coarsest image is no smaller than this
 FLAT_GRADIENT = 2e-3  # mean |grad| below this: no edges to estimate from
+#: an estimated kernel's error acts on the deconvolution like noise of about this std (on [0, 1]), added to the
+#: image's own: tuned on the development set (without it, ringing cost 1-3 dB there); the pipeline's
+#: deconvolution and the re-blur check both use it
+KERNEL_ERROR_SIGMA = 0.01
 Progress = Callable[[float, str], None]
 
 
@@ -64,8 +68,7 @@ class Options:
     max_side: int = 1024  # longer images are estimated on their central crop of this size
     max_thickness: float = 12.0  # a more diffuse estimate is not trusted (`thickness`)
     max_reblur: float = 1.1  # a larger `reblur_ratio` is not trusted
-    kernel_error_sigma: float = 0.01  # the deconvolution's extra noise for the estimate's error (as
-    # `pipelines.KERNEL_ERROR_SIGMA`), used by the re-blur check
+    kernel_error_sigma: float = KERNEL_ERROR_SIGMA  # the re-blur check's extra noise for the estimate's error
     final_prune: float = 0.2  # the final kernel: weights below this fraction of the peak set to 0 (stray mass
     # that survives the per-level clean-up moves the centre of mass and rings in the deconvolution)
 
@@ -396,7 +399,7 @@ def estimate_kernel(image: np.ndarray | torch.Tensor, kernel_size: int | None = 
                           levels=windows)
 
 
-def reblur_ratio(grey: np.ndarray, kernel: np.ndarray, kernel_error_sigma: float = 0.01) -> float:
+def reblur_ratio(grey: np.ndarray, kernel: np.ndarray, kernel_error_sigma: float = KERNEL_ERROR_SIGMA) -> float:
     """A no-reference check of an estimate: deconvolve the luma by it (`deconvolution.deconvolve`, as the
     pipeline does), blur the result by it again, and compare with the input away from the border: the RMS of
     that residual over the mean absolute vertical gradient of the input. A kernel that explains the blur leaves

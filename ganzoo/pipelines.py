@@ -12,6 +12,7 @@ benchmarks and training-time evaluation). Only the image-level one takes `image`
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -394,7 +395,8 @@ def deblurrer(model: nn.Module, tile: int | None = None, overlap: int = TILE_OVE
 
 #: the image prior of deconvolution with a known kernel (`ganzoo deblur --kernel`, the Deblur tab's true-kernel
 #: row): the learned one (plug-and-play around the bundled denoiser) restored the development sets better than the
-#: sparse-gradient "hqs" (runs/dev/moderate, large, levin: +1.7, +0.25, +0.17 dB), at 2-4x its time
+#: sparse-gradient "hqs" (runs/dev/moderate, large, levin: +1.7, +0.25, +0.17 dB), at 7-12x its time
+#: (`benchmarks/bench_deconvolution.py`)
 DEFAULT_DECONVOLUTION = "pnp"
 
 
@@ -430,11 +432,22 @@ def pnp_denoiser(denoiser: nn.Module | str | None = None) -> nn.Module:
     from ganzoo.models import Denoiser
     from ganzoo.registry import DEFAULT_DENOISER, load
 
-    if denoiser is None or isinstance(denoiser, (str, os.PathLike)):
-        denoiser = load(denoiser or DEFAULT_DENOISER, expected=(Denoiser,))
+    if denoiser is None:
+        return _bundled_denoiser(DEFAULT_DENOISER)
+    if isinstance(denoiser, (str, os.PathLike)):
+        denoiser = load(denoiser, expected=(Denoiser,))
     if not isinstance(denoiser, Denoiser):
         raise TypeError(f"the plug-and-play prior must be a Denoiser, got {type(denoiser).__name__}")
     return denoiser.float().cpu().eval()
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_denoiser(name: str) -> nn.Module:
+    """The default prior, read once per process (the Deblur tab asks for it on every click)."""
+    from ganzoo.models import Denoiser
+    from ganzoo.registry import load
+
+    return load(name, expected=(Denoiser,)).float().cpu().eval()
 
 
 # -- blind deblurring: estimate the kernel, deconvolve it, optionally refine with a network ------------
@@ -449,9 +462,7 @@ DEBLUR_METHODS = ("auto", "network", "estimate", "estimate+network")
 #: where every estimate fell back to it; SSIM up on each set)
 DEFAULT_DEBLUR_METHOD = "auto"
 ESTIMATE_SHARE = 0.85  # of the progress bar: kernel estimation takes most of the time
-#: an estimated kernel's error acts on the deconvolution like noise of about this std (on [0, 1]), added to the
-#: image's own: tuned on the development set (without it, ringing cost 1-3 dB there)
-KERNEL_ERROR_SIGMA = 0.01
+KERNEL_ERROR_SIGMA = kernel_estimation.KERNEL_ERROR_SIGMA  # the estimate's error, as extra noise (see there)
 
 
 def blind_deblurrer(refiner: nn.Module | None = None, kernel_size: int | None = None,

@@ -28,16 +28,28 @@ class Bf16Support:
     reason: str  # what the decision rests on, for logs and cards
 
 
-def cpu_flags() -> set[str]:
-    """This CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+def _cpuinfo_field(name: str) -> str | None:
+    """The first `name` line of /proc/cpuinfo, after its colon (None where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(name):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    return set((_cpuinfo_field("flags") or "").split())
+
+
+def cpu_name() -> str:
+    """This CPU's model name, as benchmarks and cards name the machine a number came from."""
+    import platform
+
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown"
 
 
 @cache

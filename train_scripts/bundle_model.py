@@ -28,7 +28,7 @@ from ganzoo import cli, degrade
 from ganzoo.evaluate import evaluate_deblur, evaluate_digits, evaluate_sr, evaluate_style
 from ganzoo.hub import save_with_card
 from ganzoo.pipelines import deblurrer, sr_upscaler, stylizer
-from ganzoo.precision import cpu_flags
+from ganzoo.precision import cpu_flags, cpu_name
 from ganzoo.registry import PRETRAINED_DIR
 from ganzoo.training import HISTORY_NAME, MODEL_CARDS_DIR
 
@@ -117,18 +117,9 @@ def main(argv=None) -> None:
 def cpu_description() -> str:
     """This CPU as a card names it: model, the vector units that decide the default path, threads."""
     flags = cpu_flags()
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo_lines() if line.startswith("model name")),
-                 platform.processor() or "unknown model")
     units = "native bf16 (avx512_bf16)" if "avx512_bf16" in flags else (
         "AVX-512, no native bf16" if "avx512f" in flags else ("AVX2, no native bf16" if "avx2" in flags else ""))
-    return f"CPU ({model}, {platform.machine()}{', ' + units if units else ''}, {torch.get_num_threads()} threads)"
-
-
-def _cpuinfo_lines() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
+    return f"CPU ({cpu_name()}, {platform.machine()}{', ' + units if units else ''}, {torch.get_num_threads()} threads)"
 
 
 def style_row(result: dict, name: str) -> dict:

@@ -36,7 +36,7 @@ from ganzoo.benchmark.paths import (
 )
 from ganzoo.benchmark.report import default_summary, fastest
 from ganzoo.benchmark.timing import count_flops, measure, num_threads, peak_tflops, summarise
-from ganzoo.precision import cpu_bf16_support
+from ganzoo.precision import cpu_bf16_support, cpu_name
 
 __all__ = ["BenchmarkSettings", "benchmark_tiling", "run_benchmark"]
 
@@ -114,7 +114,7 @@ def _header(model: nn.Module, settings: BenchmarkSettings, threads: int, flops: 
     result: dict[str, Any] = {
         "model": settings.model_name or type(model).__name__, "size": settings.size, "batch": settings.batch,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "threads": threads, "torch_version": torch.__version__, "onnxruntime_version": _ort_version(),
         "flops": flops, "repeats": settings.repeats, "warmup": settings.warmup, "tolerance": TOLERANCE,
         "low_precision_tolerance": LOW_PRECISION_TOLERANCE,
@@ -237,18 +237,6 @@ def _reference_score(fn: Callable[[torch.Tensor], torch.Tensor], model: nn.Modul
     if metric == "psnr_y":
         return evaluate.evaluate_sr(call, data, pipelines.sr_scale(model), progress=False)[metric]
     return evaluate.evaluate_deblur(call, data, reference=False, progress=False)[metric]
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
 
 
 def _ort_version() -> str | None:
