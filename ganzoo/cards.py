@@ -34,6 +34,8 @@ TEMPLATE_FOR_CLASS = {
     "TransformerNet": "style.md",
     "AdaINStyleTransfer": "adain.md",
 }
+#: bundled models whose card is not their class's (the refiner is a `DeblurUNet` with another job)
+TEMPLATE_FOR_NAME = {"deblur-refiner": "deblur-refiner.md"}
 
 BSDS500_LICENSE = dict(
     license="other",
@@ -185,6 +187,7 @@ EVAL_RESULTS: dict[str, Callable[[dict[str, Any]], list[EvalResult]]] = {
     "super-resolution.md": sr_results,
     "deblurgan.md": deblur_results,
     "deblur-unet.md": deblur_results,
+    "deblur-refiner.md": deblur_results,
     "mnist-dcgan.md": digit_gan_results,
     "mnist-classifier.md": digit_classifier_results,
     "style.md": lambda fields: style_results(fields, "Fast neural style transfer"),
@@ -230,7 +233,7 @@ def fields_from_card(text: str, template: str, model_name: str) -> dict[str, Any
                 "psnr_y": number(row["PSNR Y"]), "ssim_y": number(row["SSIM Y"]),
                 "psnr_rgb": number(row["PSNR RGB"]), "ssim_rgb": number(row["SSIM RGB"])}
             for table in markdown_tables(text) for row in table if "PSNR Y" in row}
-    elif template in ("deblurgan.md", "deblur-unet.md"):
+    elif template in ("deblurgan.md", "deblur-unet.md", "deblur-refiner.md"):
         fields["benchmarks"] = {row["data"]: {"psnr": number(row[f"{model_name} PSNR"]), "ssim": number(row["SSIM"])}
                                 for table in markdown_tables(text) for row in table if f"{model_name} PSNR" in row}
     elif template in ("style.md", "adain.md"):
@@ -256,7 +259,7 @@ def refresh_card(folder: str | Path, base: ModelCardData, class_name: str) -> Mo
     path = Path(folder) / "README.md"
     card = ModelCard.load(path)
     card.text = link_papers(card.text)
-    template = TEMPLATE_FOR_CLASS[class_name]
+    template = TEMPLATE_FOR_NAME.get(Path(folder).name, TEMPLATE_FOR_CLASS[class_name])
     fields = fields_from_card(card.text, template, Path(folder).name)
     card.data = card_metadata(base, template, fields, card.text)
     card.save(path)

@@ -453,10 +453,11 @@ def _bundled_denoiser(name: str) -> nn.Module:
 # -- blind deblurring: estimate the kernel, deconvolve it, optionally refine with a network ------------
 
 #: `ganzoo deblur --method`: a deblurring network alone; the kernel estimated and deconvolved
-#: (`kernel_estimation`, `deconvolution`); that followed by a deblurring network as refiner; and auto: the
-#: estimate, or the network alone where the estimate is not trusted (a flat image, a diffuse kernel, one that
-#: filled the largest window, or one that fails the re-blur check: `kernel_estimation.estimate_kernel`)
-DEBLUR_METHODS = ("auto", "network", "estimate", "estimate+network")
+#: (`kernel_estimation`, `deconvolution`); that followed by the refiner (`registry.DEFAULT_DEBLUR_REFINER`,
+#: trained on such deconvolutions) or by a deblurring network; and auto: the estimate and the refiner, or the
+#: network alone where the estimate is not trusted (a flat image, a diffuse kernel, one that filled the largest
+#: window, or one that fails the re-blur check: `kernel_estimation.estimate_kernel`)
+DEBLUR_METHODS = ("auto", "network", "estimate", "estimate+refiner", "estimate+network")
 #: auto restored the development sets best (every 4th case of the six sets, 35 in all: mean unaligned PSNR
 #: +2.17 dB over the input against the network's +0.87; at least the network's on each set, equal on the two
 #: where every estimate fell back to it; SSIM up on each set)
@@ -489,12 +490,12 @@ def blind_deblurrer(refiner: nn.Module | None = None, kernel_size: int | None = 
             if on_estimate is not None:
                 on_estimate(estimate)
             if instead is not None and estimate.kernel.size == 1:
-                out.append(instead(image[None]))
+                out.append(instead(image[None]))  # the fallback network's output is final: not refined
                 continue
-            out.append(deconvolve_estimated(image[None], estimate.kernel, noise_sigma,
-                                            _scaled(progress, ESTIMATE_SHARE, 1.0, "deconvolution")))
-        restored = torch.cat(out)
-        return restored if refine is None else refine(restored)
+            restored = deconvolve_estimated(image[None], estimate.kernel, noise_sigma,
+                                            _scaled(progress, ESTIMATE_SHARE, 1.0, "deconvolution"))
+            out.append(restored if refine is None else refine(restored.clamp(0, 1)))
+        return torch.cat(out)
     return apply
 
 

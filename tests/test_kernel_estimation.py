@@ -307,3 +307,68 @@ def test_cli_deblur_refuses_bad_kernel_sizes(flags: list[str], message: str, tmp
     assert cli.main(["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--method", "estimate",
                      *flags]) != 0
     assert message in capsys.readouterr().err
+
+
+def test_the_refiner_cleans_up_deconvolutions_only(case: tuple[torch.Tensor, np.ndarray]) -> None:
+    """auto's pipeline: the refiner runs on the deconvolved image; a fallback network's output is final."""
+    from torch import nn
+
+    from ganzoo import pipelines
+
+    seen: dict[float, list[torch.Tensor]] = {0.1: [], 0.2: []}  # outside the modules: the pipeline may copy them
+
+    class Brighter(nn.Module):
+        def __init__(self, amount: float) -> None:
+            super().__init__()
+            self.amount = amount
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen[self.amount].append(x.clone())
+            return x + self.amount
+
+    blurred = case[0]
+    flat = torch.full((1, 3, 64, 64), 0.4)
+    deblur = pipelines.blind_deblurrer(Brighter(0.1), kernel_size=17, fallback=Brighter(0.2), precision="fp32")
+    out = deblur(flat)
+    torch.testing.assert_close(out, flat + 0.2)  # the network alone, not refined
+    assert not seen[0.1] and len(seen[0.2]) == 1
+    out = deblur(blurred)
+    deconvolved = pipelines.deconvolve_estimated(blurred, ke.estimate_kernel(blurred[0], 17).kernel).clamp(0, 1)
+    assert len(seen[0.1]) == 1 and len(seen[0.2]) == 1
+    torch.testing.assert_close(seen[0.1][0], deconvolved)  # the refiner sees the deconvolution, in [0, 1]
+    torch.testing.assert_close(out, (deconvolved + 0.1).clamp(0, 1))  # a network's output is clamped
+
+
+def test_cli_estimate_and_refine(case: tuple[torch.Tensor, np.ndarray], tmp_path, capsys) -> None:
+    """--method estimate+refiner and auto take a --refiner (any DeblurUNet folder); --refiner elsewhere is refused."""
+    import json
+
+    from ganzoo import cli, imaging
+    from ganzoo.models import DeblurUNet
+
+    torch.manual_seed(0)
+    refiner = tmp_path / "refiner"
+    DeblurUNet(channels=4, encoder_blocks=[1, 1], middle_blocks=1, decoder_blocks=[1, 1]).save_pretrained(refiner)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    imaging.tensor_to_image(case[0]).save(folder / "shaken.png")
+    for method in ("estimate+refiner", "auto"):
+        out = tmp_path / method
+        assert cli.main(["deblur", str(folder), "-o", str(out), "--method", method, "--refiner", str(refiner),
+                         "--kernel-size", "17"]) == 0, capsys.readouterr().err
+        assert (out / "shaken.png").is_file()
+    assert cli.main(["deblur", str(folder), "-o", str(tmp_path / "x"), "--method", "estimate",
+                     "--refiner", str(refiner)]) != 0
+    assert "--refiner applies to" in capsys.readouterr().err
+    sharp = tmp_path / "set"
+    (sharp / "sharp").mkdir(parents=True)
+    (sharp / "blurred").mkdir()
+    imaging.tensor_to_image(shapes_image(160, 0)).save(sharp / "sharp" / "scene.png")
+    imaging.tensor_to_image(case[0]).save(sharp / "blurred" / "scene_kernel_01.png")
+    assert cli.main(["evaluate", "deblur", "--method", "estimate+refiner", "--refiner", str(refiner), "--data",
+                     str(sharp), "--no-reference", "--no-aligned", "--kernel-size", "17", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["method"] == "estimate+refiner" and result["refiner"] == str(refiner) and result["n"] == 1
+    assert cli.main(["evaluate", "deblur", "--method", "network", "--refiner", str(refiner), "--data",
+                     str(sharp)]) != 0
+    assert "--refiner applies to" in capsys.readouterr().err

@@ -12,15 +12,20 @@ and 8-bit rounding (`degrade.ShakeBlur`). No recorded kernel is used. `--held-ou
 sets: their images are dropped from the training folders and their kernels may not appear in training.
 Loss: Charbonnier (a smooth L1). AdamW with a cosine learning rate from `--lr` to `--min-lr`.
 A run that continues another (`--init-from`) adds its steps and hours to the model's training history.
+
+`--pair-dirs` trains on ready-made (input, sharp) pairs instead, in the `data.blur_pairs` layout: the refiner of
+blind deblurring learns from `make_refiner_pairs.py`'s (deconvolved with the estimated kernel, sharp) pairs.
+With both, half of each batch comes from each source.
 """
 
 import argparse
 import math
+from pathlib import Path
 
 import torch
 
 from ganzoo.blur_sets import HeldOut
-from ganzoo.data import ImageBank
+from ganzoo.data import ImageBank, PairedImageBank, sharp_folders
 from ganzoo.degrade import ShakeBlur
 from ganzoo.models import DeblurUNet
 from ganzoo.training import Trainer, add_training_args, initial_model, run_history, write_history
@@ -32,7 +37,10 @@ UNET_DEFAULTS = {"channels": 16, "encoder_blocks": [1, 1, 1, 2], "middle_blocks"
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--train-dirs", nargs="+", required=True, help="folders of sharp images")
+    data.add_argument("--train-dirs", nargs="*", default=[], help="folders of sharp images (blurred on the fly)")
+    data.add_argument("--pair-dirs", nargs="*", default=[],
+                      help="folders of aligned (input, sharp) pairs: `blur*/` beside `sharp/`, e.g. "
+                           "make_refiner_pairs.py's output")
     data.add_argument("--held-out", nargs="*", default=[], metavar="SET",
                       help="evaluation sets (benchmark folders, image folders, kernel files or folders) that "
                            "training must never read")
@@ -58,13 +66,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--decoder-blocks", type=int, nargs="+", default=None,
                        help=f"default {' '.join(map(str, UNET_DEFAULTS['decoder_blocks']))}")
     model.add_argument("--lr", type=float, default=1e-3)
+    model.add_argument("--card", default="deblur-unet.md", help="the model card template in ganzoo/model_cards/ "
+                                                                "(deblur-refiner.md for a refiner)")
     model.add_argument("--min-lr", type=float, default=1e-6)
     model.add_argument("--warmup-steps", type=int, default=100)
     model.add_argument("--schedule-steps", type=int, default=None,
                        help="length of the cosine schedule (default: --max-steps)")
     model.add_argument("--weight-decay", type=float, default=0.0)
     add_training_args(parser, max_steps=3000, batch_size=4, checkpoint_every=250, sample_every=250)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.train_dirs and not args.pair_dirs:
+        parser.error("give --train-dirs (sharp images) and/or --pair-dirs (input/sharp pairs)")
+    return args
 
 
 def learning_rate(args: argparse.Namespace, step: int) -> float:
@@ -90,27 +103,45 @@ def main(argv=None) -> None:
     model = load_model(args)  # before the data: a wrong --init-from fails fast
     held_out = HeldOut(args.held_out)
     train_paths, dropped = held_out.split_images(args.train_dirs)
+    pair_sharp = [folder for pairs in args.pair_dirs for folder in sharp_folders(Path(pairs))]
+    if held_out.split_images(pair_sharp)[1]:
+        raise SystemExit(f"--pair-dirs {' '.join(args.pair_dirs)} hold images of a --held-out set: evaluation "
+                         "images are never training data")
     synth = ShakeBlur(args.crop_size, tuple(args.lengths), args.max_kernel, args.max_noise, args.saturation,
                       args.sized_fraction)
     trainer = Trainer(args, "deblur-unet")
-    bank = ImageBank(args.train_dirs, synth.region_size, trainer.device, exclude=set(dropped))
-    print(f"{len(bank)} training images ({len(dropped)} held out, {bank.skipped} smaller than "
-          f"{synth.region_size} px); {len(train_paths)} before the size filter")
+    bank = ImageBank(args.train_dirs, synth.region_size, trainer.device, exclude=set(dropped)) \
+        if args.train_dirs else None
+    pairs = PairedImageBank(args.pair_dirs, args.crop_size, trainer.device) if args.pair_dirs else None
+    if bank is not None:
+        print(f"{len(bank)} training images ({len(dropped)} held out, {bank.skipped} smaller than "
+              f"{synth.region_size} px); {len(train_paths)} before the size filter")
+    if pairs is not None:
+        print(f"{len(pairs)} training pairs ({pairs.skipped} smaller than {args.crop_size} px)")
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.9), weight_decay=args.weight_decay)
     model, optimizer = trainer.prepare(model, optimizer)
 
     def train_step(step: int, rng: torch.Generator) -> dict[str, float]:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(args, step)
-        blurred, sharp = synth(bank.random_crops(args.batch_size, synth.region_size, rng), rng)
+        blurred, sharp = next_batch(args.batch_size, rng)
         with trainer.accelerator.autocast():
             restored = model(blurred).float()
         loss = charbonnier(restored, sharp)
         trainer.optimize(loss, optimizer)
         return {"charbonnier": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
 
-    fixed_blurred, fixed_sharp = synth(bank.random_crops(4, synth.region_size, torch.Generator().manual_seed(1234)),
-                                       torch.Generator().manual_seed(1234))
+    def next_batch(size: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, sharp) crops: synthetic blur of sharp crops and/or ready-made pairs, half each with both."""
+        parts = []
+        from_pairs = 0 if pairs is None else (size if bank is None else size // 2)
+        if from_pairs:
+            parts.append(pairs.random_pairs(from_pairs, args.crop_size, rng))
+        if size > from_pairs:
+            parts.append(synth(bank.random_crops(size - from_pairs, synth.region_size, rng), rng))
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    fixed_blurred, fixed_sharp = next_batch(4, torch.Generator().manual_seed(1234))
 
     def sample(step: int) -> torch.Tensor:
         restored = trainer.accelerator.unwrap_model(model)(fixed_blurred).float()
@@ -118,9 +149,11 @@ def main(argv=None) -> None:
 
     trainer.fit(train_step, [model], sample_fn=sample, sample_nrow=4)
     start = args.init_from or args.init_from_checkpoint
-    fields = {"data": {"sharp_images": len(bank), "held_out_images_dropped": len(dropped), **held_out.describe()},
-              "train_dirs": args.train_dirs, "init_from": start, **run_history(trainer, start)}
-    write_history(trainer.export(model, "final", "deblur-unet.md", **fields), fields["history"])
+    fields = {"data": {"sharp_images": len(bank) if bank else 0, "pairs": len(pairs) if pairs else 0,
+                       "held_out_images_dropped": len(dropped), **held_out.describe()},
+              "train_dirs": args.train_dirs, "pair_dirs": args.pair_dirs, "init_from": start,
+              **run_history(trainer, start)}
+    write_history(trainer.export(model, "final", args.card, **fields), fields["history"])
     trainer.end()
 
 
