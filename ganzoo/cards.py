@@ -34,8 +34,6 @@ TEMPLATE_FOR_CLASS = {
     "TransformerNet": "style.md",
     "AdaINStyleTransfer": "adain.md",
 }
-#: bundled models whose card is not their class's (the refiner is a `DeblurUNet` with another job)
-TEMPLATE_FOR_NAME = {"deblur-refiner": "deblur-refiner.md"}
 
 BSDS500_LICENSE = dict(
     license="other",
@@ -259,7 +257,7 @@ def refresh_card(folder: str | Path, base: ModelCardData, class_name: str) -> Mo
     path = Path(folder) / "README.md"
     card = ModelCard.load(path)
     card.text = link_papers(card.text)
-    template = TEMPLATE_FOR_NAME.get(Path(folder).name, TEMPLATE_FOR_CLASS[class_name])
+    template = TEMPLATE_FOR_CLASS[class_name]
     fields = fields_from_card(card.text, template, Path(folder).name)
     card.data = card_metadata(base, template, fields, card.text)
     card.save(path)

@@ -16,8 +16,7 @@ WEIGHTS_NAME = "model.safetensors"
 
 #: what a model is -> the task it serves (`ganzoo models` lists the task; callers choose by kind)
 KINDS = {"digit-generator": "digits", "digit-classifier": "digits", "super-resolution": "super-resolution",
-         "deblurring": "deblurring", "deblur-refiner": "deblurring", "denoiser": "deblurring", "fast-style": "style",
-         "arbitrary-style": "style"}
+         "deblurring": "deblurring", "denoiser": "deblurring", "fast-style": "style", "arbitrary-style": "style"}
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,6 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
                "DeblurGAN: deblur-unet fine-tuned with a WGAN-GP critic + perceptual loss (texture over PSNR)"),
     ModelEntry("deblur-unet", "deblurring", "ganzoo/deblur-unet",
                "U-Net of NAFNet blocks trained for PSNR on random camera shake up to 75 px"),
-    ModelEntry("deblur-refiner", "deblur-refiner", "ganzoo/deblur-refiner",
-               "deblur-unet fine-tuned to clean up images deconvolved with an estimated kernel (blind deblurring)"),
     ModelEntry("denoiser", "denoiser", "ganzoo/denoiser",
                "noise-level-conditional denoiser (FFDNet-like): the learned prior of plug-and-play deconvolution"),
     ModelEntry("style-mosaic", "fast-style", "ganzoo/style-mosaic", "fast style transfer: mosaic (Johnson et al. 2016)"),
@@ -76,8 +73,6 @@ DEFAULT_SR_MODEL = "srgan-x4"
 #: the deblurring network `ganzoo evaluate deblur` and the Deblur tab use without a choice, and `ganzoo deblur`
 #: where it cannot trust a kernel estimate: the bundled model with the best measured gain on unseen blur
 DEFAULT_DEBLUR_MODEL = "deblur-unet"
-#: the network that refines an image deconvolved with an estimated kernel (`ganzoo deblur --method auto`)
-DEFAULT_DEBLUR_REFINER = "deblur-refiner"
 #: the learned prior of plug-and-play deconvolution (`deconvolution.deconvolve(method="pnp")`)
 DEFAULT_DENOISER = "denoiser"
 

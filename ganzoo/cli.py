@@ -321,13 +321,12 @@ def noise_level(text: str) -> float:
                   "plug-and-play HQS (DPIR), or hqs, sparse gradients (Krishnan & Fergus 2009), about 10x faster "
                   f"(default: {pipelines.DEFAULT_DECONVOLUTION})"),
          arg("--method", choices=pipelines.DEBLUR_METHODS,
-             help="auto: estimate the blur kernel, deconvolve it and refine the result (--refiner), or where the "
-                  "estimate is not trusted (a flat image, a diffuse kernel) the model (--model) instead; network: "
-                  "the model alone; estimate: the kernel estimated and deconvolved; estimate+refiner: that, then "
-                  "the refiner; estimate+network: that, then the model (default: "
+             help="auto: estimate the blur kernel and deconvolve it, or where the estimate is not trusted (a flat "
+                  "image, a diffuse kernel) the model (--model) instead; network: the model alone; estimate: the "
+                  "kernel estimated and deconvolved; estimate+network: that, then the model as refiner (default: "
                   f"{pipelines.DEFAULT_DEBLUR_METHOD}, or network when only --model is given)"),
-         arg("--refiner", help="with auto or estimate+refiner: the network that cleans up the deconvolution: name, "
-             f"folder or Hub repo id (default: {registry.DEFAULT_DEBLUR_REFINER})"),
+         arg("--refiner", help="with auto or estimate: a network run on each deconvolution (name, folder or Hub "
+             "repo id), e.g. one trained by train_scripts/train_deblur_refiner.sh (default: none)"),
          arg("--kernel-size", type=int, metavar="PX",
              help="with an estimate method: the kernel's size, odd, 3-75 px (default: chosen per image)"),
          arg("--save-kernel", action="store_true",
@@ -348,26 +347,25 @@ def deblur(args: argparse.Namespace) -> int:
         raise ValueError("--deconvolution applies to --kernel (deconvolution with a known kernel)")
     if method == "network" and (args.noise_sigma is not None or args.kernel_size is not None or args.save_kernel):
         raise ValueError("--noise-sigma, --kernel-size and --save-kernel apply to --kernel or an estimate method")
-    if args.refiner is not None and method not in ("auto", "estimate+refiner"):
-        raise ValueError("--refiner applies to --method auto and estimate+refiner")
+    if args.refiner is not None and method not in ("auto", "estimate"):
+        raise ValueError("--refiner applies to --method auto and estimate")
     if args.kernel_size is not None:
         kernel_estimation.check_kernel_size(args.kernel_size)
     device = pipelines.pick_device(args.device)
-    model = None if method in ("estimate", "estimate+refiner") else ganzoo.load(
-        args.model or registry.DEFAULT_DEBLUR_MODEL, device=str(device), expected=DEBLURRING_MODELS)
+    model = None if method == "estimate" else ganzoo.load(args.model or registry.DEFAULT_DEBLUR_MODEL,
+                                                          device=str(device), expected=DEBLURRING_MODELS)
     if method == "network":
         return for_each_file(files, args.output, "deblur", lambda path: pipelines.deblur(
             path, model, tile=args.tile, device=device, precision=args.precision))
-    refiner = model if method == "estimate+network" else load_refiner(args.refiner, device) if method in (
-        "auto", "estimate+refiner") else None
+    refiner = model if method == "estimate+network" else load_refiner(args.refiner, device)
     fallback = model if method == "auto" else None
     return for_each_file(files, args.output, "deblur",
                          lambda path: deblur_blind_file(path, refiner, fallback, args, device))
 
 
-def load_refiner(name: str | None, device: torch.device) -> torch.nn.Module:
-    """The refiner of blind deblurring: `name` (a model name, folder or Hub id) or the bundled default."""
-    return ganzoo.load(name or registry.DEFAULT_DEBLUR_REFINER, device=str(device), expected=DEBLURRING_MODELS)
+def load_refiner(name: str | None, device: torch.device) -> torch.nn.Module | None:
+    """`--refiner`: the network run on each deconvolution by an estimated kernel (a model name, folder or Hub id)."""
+    return None if name is None else ganzoo.load(name, device=str(device), expected=DEBLURRING_MODELS)
 
 
 def deblur_blind_file(path: Path, refiner: torch.nn.Module | None, fallback: torch.nn.Module | None,
@@ -386,16 +384,14 @@ def deblur_blind_file(path: Path, refiner: torch.nn.Module | None, fallback: tor
 @command("evaluate deblur", "PSNR/SSIM of a deblurring method and of its blurred input on blurred/sharp pairs "
          "(GoPro, Levin or Lai et al. 2016 layout) or on sharp images blurred with given kernels, unaligned and "
          "aligned (SelfDeblur's protocol)",
-         arg("--method", choices=(*evaluate.DEBLUR_METHODS, "auto", "estimate", "estimate+refiner", "estimate+network"),
-             default="network",
+         arg("--method", choices=(*evaluate.DEBLUR_METHODS, "auto", "estimate", "estimate+network"), default="network",
              help="network: a deblurring model (--model; the default); true-kernel: deconvolution with the true "
                   "kernel and an image prior (--deconvolution; needs the kernels); estimate: the kernel estimated blind, "
                   "then that deconvolution (with true kernels: kernel similarity and error ratio too); "
-                  "estimate+refiner: that, refined by the refiner (--refiner); estimate+network: that, refined by "
-                  "the model (--model); auto: estimate+refiner, or the model where the estimate is not trusted "
-                  "(kernel scores count the identity kernel there)"),
-         arg("--refiner", help="with auto or estimate+refiner: name, folder or Hub repo id (default: "
-             f"{registry.DEFAULT_DEBLUR_REFINER})"),
+                  "estimate+network: that, refined by the model (--model); auto: the estimate, or the model where "
+                  "the estimate is not trusted (kernel scores count the identity kernel there)"),
+         arg("--refiner", help="with auto or estimate: a network run on each deconvolution (name, folder or Hub "
+             "repo id; default: none)"),
          arg("--kernel-size", type=int, metavar="PX",
              help="with an estimate method: the kernel's size, odd, 3-75 px (default: chosen per image)"),
          arg("--deconvolution", choices=deconvolution.METHODS,
@@ -429,13 +425,12 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
         kernel_estimation.check_kernel_size(args.kernel_size)
     if args.deconvolution is not None and args.method != "true-kernel":
         raise ValueError("--deconvolution applies to --method true-kernel")
-    if args.refiner is not None and args.method not in ("auto", "estimate+refiner"):
-        raise ValueError("--refiner applies to --method auto and estimate+refiner")
-    refiner_name = None
-    if args.method in ("true-kernel", "estimate", "estimate+refiner"):
+    if args.refiner is not None and args.method not in ("auto", "estimate"):
+        raise ValueError("--refiner applies to --method auto and estimate")
+    if args.method in ("true-kernel", "estimate"):
         if args.model is not None:
-            why = "its network is --refiner" if args.method == "estimate+refiner" else "it deconvolves without a network"
-            raise ValueError(f"--method {args.method} takes no --model ({why})")
+            raise ValueError(f"--method {args.method} deconvolves without a network; it takes no --model"
+                             + (" (see --refiner)" if args.method == "estimate" else ""))
         with_kernel = deconvolution.deconvolve_batch
         if args.method == "true-kernel":
             args.deconvolution = args.deconvolution or pipelines.DEFAULT_DECONVOLUTION
@@ -445,13 +440,12 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
         precision = "fp32"  # the deconvolution's FFTs
     else:
         model_name = args.model or registry.DEFAULT_DEBLUR_MODEL
-    if args.method in ("estimate", "estimate+refiner", "auto"):
+    if args.method in ("estimate", "auto"):
         estimator = lambda blurred: torch.from_numpy(  # noqa: E731
             kernel_estimation.estimate_kernel(blurred, args.kernel_size).kernel).float()
         with_kernel = pipelines.deconvolve_estimated
-    if args.method in ("estimate+refiner", "auto"):
-        refiner_name = args.refiner or registry.DEFAULT_DEBLUR_REFINER
-        refiner = load_refiner(refiner_name, device)
+    if args.refiner is not None:
+        refiner = load_refiner(args.refiner, device)
         refine = pipelines.deblurrer(refiner, tile=args.tile, device=device, precision=args.precision)
         precision = pipelines.model_precision(refiner, device, args.precision)
         with_kernel = lambda blurred, kernel: (  # noqa: E731
@@ -471,8 +465,9 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
                                       estimate_kernel=estimator, aligned=args.aligned)
     if args.json:
         prior = {"deconvolution": args.deconvolution} if args.method == "true-kernel" else {}
-        refined = {"refiner": refiner_name} if refiner_name else {}
-        print_json({**result, "method": args.method, **prior, "model": model_name, **refined, "data": str(args.data),
+        refiner_field = {"refiner": args.refiner} if args.refiner else {}
+        print_json({**result, "method": args.method, **prior, "model": model_name, **refiner_field,
+                    "data": str(args.data),
                     "kernels": str(args.kernels) if args.kernels else args.trajectories, "precision": precision})
         return 0
     print_per_image(result, [k for k in result if k not in ("n", "images", "protocol")])

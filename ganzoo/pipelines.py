@@ -453,11 +453,12 @@ def _bundled_denoiser(name: str) -> nn.Module:
 # -- blind deblurring: estimate the kernel, deconvolve it, optionally refine with a network ------------
 
 #: `ganzoo deblur --method`: a deblurring network alone; the kernel estimated and deconvolved
-#: (`kernel_estimation`, `deconvolution`); that followed by the refiner (`registry.DEFAULT_DEBLUR_REFINER`,
-#: trained on such deconvolutions) or by a deblurring network; and auto: the estimate and the refiner, or the
-#: network alone where the estimate is not trusted (a flat image, a diffuse kernel, one that filled the largest
-#: window, or one that fails the re-blur check: `kernel_estimation.estimate_kernel`)
-DEBLUR_METHODS = ("auto", "network", "estimate", "estimate+refiner", "estimate+network")
+#: (`kernel_estimation`, `deconvolution`); that followed by a deblurring network as refiner; and auto: the
+#: estimate, or the network alone where the estimate is not trusted (a flat image, a diffuse kernel, one that
+#: filled the largest window, or one that fails the re-blur check: `kernel_estimation.estimate_kernel`). auto and
+#: estimate take an optional refiner too (`--refiner`: e.g. one trained by `train_deblur_unet.py --pair-dirs` on
+#: `make_refiner_pairs.py`'s pairs; none is bundled, see docs/evaluation.md)
+DEBLUR_METHODS = ("auto", "network", "estimate", "estimate+network")
 #: auto restored the development sets best (every 4th case of the six sets, 35 in all: mean unaligned PSNR
 #: +2.17 dB over the input against the network's +0.87; at least the network's on each set, equal on the two
 #: where every estimate fell back to it; SSIM up on each set)

@@ -15,13 +15,13 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 from safetensors import SafetensorError
 
-from ganzoo.catalog import (DEFAULT_DEBLUR_MODEL, DEFAULT_DEBLUR_REFINER, DEFAULT_DENOISER, DEFAULT_SR_MODEL, KINDS,
-                            MODELS, PRETRAINED_DIR, ModelEntry, fast_style_name, list_models)
+from ganzoo.catalog import (DEFAULT_DEBLUR_MODEL, DEFAULT_DENOISER, DEFAULT_SR_MODEL, KINDS, MODELS, PRETRAINED_DIR,
+                            ModelEntry, fast_style_name, list_models)
 from ganzoo.hub import CONFIG_NAME, GanzooModel, ModelLoadError
 from ganzoo.models import MODEL_CLASSES
 
-__all__ = ["DEFAULT_DEBLUR_MODEL", "DEFAULT_DEBLUR_REFINER", "DEFAULT_DENOISER", "DEFAULT_SR_MODEL", "KINDS", "MODELS",
-           "PRETRAINED_DIR", "ModelEntry", "fast_style_name", "list_models", "load", "read_config", "resolve"]
+__all__ = ["DEFAULT_DEBLUR_MODEL", "DEFAULT_DENOISER", "DEFAULT_SR_MODEL", "KINDS", "MODELS", "PRETRAINED_DIR",
+           "ModelEntry", "fast_style_name", "list_models", "load", "read_config", "resolve"]
 
 MAX_CONFIG_BYTES = 1 << 20
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # org/name: a bare word is a (mistyped) short name

@@ -340,7 +340,8 @@ def test_the_refiner_cleans_up_deconvolutions_only(case: tuple[torch.Tensor, np.
 
 
 def test_cli_estimate_and_refine(case: tuple[torch.Tensor, np.ndarray], tmp_path, capsys) -> None:
-    """--method estimate+refiner and auto take a --refiner (any DeblurUNet folder); --refiner elsewhere is refused."""
+    """--method estimate and auto take a --refiner (any DeblurUNet folder) run on each deconvolution; other methods
+    refuse it."""
     import json
 
     from ganzoo import cli, imaging
@@ -352,12 +353,18 @@ def test_cli_estimate_and_refine(case: tuple[torch.Tensor, np.ndarray], tmp_path
     folder = tmp_path / "in"
     folder.mkdir()
     imaging.tensor_to_image(case[0]).save(folder / "shaken.png")
-    for method in ("estimate+refiner", "auto"):
-        out = tmp_path / method
-        assert cli.main(["deblur", str(folder), "-o", str(out), "--method", method, "--refiner", str(refiner),
+    from PIL import Image
+
+    outputs = {}
+    for method, flags in (("estimate", []), ("estimate", ["--refiner", str(refiner)]),
+                          ("auto", ["--refiner", str(refiner)])):
+        out = tmp_path / f"{method}{len(flags)}"
+        assert cli.main(["deblur", str(folder), "-o", str(out), "--method", method, *flags,
                          "--kernel-size", "17"]) == 0, capsys.readouterr().err
-        assert (out / "shaken.png").is_file()
-    assert cli.main(["deblur", str(folder), "-o", str(tmp_path / "x"), "--method", "estimate",
+        outputs[out.name] = np.asarray(Image.open(out / "shaken.png"), dtype=int)
+    assert np.abs(outputs["estimate0"] - outputs["estimate2"]).max() > 0  # the refiner ran
+    assert np.array_equal(outputs["estimate2"], outputs["auto2"])  # auto = estimate where the kernel is trusted
+    assert cli.main(["deblur", str(folder), "-o", str(tmp_path / "x"), "--method", "network",
                      "--refiner", str(refiner)]) != 0
     assert "--refiner applies to" in capsys.readouterr().err
     sharp = tmp_path / "set"
@@ -365,10 +372,14 @@ def test_cli_estimate_and_refine(case: tuple[torch.Tensor, np.ndarray], tmp_path
     (sharp / "blurred").mkdir()
     imaging.tensor_to_image(shapes_image(160, 0)).save(sharp / "sharp" / "scene.png")
     imaging.tensor_to_image(case[0]).save(sharp / "blurred" / "scene_kernel_01.png")
-    assert cli.main(["evaluate", "deblur", "--method", "estimate+refiner", "--refiner", str(refiner), "--data",
-                     str(sharp), "--no-reference", "--no-aligned", "--kernel-size", "17", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["method"] == "estimate+refiner" and result["refiner"] == str(refiner) and result["n"] == 1
+    scores = {}
+    for flags in ([], ["--refiner", str(refiner)]):
+        assert cli.main(["evaluate", "deblur", "--method", "estimate", *flags, "--data", str(sharp),
+                         "--no-reference", "--no-aligned", "--kernel-size", "17", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["method"] == "estimate" and result.get("refiner") == (flags[1] if flags else None)
+        scores[len(flags)] = result["psnr"]
+    assert scores[0] != scores[2]  # scored with the refiner's output
     assert cli.main(["evaluate", "deblur", "--method", "network", "--refiner", str(refiner), "--data",
                      str(sharp)]) != 0
     assert "--refiner applies to" in capsys.readouterr().err

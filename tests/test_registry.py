@@ -196,13 +196,12 @@ def test_list_models_names_the_bundled_models():
 
 
 def test_the_kind_of_each_entry_is_the_class_it_loads():
-    from ganzoo.models import (DEBLURRING_MODELS, AdaINStyleTransfer, DeblurUNet, Denoiser, DigitClassifier,
-                               DigitGenerator, TransformerNet)
+    from ganzoo.models import (DEBLURRING_MODELS, AdaINStyleTransfer, Denoiser, DigitClassifier, DigitGenerator,
+                               TransformerNet)
     from ganzoo.models.srgan import SRResNet
 
     classes = {"digit-generator": DigitGenerator, "digit-classifier": DigitClassifier, "super-resolution": SRResNet,
-               "deblurring": DEBLURRING_MODELS, "deblur-refiner": DeblurUNet, "denoiser": Denoiser,
-               "fast-style": TransformerNet, "arbitrary-style": AdaINStyleTransfer}
+               "deblurring": DEBLURRING_MODELS, "denoiser": Denoiser, "fast-style": TransformerNet, "arbitrary-style": AdaINStyleTransfer}
     assert set(classes) == set(registry.KINDS)
     for entry in ganzoo.list_models():
         if entry.is_bundled:

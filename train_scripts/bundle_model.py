@@ -143,7 +143,7 @@ def merged_deblur_results(results: list[dict], name: str) -> dict:
     # a non-blind row (a denoiser's card: the prior of --deconvolution pnp) is measured by its method, not --model
     method = results[0].get("method", "network")
     how = (f"--method {method} --deconvolution {results[0]['deconvolution']}" if method == "true-kernel"
-           else f"--method {method} --refiner {name}" if method in ("estimate+refiner", "auto")
+           else f"--method {method} --refiner {name}" if results[0].get("refiner")
            else f"--model {name}")
     return {**merged, "command": f"ganzoo evaluate deblur {how} --data {merged['data']}{option}"
                                  f"{precision_option(results[0])} --json"}

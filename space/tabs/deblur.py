@@ -53,18 +53,12 @@ SHARP_EXAMPLES = [("coffee_160.png", 25, 3), ("astronaut_160.png", 35, 7)]
 TABLE_HEADERS = ["Image", "PSNR (dB)", "SSIM"]
 TRUE_KERNEL = "Deconvolved with the true kernel"
 ESTIMATED = "Kernel estimated, deconvolved"
-REFINED = "Kernel estimated, deconvolved, refined"
 
 
 def model_for(choice: Any) -> Any:
     if choice not in MODELS:
         raise gr.Error(f"Model must be one of {', '.join(CHOICES)}; got {choice!r}.")
     return load_model(MODELS[choice], "deblurring model")
-
-
-def refiner() -> Any:
-    """The network that cleans up a deconvolution with an estimated kernel (`ganzoo deblur`'s auto)."""
-    return load_model(registry.DEFAULT_DEBLUR_REFINER, "deblurring refiner")
 
 
 def _deblur(image: Image.Image, choice: str) -> Image.Image:
@@ -140,12 +134,11 @@ def blur_and_deblur(image: Image.Image | None, length: float, seed: int,
 def deblur_blind(image: Image.Image | None, progress: gr.Progress = gr.Progress(),  # noqa: B008
                  ) -> tuple[tuple[Image.Image, Image.Image], Image.Image | None, str]:
     """Blind deblurring (`pipelines.deblur_blind`, the CLI's `--method auto`): the kernel estimated and
-    deconvolved, the result refined, or where the estimate is not trusted the default network. Returns ((input,
-    result) for the slider, the estimated kernel's picture (None for the identity fallback), a line about the
-    kernel)."""
+    deconvolved, or where the estimate is not trusted the default network. Returns ((input, result) for the
+    slider, the estimated kernel's picture (None for the identity fallback), a line about the kernel)."""
     image = check_image(image, MAX_PIXELS, "deblurring")
     try:
-        result, estimate = pipelines.deblur_blind(image, refiner(), max_pixels=MAX_PIXELS,
+        result, estimate = pipelines.deblur_blind(image, max_pixels=MAX_PIXELS,
                                                   fallback=model_for(DEFAULT_CHOICE),
                                                   progress=lambda done, text="": progress(done, desc=text or None))
     except ValueError as err:
@@ -159,10 +152,9 @@ def deblur_blind(image: Image.Image | None, progress: gr.Progress = gr.Progress(
 def blur_and_estimate(image: Image.Image | None, length: float, seed: int,
                       progress: gr.Progress = gr.Progress()) -> tuple[list, list[list]]:  # noqa: B008
     """Blur a sharp image as `blur_and_deblur` does, then estimate the kernel blind and deconvolve it
-    (`pipelines.deblur_blind` without fallback), then refines that. Returns the gallery (true kernel, estimated
-    kernel, blurred, deconvolved with the estimate, refined, original) and the rows [image, PSNR, SSIM]; the
-    estimated kernel's caption gives its similarity to the true one (`metrics.kernel_similarity`). Where no
-    estimate is trusted there is nothing to refine: the deconvolved picture is the blurred one, unrefined."""
+    (`pipelines.deblur_blind` without fallback). Returns the gallery (true kernel, estimated kernel,
+    blurred, deconvolved with the estimate, original) and the rows [image, PSNR, SSIM] plus the kernel
+    similarity (`metrics.kernel_similarity`)."""
     image = check_image(image, MAX_PIXELS, "blurring and deblurring")
     sharp, _, _ = imaging.image_to_tensor(imaging.load_image(image, MAX_PIXELS))
     kernel = shake_kernel(length, seed)
@@ -173,19 +165,15 @@ def blur_and_estimate(image: Image.Image | None, length: float, seed: int,
     restored, estimate = pipelines.deblur_blind(imaging.tensor_to_image(blurred), max_pixels=MAX_PIXELS,
                                                 progress=lambda done, text="": progress(done, desc=text or None))
     restored_tensor, _, _ = imaging.image_to_tensor(restored)
-    results = [("Blurred", blurred), (ESTIMATED, restored_tensor)]
-    if not estimate.note:
-        results.append((REFINED, imaging.quantize(pipelines.deblurrer(refiner())(restored_tensor))))
     rows = [[name, score_cell(metrics.psnr(x, sharp).item(), 2), score_cell(metrics.ssim(x, sharp).item(), 4)]
-            for name, x in results]
+            for name, x in (("Blurred", blurred), (ESTIMATED, restored_tensor))]
     similarity = metrics.kernel_similarity(estimate.kernel, kernel)
     found = (kernel_picture(torch.from_numpy(estimate.kernel).float()),
              f"Estimated kernel ({estimate.size} px), similarity {similarity:.2f}" if not estimate.note
              else f"No kernel trusted: {estimate.note}")
     gallery = [(kernel_picture(kernel), f"True kernel ({kernel.shape[0]} px)"), found,
                (imaging.tensor_to_image(blurred), f"Blurred: {rows[0][1]} dB"),
-               *[(imaging.tensor_to_image(x), f"{name}: {row[1]} dB") for (name, x), row in zip(results[1:], rows[1:])],
-               (imaging.tensor_to_image(sharp), "Original")]
+               (restored, f"{ESTIMATED}: {rows[1][1]} dB"), (imaging.tensor_to_image(sharp), "Original")]
     return gallery, rows
 
 

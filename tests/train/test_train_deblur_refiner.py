@@ -75,6 +75,14 @@ def test_train_script_learns_from_pairs_and_refuses_held_out_ones(run_script, la
     card = (out / "final" / "README.md").read_text()
     assert "the refiner of blind deblurring" in card and "2 (deconvolved, sharp) pairs" in card
     assert isinstance(ganzoo.load(out / "final"), ganzoo.models.DeblurUNet)
+    assert "Half of each batch" not in card
+    train = tmp_path / "train"
+    save(torch.rand(1, 3, 48, 48), train / "fresh.png")
+    mixed = tmp_path / "mixed"  # pairs and synthetic blur, half a batch each
+    run_script("train_deblur_unet", [*common, "--train-dirs", train, "--max-kernel", "15", "--lengths", "2", "20",
+                                     "--card", "deblur-refiner.md", "--output-dir", mixed])
+    card = (mixed / "final" / "README.md").read_text()
+    assert "2 (deconvolved, sharp) pairs" in card and "Half of each batch: 1 sharp images" in card
     Image.open(next((lai_set / "sharp").iterdir())).save(pairs / "sharp" / "p1.png")  # now an evaluation image
     with pytest.raises(SystemExit, match="held-out"):
         run_script("train_deblur_unet", [*common, "--output-dir", tmp_path / "refused"])
