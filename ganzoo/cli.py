@@ -448,10 +448,8 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
         refiner = load_refiner(args.refiner, device)
         refine = pipelines.deblurrer(refiner, tile=args.tile, device=device, precision=args.precision)
         precision = pipelines.model_precision(refiner, device, args.precision)
-        # as `pipelines.blind_deblurrer` does: an identity kernel (no deconvolution) is refined too; auto (below)
-        # gives those to the network instead
-        with_kernel = lambda blurred, kernel: refine(  # noqa: E731
-            pipelines.deconvolve_estimated(blurred, kernel).clamp(0, 1))
+        # auto (below) gives an identity kernel to the network instead
+        with_kernel = functools.partial(pipelines.deconvolve_and_refine, refine=refine)
     if model_name not in (None, "none"):
         model = ganzoo.load(model_name, device=str(device), expected=DEBLURRING_MODELS)
         fn = pipelines.deblurrer(model, tile=args.tile, device=device, precision=args.precision)

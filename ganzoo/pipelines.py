@@ -493,11 +493,19 @@ def blind_deblurrer(refiner: nn.Module | None = None, kernel_size: int | None = 
             if instead is not None and estimate.kernel.size == 1:
                 out.append(instead(image[None]))  # the fallback network's output is final: not refined
                 continue
-            restored = deconvolve_estimated(image[None], estimate.kernel, noise_sigma,
-                                            _scaled(progress, ESTIMATE_SHARE, 1.0, "deconvolution"))
-            out.append(restored if refine is None else refine(restored.clamp(0, 1)))
+            out.append(deconvolve_and_refine(image[None], estimate.kernel, refine, noise_sigma,
+                                             _scaled(progress, ESTIMATE_SHARE, 1.0, "deconvolution")))
         return torch.cat(out)
     return apply
+
+
+def deconvolve_and_refine(x: torch.Tensor, kernel: np.ndarray | torch.Tensor, refine: TensorFn | None,
+                          noise_sigma: float | None = None, progress: Callable[[float], None] | None = None,
+                          ) -> torch.Tensor:
+    """`deconvolve_estimated`, then `refine` (a network's tensor function, if any) on the result clipped to
+    [0, 1], as the refiner was trained; an identity kernel (no deconvolution) is refined too."""
+    restored = deconvolve_estimated(x, kernel, noise_sigma, progress)
+    return restored if refine is None else refine(restored.clamp(0, 1))
 
 
 def deconvolve_estimated(x: torch.Tensor, kernel: np.ndarray | torch.Tensor, noise_sigma: float | None = None,

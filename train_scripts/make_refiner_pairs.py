@@ -65,7 +65,6 @@ def make_pair(blurred: torch.Tensor) -> tuple[torch.Tensor | None, kernel_estima
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    torch.manual_seed(args.seed)
     output = Path(args.output)
     for folder in ("blur_deconvolved", "sharp", "input"):
         (output / folder).mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,10 @@ wait
 # 2. Fine-tune deblur-unet, half of each batch from the pairs and half synthetic blur (trained on the pairs alone,
 #    runs/deblur-refiner-1, the network learned them by heart: at steps 500 and 1000 it scored below no refiner on
 #    five development sets and equal on the sixth, where nearly every estimate falls back), one thread, 30 minutes. The
-#    candidate was checkpoint 1000 (of 2,417 planned; the run was stopped after checkpoint 1500, which scored
-#    lower): export it with train_scripts/export_checkpoint.py --run "$OUT" --step 1000 ...
+#    candidate was checkpoint 1000 (of 2,417 planned). The run here kept the default 2 checkpoints, so step 1000's
+#    weights were copied out before they rotated away, and it was stopped after checkpoint 1500, which scored lower;
+#    this script keeps them all: export one with train_scripts/export_checkpoint.py --run "$OUT" --step 1000 ...
+#    and give it as REFINER=... to step 3.
 $PY train_scripts/train_deblur_unet.py --train-dirs "$DATA"/sr/train/* --sized-fraction 0.5 --pair-dirs "$PAIRS" \
     --held-out "${HELD_OUT[@]}" --init-from ganzoo/pretrained/deblur-unet --card deblur-refiner.md \
     --crop-size 128 --batch-size 8 --lr 1e-4 --min-lr 1e-6 --warmup-steps 50 --max-steps 20000 --time-limit 30 \
