@@ -444,11 +444,12 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
         estimator = lambda blurred: torch.from_numpy(  # noqa: E731
             kernel_estimation.estimate_kernel(blurred, args.kernel_size).kernel).float()
         with_kernel = pipelines.deconvolve_estimated
+    refine = None
     if args.refiner is not None:
         refiner = load_refiner(args.refiner, device)
         refine = pipelines.deblurrer(refiner, tile=args.tile, device=device, precision=args.precision)
         precision = pipelines.model_precision(refiner, device, args.precision)
-        # auto (below) gives an identity kernel to the network instead
+        # auto (below) passes it to pipelines.deconvolve_or_network
         with_kernel = functools.partial(pipelines.deconvolve_and_refine, refine=refine)
     if model_name not in (None, "none"):
         model = ganzoo.load(model_name, device=str(device), expected=DEBLURRING_MODELS)
@@ -456,10 +457,10 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
         if args.method == "estimate+network":
             fn = pipelines.blind_deblurrer(model, args.kernel_size, tile=args.tile, device=device,
                                            precision=args.precision)
-        if args.method == "auto":  # the network only where the kernel fell back to the identity
-            network, fn, refined = fn, None, with_kernel
-            with_kernel = lambda blurred, kernel: (  # noqa: E731
-                network(blurred) if kernel.numel() == 1 else refined(blurred, kernel))
+        if args.method == "auto":  # the network where the estimate is not trusted or its deconvolution strays
+            network, fn = fn, None
+            with_kernel = lambda blurred, kernel: pipelines.deconvolve_or_network(  # noqa: E731
+                blurred, kernel, network, refine)[0]
         precision = pipelines.model_precision(model, device, args.precision)
     result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference, with_kernel=with_kernel,
                                       estimate_kernel=estimator, aligned=args.aligned)

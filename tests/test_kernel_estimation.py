@@ -310,7 +310,8 @@ def test_cli_deblur_refuses_bad_kernel_sizes(flags: list[str], message: str, tmp
 
 
 def test_the_refiner_cleans_up_deconvolutions_only(case: tuple[torch.Tensor, np.ndarray]) -> None:
-    """auto's pipeline: the refiner runs on the deconvolved image; a fallback network's output is final."""
+    """auto's pipeline: the refiner runs on the deconvolved image (one the network's output does not reject); a
+    fallback network's output is final."""
     from torch import nn
 
     from ganzoo import pipelines
@@ -334,9 +335,56 @@ def test_the_refiner_cleans_up_deconvolutions_only(case: tuple[torch.Tensor, np.
     assert not seen[0.1] and len(seen[0.2]) == 1
     out = deblur(blurred)
     deconvolved = pipelines.deconvolve_estimated(blurred, ke.estimate_kernel(blurred[0], 17).kernel).clamp(0, 1)
-    assert len(seen[0.1]) == 1 and len(seen[0.2]) == 1
+    assert len(seen[0.1]) == 1 and len(seen[0.2]) == 2  # the network also ran, to check the deconvolution
     torch.testing.assert_close(seen[0.1][0], deconvolved)  # the refiner sees the deconvolution, in [0, 1]
     torch.testing.assert_close(out, (deconvolved + 0.1).clamp(0, 1))  # a network's output is clamped
+
+
+def _line_kernel(size: int) -> np.ndarray:
+    kernel = np.zeros((size, size))
+    kernel[size // 2, :] = 1.0
+    return kernel / kernel.sum()
+
+
+def test_a_deconvolution_that_strays_from_the_network_is_rejected(case: tuple[torch.Tensor, np.ndarray]) -> None:
+    """`strays_from_network`: a deconvolution by a wrong kernel (a long line across a short shake) rings and
+    doubles edges, away from what a network that sharpens right returns (here: the true kernel's deconvolution);
+    the estimate's own deconvolution moves towards it."""
+    from ganzoo import pipelines
+
+    blurred, true = case
+    sharpened = pipelines.deconvolve_estimated(blurred, true).clamp(0, 1)
+    estimated = pipelines.deconvolve_estimated(blurred, ke.estimate_kernel(blurred[0]).kernel)
+    assert not pipelines.strays_from_network(blurred, estimated, sharpened)
+    for size in (15, 41):
+        wrong = pipelines.deconvolve_estimated(blurred, _line_kernel(size))
+        assert pipelines.strays_from_network(blurred, wrong, sharpened)
+    assert not pipelines.strays_from_network(blurred, blurred, sharpened)  # no change is not straying
+
+
+def test_auto_gives_a_straying_deconvolution_to_the_network(case: tuple[torch.Tensor, np.ndarray],
+                                                             monkeypatch) -> None:
+    """auto (`blind_deblurrer` with a fallback) returns the network's output, not the deconvolution, where the
+    deconvolution strays from it; the estimate handed on is then the identity, with a note that says why."""
+    from torch import nn
+
+    from ganzoo import pipelines
+
+    blurred, true = case
+    sharpened = pipelines.deconvolve_estimated(blurred, true).clamp(0, 1)
+
+    class Sharpener(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return sharpened.to(x)
+
+    wrong = ke.KernelEstimate(_line_kernel(31), 31, True, 0.0, 0.1)
+    monkeypatch.setattr(ke, "estimate_kernel", lambda *args, **kwargs: wrong)
+    estimates: list[ke.KernelEstimate] = []
+    out = pipelines.blind_deblurrer(fallback=Sharpener(), precision="fp32", on_estimate=estimates.append)(blurred)
+    torch.testing.assert_close(out, sharpened)
+    assert estimates[0].kernel.shape == (1, 1) and "strays" in estimates[0].note
+    without_fallback = pipelines.blind_deblurrer(precision="fp32")(blurred)  # --method estimate: no check
+    torch.testing.assert_close(without_fallback, pipelines.deconvolve_estimated(blurred, wrong.kernel))
 
 
 def test_cli_estimate_and_refine(case: tuple[torch.Tensor, np.ndarray], tmp_path, capsys) -> None:
