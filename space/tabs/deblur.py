@@ -188,10 +188,11 @@ def build() -> None:
         "restores unseen blur best; DeblurGAN trades some PSNR for texture. Drag the slider to compare with the input. "
         f"Inputs up to {MAX_PIXELS:,} pixels ({math.isqrt(MAX_PIXELS)}x{math.isqrt(MAX_PIXELS)}); "
         "transparency is kept. Large blur (over ~30 px) is only partly undone.\n\n"
-        "**Estimate the kernel and deblur** uses no network: it works out the blur kernel (the path the camera "
-        "shook along) from the photo alone, deconvolves the photo with it and shows the kernel it found. If it "
-        f"cannot trust its estimate, the note beside the kernel says so and {DEFAULT_CHOICE} is used instead. On "
-        "unseen test blur it gained +1.87 dB on moderate shake, +2.04 dB on large shake and +2.11 dB on Levin's "
+        "**Estimate the kernel and deblur** works out the blur kernel (the path the camera shook along) from the "
+        "photo alone, deconvolves the photo with it and shows the kernel it found. If it cannot trust its estimate, "
+        f"or the deconvolution strays from what {DEFAULT_CHOICE} makes of the photo (a wrong kernel's ghosts and "
+        f"ringing), the note beside the kernel says so and {DEFAULT_CHOICE} is used instead. On "
+        "unseen test blur it gained +2.25 dB on moderate shake, +1.82 dB on large shake and +2.15 dB on Levin's "
         f"(set means; {DEFAULT_CHOICE} alone: {GAINS[UNET]}), and it is what `ganzoo deblur` does by default; "
         "single photos can still come out worse, so compare with the network.")
     with gr.Row():
