@@ -12,9 +12,9 @@ a 75 px camera-shake kernel (seeded), times:
   network's pass that checks it (`pipelines.blind_deblurrer` with `deblur-unet` as fallback, fp32).
 
 Budgets on 2 cores: deconvolution <= 2 s for 255², <= 15 s for 1024 x 680 (#26); kernel estimation <= 10 s and
-<= 60 s (#27), here held to `auto` as a whole too. Each figure is the median of `--repeats` runs after one warm-up, as wall time and as the
-process's CPU time: on a shared machine other jobs stretch the wall time, not the CPU time, and with N threads
-an idle machine's wall time lies between CPU time / N and CPU time.
+<= 60 s (#27), here held to `auto` as a whole too. Each figure is the median of `--repeats` runs after one
+warm-up, as wall time and as the process's CPU time: on a shared machine other jobs stretch the wall time, not the
+CPU time, and with N threads an idle machine's wall time lies between CPU time / N and CPU time.
 """
 
 from __future__ import annotations

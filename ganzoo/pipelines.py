@@ -61,6 +61,7 @@ __all__ = [
     "memory_format_for",
     "model_function",
     "model_precision",
+    "network_agreement",
     "pick_device",
     "run_image_to_image",
     "sample_digits",
@@ -469,7 +470,8 @@ DEFAULT_DEBLUR_METHOD = "auto"
 ESTIMATE_SHARE = 0.85  # of the progress bar: kernel estimation takes most of the time
 #: `strays_from_network`: a deconvolution this many dB further from the network's output than the input is...
 AWAY_FROM_NETWORK_DB = 3.0
-#: ...and not this many dB nearer to the network's output than to the input (both chosen on the development sets)
+#: ...and not this many dB nearer to the network's output than to the input (both chosen on the development sets
+#: by train_scripts/choose_network_check.py)
 TOWARDS_NETWORK_DB = 0.25
 KERNEL_ERROR_SIGMA = kernel_estimation.KERNEL_ERROR_SIGMA  # the estimate's error, as extra noise (see there)
 
@@ -539,14 +541,22 @@ def strays_from_network(blurred: torch.Tensor, deconvolved: torch.Tensor, networ
     edges the network sharpens; a wrong one that passes the estimator's own checks (a faint tail along the
     image's main edges, a kernel much larger than the blur) adds ghost copies and ringing the network does not
     make. On the development sets this caught the deconvolutions that lost most (6-19 dB below the input)."""
+    away, towards = network_agreement(blurred, deconvolved, network_output)
+    return away < -AWAY_FROM_NETWORK_DB and towards < TOWARDS_NETWORK_DB
+
+
+def network_agreement(blurred: torch.Tensor, deconvolved: torch.Tensor, network_output: torch.Tensor,
+                      ) -> tuple[float, float]:
+    """(how much nearer the deconvolution is to the network's output than the input is, how much nearer it is to
+    the network's output than to the input), in dB of PSNR between 8-bit images: `strays_from_network`'s two
+    measures (`train_scripts/choose_network_check.py` chose their thresholds)."""
     from ganzoo import metrics
 
     blurred, deconvolved, network_output = (imaging.quantize(t.detach().float().cpu().clamp(0, 1))
                                             for t in (blurred, deconvolved, network_output))
     to_network = metrics.psnr(deconvolved, network_output).mean().item()
-    away = to_network - metrics.psnr(blurred, network_output).mean().item()
-    towards = to_network - metrics.psnr(deconvolved, blurred).mean().item()
-    return away < -AWAY_FROM_NETWORK_DB and towards < TOWARDS_NETWORK_DB
+    return (to_network - metrics.psnr(blurred, network_output).mean().item(),
+            to_network - metrics.psnr(deconvolved, blurred).mean().item())
 
 
 def deconvolve_and_refine(x: torch.Tensor, kernel: np.ndarray | torch.Tensor, refine: TensorFn | None,
