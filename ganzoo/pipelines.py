@@ -67,10 +67,10 @@ __all__ = [
     "sample_digits",
     "sample_digits_grid",
     "slerp",
-    "strays_from_network",
     "sr_output_scale",
     "sr_scale",
     "sr_upscaler",
+    "strays_from_network",
     "stylize",
     "style_function",
     "stylizer",
@@ -540,7 +540,7 @@ def strays_from_network(blurred: torch.Tensor, deconvolved: torch.Tensor, networ
     `TOWARDS_NETWORK_DB` nearer to it than to the input (PSNR of 8-bit images). A right kernel sharpens the
     edges the network sharpens; a wrong one that passes the estimator's own checks (a faint tail along the
     image's main edges, a kernel much larger than the blur) adds ghost copies and ringing the network does not
-    make. On the development sets this caught the deconvolutions that lost most (6-19 dB below the input)."""
+    make. On the development sets this caught the deconvolutions that lost most (5-19 dB below the input)."""
     away, towards = network_agreement(blurred, deconvolved, network_output)
     return away < -AWAY_FROM_NETWORK_DB and towards < TOWARDS_NETWORK_DB
 
