@@ -322,7 +322,8 @@ def noise_level(text: str) -> float:
                   f"(default: {pipelines.DEFAULT_DECONVOLUTION})"),
          arg("--method", choices=pipelines.DEBLUR_METHODS,
              help="auto: estimate the blur kernel and deconvolve it, or where the estimate is not trusted (a flat "
-                  "image, a diffuse kernel) the model (--model) instead; network: the model alone; estimate: the "
+                  "image, a diffuse kernel) or its deconvolution strays from the model's output the model (--model) "
+                  "instead; network: the model alone; estimate: the "
                   "kernel estimated and deconvolved; estimate+network: that, then the model as refiner (default: "
                   f"{pipelines.DEFAULT_DEBLUR_METHOD}, or network when only --model is given)"),
          arg("--refiner", help="with auto or estimate: a network run on each deconvolution (name, folder or Hub "
@@ -389,7 +390,8 @@ def deblur_blind_file(path: Path, refiner: torch.nn.Module | None, fallback: tor
                   "kernel and an image prior (--deconvolution; needs the kernels); estimate: the kernel estimated blind, "
                   "then that deconvolution (with true kernels: kernel similarity and error ratio too); "
                   "estimate+network: that, refined by the model (--model); auto: the estimate, or the model where "
-                  "the estimate is not trusted (kernel scores count the identity kernel there)"),
+                  "the estimate is not trusted or its deconvolution strays from the model's output (kernel scores "
+                  "count the identity kernel where the estimate is not trusted, the estimate where it strays)"),
          arg("--refiner", help="with auto or estimate: a network run on each deconvolution (name, folder or Hub "
              "repo id; default: none)"),
          arg("--kernel-size", type=int, metavar="PX",

@@ -134,8 +134,9 @@ def blur_and_deblur(image: Image.Image | None, length: float, seed: int,
 def deblur_blind(image: Image.Image | None, progress: gr.Progress = gr.Progress(),  # noqa: B008
                  ) -> tuple[tuple[Image.Image, Image.Image], Image.Image | None, str]:
     """Blind deblurring (`pipelines.deblur_blind`, the CLI's `--method auto`): the kernel estimated and
-    deconvolved, or where the estimate is not trusted the default network. Returns ((input, result) for the
-    slider, the estimated kernel's picture (None for the identity fallback), a line about the kernel)."""
+    deconvolved, or the default network where the estimate is not trusted or the deconvolution strays from the
+    network's output. Returns ((input, result) for the slider, the estimated kernel's picture (None for the
+    identity fallback), a line about the kernel)."""
     image = check_image(image, MAX_PIXELS, "deblurring")
     try:
         result, estimate = pipelines.deblur_blind(image, max_pixels=MAX_PIXELS,
