@@ -14,8 +14,9 @@ M leaves out the frame's border (where the blur reaches in from outside the imag
 dilated by the kernel (Hu et al. 2014, Pan et al. 2016): a saturated pixel does not obey y = k * x and would
 pull the kernel towards a blob. The estimate is deterministic (no random numbers; FFTs on one thread).
 
-The final kernel loses its weights below 20 % of the peak (stray mass rings in the deconvolution), and is then
-trusted only if it is thin (`thickness`), did not fill the largest window, and passes a re-blur check
+The final kernel loses its weights below 20 % of the peak (stray mass rings in the deconvolution), gets one more
+kernel step at full resolution against the image deconvolved by it (`refine_kernel`: all edges, not only the
+L0 latent's strongest), and is then trusted only if it is thin (`thickness`), did not fill the largest window, and passes a re-blur check
 (`reblur_ratio`); otherwise the identity kernel comes back with a note, and `--method auto` uses the network.
 Its centre of mass is left within half a pixel of the centre; `kernel_offset` gives the rest and
 `shift_image` moves the deconvolved image by it (`pipelines.deconvolve_estimated`).
@@ -38,7 +39,7 @@ from skimage.transform import resize
 
 __all__ = ["KERNEL_ERROR_SIGMA", "KernelEstimate", "MAX_KERNEL", "MIN_KERNEL", "Options", "auto_kernel_size",
            "check_kernel_size", "clean_kernel", "estimate_kernel", "kernel_image", "kernel_offset", "kernel_step",
-           "l0_latent", "reblur_ratio", "shift_image", "to_grey"]
+           "l0_latent", "reblur_ratio", "refine_kernel", "shift_image", "to_grey"]
 
 MAX_KERNEL = 75  # px, the largest kernel estimated (the size of the largest evaluation blur)
 MIN_KERNEL = 3
@@ -71,6 +72,7 @@ class Options:
     kernel_error_sigma: float = KERNEL_ERROR_SIGMA  # the re-blur check's extra noise for the estimate's error
     final_prune: float = 0.2  # the final kernel: weights below this fraction of the peak set to 0 (stray mass
     # that survives the per-level clean-up moves the centre of mass and rings in the deconvolution)
+    refinements: int = 1  # kernel steps at full resolution against the deconvolved image (`refine_kernel`)
 
 
 @dataclass
@@ -379,6 +381,8 @@ def estimate_kernel(image: np.ndarray | torch.Tensor, kernel_size: int | None = 
     kernel, saturated, windows = _coarse_to_fine(grey, size, automatic, progress, options)
     if kernel is not None:
         kernel = clean_kernel(kernel, options.final_prune, options.prune_mass)
+    if kernel is not None:
+        kernel = refine_kernel(grey, kernel, options)
     if kernel is None:
         return _identity(started, "no consistent blur kernel was found (the estimate vanished): returned the "
                                   "identity kernel (no deblurring)", size, automatic)
@@ -455,6 +459,26 @@ def _coarse_to_fine(grey: np.ndarray, size: int, automatic: bool, progress: Prog
         previous_scale = scale
     saturated = float((_kernel_mask(grey, 1) == 0).mean()) if (grey >= SATURATED).any() else 0.0
     return kernel, saturated, windows
+
+
+def refine_kernel(grey: np.ndarray, kernel: np.ndarray, options: Options = Options()) -> np.ndarray:
+    """`options.refinements` more kernel steps at full resolution, each against the image deconvolved by the
+    kernel so far (`deconvolution.deconvolve`, a hyper-Laplacian prior) in place of the L0 latent. The L0 latent
+    keeps only the strongest edges, flattened; the deconvolved image has all of them with their real profiles,
+    so the kernel step sees far more of the blur. Same window; a step whose kernel vanishes is dropped."""
+    from ganzoo import deconvolution
+
+    plane = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))
+    sigma = math.hypot(deconvolution.estimate_noise(plane), options.kernel_error_sigma)
+    mask = _kernel_mask(grey, kernel.shape[0])
+    for _ in range(options.refinements):
+        latent = deconvolution.deconvolve(plane, kernel, sigma).double().numpy()
+        raw = kernel_step(latent, grey, mask, kernel, options.kernel_weight, options.cg_iterations)
+        refined = clean_kernel(raw, options.final_prune, options.prune_mass)
+        if refined is None:
+            break
+        kernel = refined
+    return kernel
 
 
 def thickness(kernel: np.ndarray) -> float:
