@@ -47,6 +47,7 @@ SATURATED = 0.97  # a pixel this bright (on [0, 1]) may be clipped; left out of 
 FIRST_AUTO_WINDOW = 11  # px: an automatic window starts at this on the coarsest level
 MIN_LEVEL_SIDE = 64  # px: the pyramid's coarsest image is no smaller than this
 FLAT_GRADIENT = 2e-3  # mean |grad| below this: no edges to estimate from
+REFINE_SHARE = 0.9  # of the progress bar: the pyramid; the rest is `refine_kernel` (about a tenth of the time)
 #: an estimated kernel's error acts on the deconvolution like noise of about this std (on [0, 1]), added to the
 #: image's own: tuned on the development set (without it, ringing cost 1-3 dB there); the pipeline's
 #: deconvolution and the re-blur check both use it
@@ -378,11 +379,14 @@ def estimate_kernel(image: np.ndarray | torch.Tensor, kernel_size: int | None = 
     if np.abs(np.diff(grey, axis=1)).mean() + np.abs(np.diff(grey, axis=0)).mean() < FLAT_GRADIENT:
         return _identity(started, "the image is flat (no edges to estimate a blur from): returned the identity "
                                   "kernel (no deblurring)", size, automatic)
-    kernel, saturated, windows = _coarse_to_fine(grey, size, automatic, progress, options)
+    share = REFINE_SHARE if options.refinements else 1.0
+    kernel, saturated, windows = _coarse_to_fine(grey, size, automatic, _share(progress, 0.0, share), options)
     if kernel is not None:
         kernel = clean_kernel(kernel, options.final_prune, options.prune_mass)
     if kernel is not None:
-        kernel = refine_kernel(grey, kernel, options)
+        refining = _share(progress, share, 1.0)
+        kernel = refine_kernel(grey, kernel, options, None if refining is None else
+                               lambda fraction: refining(fraction, "kernel estimation: refining at full resolution"))
     if kernel is None:
         return _identity(started, "no consistent blur kernel was found (the estimate vanished): returned the "
                                   "identity kernel (no deblurring)", size, automatic)
@@ -461,24 +465,35 @@ def _coarse_to_fine(grey: np.ndarray, size: int, automatic: bool, progress: Prog
     return kernel, saturated, windows
 
 
-def refine_kernel(grey: np.ndarray, kernel: np.ndarray, options: Options = Options()) -> np.ndarray:
+def refine_kernel(grey: np.ndarray, kernel: np.ndarray, options: Options = Options(),
+                  progress: Callable[[float], None] | None = None) -> np.ndarray:
     """`options.refinements` more kernel steps at full resolution, each against the image deconvolved by the
     kernel so far (`deconvolution.deconvolve`, a hyper-Laplacian prior) in place of the L0 latent. The L0 latent
     keeps only the strongest edges, flattened; the deconvolved image has all of them with their real profiles,
-    so the kernel step sees far more of the blur. Same window; a step whose kernel vanishes is dropped."""
+    so the kernel step sees far more of the blur. Same window; a step whose kernel vanishes is dropped.
+    `progress(fraction)` is called after each step."""
     from ganzoo import deconvolution
 
     plane = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))
     sigma = math.hypot(deconvolution.estimate_noise(plane), options.kernel_error_sigma)
     mask = _kernel_mask(grey, kernel.shape[0])
-    for _ in range(options.refinements):
+    for step in range(options.refinements):
         latent = deconvolution.deconvolve(plane, kernel, sigma).double().numpy()
         raw = kernel_step(latent, grey, mask, kernel, options.kernel_weight, options.cg_iterations)
         refined = clean_kernel(raw, options.final_prune, options.prune_mass)
+        if progress is not None:
+            progress((step + 1) / options.refinements)
         if refined is None:
             break
         kernel = refined
     return kernel
+
+
+def _share(progress: Progress | None, start: float, end: float) -> Progress | None:
+    """`progress` for a stage that covers [start, end] of the estimate (its own fraction goes 0..1)."""
+    if progress is None:
+        return None
+    return lambda fraction, message: progress(start + (end - start) * fraction, message)
 
 
 def thickness(kernel: np.ndarray) -> float:

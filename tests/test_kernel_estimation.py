@@ -76,10 +76,13 @@ def _centre(k: np.ndarray) -> tuple[float, float]:
 
 def test_deterministic_and_progress_reported(case: tuple[torch.Tensor, np.ndarray],
                                              automatic: ke.KernelEstimate) -> None:
-    seen: list[float] = []
-    again = ke.estimate_kernel(case[0], progress=lambda fraction, message: seen.append(fraction))
+    seen: list[tuple[float, str]] = []
+    again = ke.estimate_kernel(case[0], progress=lambda fraction, message: seen.append((fraction, message)))
     np.testing.assert_array_equal(again.kernel, automatic.kernel)
-    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) > 3
+    fractions = [fraction for fraction, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0) and len(seen) > 3
+    assert "level" in seen[0][1] and "refining" in seen[-1][1] and "refining" not in seen[-2][1]
+    assert seen[-2][0] == pytest.approx(ke.REFINE_SHARE)
 
 
 def test_clipped_highlights_are_left_out_of_the_kernel_step() -> None:
