@@ -17,9 +17,9 @@ pull the kernel towards a blob. The estimate is deterministic (no random numbers
 The final kernel loses its weights below 20 % of the peak (stray mass rings in the deconvolution), gets one more
 kernel step at full resolution against the image deconvolved by it (`refine_kernel`: all edges, not only the
 L0 latent's strongest), and is then trusted only if it is thin (`thickness`), did not fill the largest window,
-and passes a re-blur check (`reblur_ratio`); otherwise the identity kernel comes back with a note, and `--method auto` uses the network.
-Its centre of mass is left within half a pixel of the centre; `kernel_offset` gives the rest and
-`shift_image` moves the deconvolved image by it (`pipelines.deconvolve_estimated`).
+and passes a re-blur check (`reblur_ratio`); otherwise the identity kernel comes back with a note, and
+`--method auto` uses the network. Its centre of mass is left within half a pixel of the centre; `kernel_offset`
+gives the rest and `shift_image` moves the deconvolved image by it (`pipelines.deconvolve_estimated`).
 
 `estimate_kernel` is the entry point; the non-blind step that uses its kernel is `ganzoo.deconvolution`.
 """
