@@ -39,7 +39,7 @@ from skimage.transform import resize
 
 __all__ = ["KERNEL_ERROR_SIGMA", "KernelEstimate", "MAX_KERNEL", "MIN_KERNEL", "Options", "auto_kernel_size",
            "check_kernel_size", "clean_kernel", "estimate_kernel", "kernel_image", "kernel_offset", "kernel_step",
-           "l0_latent", "reblur_ratio", "refine_kernel", "shift_image", "to_grey"]
+           "l0_latent", "reblur_ratio", "refine_kernel", "scaled_progress", "shift_image", "to_grey"]
 
 MAX_KERNEL = 75  # px, the largest kernel estimated (the size of the largest evaluation blur)
 MIN_KERNEL = 3
@@ -380,13 +380,13 @@ def estimate_kernel(image: np.ndarray | torch.Tensor, kernel_size: int | None = 
         return _identity(started, "the image is flat (no edges to estimate a blur from): returned the identity "
                                   "kernel (no deblurring)", size, automatic)
     share = REFINE_SHARE if options.refinements else 1.0
-    kernel, saturated, windows = _coarse_to_fine(grey, size, automatic, _share(progress, 0.0, share), options)
+    kernel, saturated, windows = _coarse_to_fine(grey, size, automatic, scaled_progress(progress, 0.0, share),
+                                                 options)
     if kernel is not None:
         kernel = clean_kernel(kernel, options.final_prune, options.prune_mass)
     if kernel is not None:
-        refining = _share(progress, share, 1.0)
-        kernel = refine_kernel(grey, kernel, options, None if refining is None else
-                               lambda fraction: refining(fraction, "kernel estimation: refining at full resolution"))
+        kernel = refine_kernel(grey, kernel, options, scaled_progress(progress, share, 1.0, "kernel estimation: "
+                                                                      "refining at full resolution"))
     if kernel is None:
         return _identity(started, "no consistent blur kernel was found (the estimate vanished): returned the "
                                   "identity kernel (no deblurring)", size, automatic)
@@ -489,11 +489,13 @@ def refine_kernel(grey: np.ndarray, kernel: np.ndarray, options: Options = Optio
     return kernel
 
 
-def _share(progress: Progress | None, start: float, end: float) -> Progress | None:
-    """`progress` for a stage that covers [start, end] of the estimate (its own fraction goes 0..1)."""
+def scaled_progress(progress: Progress | None, start: float, end: float, message: str = "",
+                    ) -> Callable[..., None] | None:
+    """`progress` for a stage that covers [start, end] of the work (its own fraction goes 0..1; its message, or
+    `message` where it gives none)."""
     if progress is None:
         return None
-    return lambda fraction, message: progress(start + (end - start) * fraction, message)
+    return lambda fraction, text=message: progress(start + (end - start) * fraction, text)
 
 
 def thickness(kernel: np.ndarray) -> float:

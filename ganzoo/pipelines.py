@@ -32,6 +32,7 @@ from ganzoo.gate_records import weights_key
 from ganzoo.graphs import ShapeGraphs
 from ganzoo.imaging import IMAGE_SUFFIXES
 from ganzoo.inference import for_inference, to_bf16
+from ganzoo.kernel_estimation import scaled_progress
 from ganzoo.models.digits import latent_noise
 from ganzoo.precision import cpu_bf16_support, cuda_bf16_support, resolve_cpu_precision
 
@@ -70,6 +71,7 @@ __all__ = [
     "sr_output_scale",
     "sr_scale",
     "sr_upscaler",
+    "strays",
     "strays_from_network",
     "stylize",
     "style_function",
@@ -496,13 +498,15 @@ def blind_deblurrer(refiner: nn.Module | None = None, kernel_size: int | None = 
     def apply(x: torch.Tensor) -> torch.Tensor:
         out = []
         for image in x:
-            estimate = kernel_estimation.estimate_kernel(image, kernel_size, _scaled(progress, 0.0, ESTIMATE_SHARE))
+            estimate = kernel_estimation.estimate_kernel(image, kernel_size,
+                                                         scaled_progress(progress, 0.0, ESTIMATE_SHARE))
             if instead is None:
                 restored = deconvolve_and_refine(image[None], estimate.kernel, refine, noise_sigma,
-                                                 _scaled(progress, ESTIMATE_SHARE, 1.0, "deconvolution"))
+                                                 scaled_progress(progress, ESTIMATE_SHARE, 1.0,
+                                                                 "deconvolution"))
             else:
                 restored, note = deconvolve_or_network(image[None], estimate.kernel, instead, refine, noise_sigma,
-                                                       _scaled(progress, ESTIMATE_SHARE, 1.0))
+                                                       scaled_progress(progress, ESTIMATE_SHARE, 1.0))
                 if note:  # said as the other fallbacks are: no kernel was used
                     estimate = dataclasses.replace(estimate, kernel=np.ones((1, 1)), size=1, note=note)
             if on_estimate is not None:
@@ -541,8 +545,13 @@ def strays_from_network(blurred: torch.Tensor, deconvolved: torch.Tensor, networ
     edges the network sharpens; a wrong one that passes the estimator's own checks (a faint tail along the
     image's main edges, a kernel much larger than the blur) adds ghost copies and ringing the network does not
     make. On the development sets this caught the deconvolutions that lost most (5-19 dB below the input)."""
-    away, towards = network_agreement(blurred, deconvolved, network_output)
-    return away < -AWAY_FROM_NETWORK_DB and towards < TOWARDS_NETWORK_DB
+    return strays(*network_agreement(blurred, deconvolved, network_output))
+
+
+def strays(away: float, towards: float, away_db: float = AWAY_FROM_NETWORK_DB,
+           towards_db: float = TOWARDS_NETWORK_DB) -> bool:
+    """`strays_from_network`'s rule on its two measures (`network_agreement`), at these thresholds."""
+    return away < -away_db and towards < towards_db
 
 
 def network_agreement(blurred: torch.Tensor, deconvolved: torch.Tensor, network_output: torch.Tensor,
@@ -598,14 +607,6 @@ def deblur_blind(image: imaging.ImageSource, refiner: nn.Module | None = None, k
     fn = blind_deblurrer(refiner, kernel_size, noise_sigma, tile, TILE_OVERLAP, device, precision, progress,
                          estimates.append, fallback)
     return _run_on_image(image, fn, max_pixels, keep_grey=True), estimates[0]
-
-
-def _scaled(progress: Callable[[float, str], None] | None, start: float, end: float, message: str = "",
-            ) -> Callable[..., None] | None:
-    """`progress` for a stage that covers [start, end] of the work (its own fraction goes 0..1)."""
-    if progress is None:
-        return None
-    return lambda fraction, text=message: progress(start + (end - start) * fraction, text)
 
 
 # -- style transfer ---------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def measure(data: Path, kernels: str | None, network: pipelines.TensorFn) -> lis
 
 def auto_gain(row: dict, away: float, towards: float) -> float:
     """`auto`'s gain on one measured case under these thresholds (`pipelines.strays_from_network`'s rule)."""
-    if row["deconvolution"] is None or (row["away"] < -away and row["towards"] < towards):
+    if row["deconvolution"] is None or pipelines.strays(row["away"], row["towards"], away, towards):
         return row["network"]
     return row["deconvolution"]
 
