@@ -47,6 +47,7 @@ SATURATED = 0.97  # a pixel this bright (on [0, 1]) may be clipped; left out of 
 FIRST_AUTO_WINDOW = 11  # px: an automatic window starts at this on the coarsest level
 MIN_LEVEL_SIDE = 64  # px: the pyramid's coarsest image is no smaller than this
 FLAT_GRADIENT = 2e-3  # mean |grad| below this: no edges to estimate from
+CORE_SHARE = 0.2  # of the peak: weights below this are halo, not core, when sizing the next window
 REFINE_SHARE = 0.9  # of the progress bar: the pyramid; the rest is `refine_kernel` (about a tenth of the time)
 #: an estimated kernel's error acts on the deconvolution like noise of about this std (on [0, 1]), added to the
 #: image's own: tuned on the development set (without it, ringing cost 1-3 dB there); the pipeline's
@@ -508,7 +509,9 @@ def thickness(kernel: np.ndarray) -> float:
 def _next_window(kernel: np.ndarray, factor: float) -> int:
     """The next level's window for a kernel of this support: magnified plus 4 px, and a quarter more when the
     kernel fills its window (it may be larger than the window let it be)."""
-    support = _support_window(kernel)
+    # The support of the kernel's core, not of its faint halo: on a coarse level the halo is mostly noise, and a
+    # window grown to it lets the next level spread more of it (+0.09 dB over the 362 development cases).
+    support = _support_window(np.where(kernel >= CORE_SHARE * kernel.max(), kernel, 0))
     growth = 1.25 if support >= kernel.shape[0] - 2 else 1.0
     return int(math.ceil(support * factor * growth + 4)) | 1
 

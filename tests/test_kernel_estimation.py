@@ -134,6 +134,16 @@ def test_final_clean_up_removes_stray_mass() -> None:
     assert cleaned[5, 2] == 0 and cleaned[7, 7] > 0 and cleaned.sum() == pytest.approx(1.0)
 
 
+
+def test_the_next_window_follows_the_kernels_core_not_its_faint_halo() -> None:
+    path = np.zeros((15, 15))
+    path[7, 4:11] = 1.0
+    hazy = path + 0.1  # a halo at a tenth of the peak out to the window's edge: above the per-level pruning
+    assert ke._support_window(hazy / hazy.sum()) == 15
+    # the 7 px path, magnified by 1, plus the 4 px margin; the halo would have asked for 15 * 1.25 + 4
+    assert ke._next_window(hazy / hazy.sum(), 1.0) == ke._next_window(path / path.sum(), 1.0) == 11
+    assert ke._next_window(path / path.sum(), 2.0) == 19
+
 # -- the trust check (no reference) ---------------------------------------------------------------------
 
 def test_reblur_ratio_tells_a_right_kernel_from_a_wrong_one(case: tuple[torch.Tensor, np.ndarray]) -> None:
