@@ -81,8 +81,31 @@ def test_deterministic_and_progress_reported(case: tuple[torch.Tensor, np.ndarra
     np.testing.assert_array_equal(again.kernel, automatic.kernel)
     fractions = [fraction for fraction, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0) and len(seen) > 3
-    assert "level" in seen[0][1] and "refining" in seen[-1][1] and "refining" not in seen[-2][1]
-    assert seen[-2][0] == pytest.approx(ke.REFINE_SHARE)
+    count = len(ke.Options().lambda_starts)
+    assert count == 2 and "1 of 2: level" in seen[0][1] and "2 of 2: refining" in seen[-1][1]
+    assert "refining" not in seen[-2][1] and seen[-2][0] == pytest.approx((count - 1 + ke.REFINE_SHARE) / count)
+    assert any("1 of 2: refining" in message for _, message in seen)
+
+
+def test_of_several_trusted_estimates_the_one_that_explains_the_blur_best_is_kept(
+        case: tuple[torch.Tensor, np.ndarray], automatic: ke.KernelEstimate) -> None:
+    grey = ke.to_grey(case[0])
+    ratios = {}
+    for weight in ke.Options().lambda_starts:
+        alone = ke.estimate_kernel(case[0], options=ke.Options(lambda_starts=(weight,)))
+        assert not alone.note and alone.reblur == pytest.approx(ke.reblur_ratio(grey, alone.kernel))
+        ratios[weight] = alone
+    first, second = ratios.values()
+    assert first.reblur != second.reblur and not np.array_equal(first.kernel, second.kernel)  # a real choice
+    kept = min(ratios.values(), key=lambda estimate: estimate.reblur)
+    np.testing.assert_array_equal(automatic.kernel, kept.kernel)
+    assert automatic.reblur == kept.reblur
+
+
+def test_estimator_options_are_checked() -> None:
+    for bad in [(), (0.0,), (4e-3, -1.0)]:
+        with pytest.raises(ValueError, match="lambda_starts"):
+            ke.Options(lambda_starts=bad)
 
 
 def test_clipped_highlights_are_left_out_of_the_kernel_step() -> None:
