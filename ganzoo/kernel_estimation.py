@@ -17,9 +17,11 @@ pull the kernel towards a blob. The estimate is deterministic (no random numbers
 The final kernel loses its weights below 20 % of the peak (stray mass rings in the deconvolution), gets one more
 kernel step at full resolution against the image deconvolved by it (`refine_kernel`: all edges, not only the
 L0 latent's strongest), and is then trusted only if it is thin (`thickness`), did not fill the largest window,
-and passes a re-blur check (`reblur_ratio`); otherwise the identity kernel comes back with a note, and
-`--method auto` uses the network. Its centre of mass is left within half a pixel of the centre; `kernel_offset`
-gives the rest and `shift_image` moves the deconvolved image by it (`pipelines.deconvolve_estimated`).
+and passes a re-blur check (`reblur_ratio`). All this runs once per starting L0 weight (`Options.lambda_starts`),
+and of the trusted estimates the one with the lowest re-blur ratio is kept; if none is trusted, the identity
+kernel comes back with a note, and `--method auto` uses the network. The kept kernel's centre of mass is left
+within half a pixel of the centre; `kernel_offset` gives the rest and `shift_image` moves the deconvolved image
+by it (`pipelines.deconvolve_estimated`).
 
 `estimate_kernel` is the entry point; the non-blind step that uses its kernel is `ganzoo.deconvolution`.
 """
@@ -63,7 +65,7 @@ class Options:
     iterations: int = 5  # latent/kernel alternations per pyramid level
     # L0 weight of the latent step at the start, divided by 1.1 each alternation (down to `lambda_min`): one
     # estimate per value, and of those the re-blur check trusts, the one with the lowest ratio is kept. No single
-    # weight suits every image (8e-3 alone: +1 dB on city photos, -1 dB on Levin's); choosing gains on both
+    # weight suits every image (8e-3 alone, on development cases: +1 dB on city photos, -1 dB on Levin's images)
     lambda_starts: tuple[float, ...] = (4e-3, 8e-3)
     lambda_min: float = 1e-4  # ...down to this
     kernel_weight: float = 1.0  # gamma, relative to the masked gradient energy of the latent
