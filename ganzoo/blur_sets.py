@@ -25,19 +25,20 @@ SET_DIRS = ("sharp", "blurred", "kernels")
 
 
 def set_kernels(count: int, seed: int, lengths: tuple[float, float] | None = None,
-                sizes: tuple[int, int] | None = None) -> list[torch.Tensor]:
+                sizes: tuple[int, int] | None = None, speed_variation: float = 0.0) -> list[torch.Tensor]:
     """`count` camera-shake kernels drawn from `seed`: path lengths uniform in `lengths` px (on the smallest
-    grid that holds them), or grids of an odd size uniform in `sizes` px that the path spans."""
+    grid that holds them), or grids of an odd size uniform in `sizes` px that the path spans; the camera's
+    speed along the path varies by `speed_variation` (`degrade.vary_speed`; 0, constant, draws as before)."""
     if (lengths is None) == (sizes is None):
         raise ValueError("give the kernels' path lengths or their sizes (one of the two)")
     rng = torch.Generator().manual_seed(seed)
     if lengths is not None:
-        return [shake_kernel(_uniform(rng, *lengths), rng) for _ in range(count)]
+        return [shake_kernel(_uniform(rng, *lengths), rng, speed_variation=speed_variation) for _ in range(count)]
     odd_sizes = list(range(sizes[0] + 1 - sizes[0] % 2, sizes[1] + 1, 2))
     if not odd_sizes or odd_sizes[0] < 5:
         raise ValueError(f"sizes must hold an odd size of at least 5, got {sizes}")
     picks = torch.randint(len(odd_sizes), (count,), generator=rng).tolist()
-    return [sized_shake_kernel(odd_sizes[i], rng) for i in picks]
+    return [sized_shake_kernel(odd_sizes[i], rng, speed_variation) for i in picks]
 
 
 def make_blur_set(images: list[Path], output: str | os.PathLike, kernels: list[torch.Tensor], seed: int,

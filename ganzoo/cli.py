@@ -488,14 +488,20 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
          arg("--lengths", type=float, nargs=2, metavar=("LOW", "HIGH"), help="camera path lengths in px"),
          arg("--sizes", type=int, nargs=2, metavar=("LOW", "HIGH"), help="kernel sizes in px (odd sizes between)"),
          arg("--noise", type=float, default=0.01, help="Gaussian noise std on [0, 1] (default: 0.01)"),
+         arg("--speed-variation", type=float, default=0.0, metavar="S",
+             help="std of the camera's log-speed along its path: 0 (default) moves at constant speed; about 1 "
+                  "gives the bright knots and faint strokes of recorded camera shake"),
          arg("--seed", type=int, default=0))
 def make_blur_set(args: argparse.Namespace) -> int:
     from ganzoo import blur_sets
 
     if args.noise < 0:
         raise ValueError(f"--noise must be at least 0, got {args.noise}")
+    if args.speed_variation < 0:
+        raise ValueError(f"--speed-variation must be at least 0, got {args.speed_variation}")
     images = evaluate.list_images(args.images)[:args.first]
-    kernels = blur_sets.set_kernels(args.kernels, args.seed, lengths=args.lengths, sizes=args.sizes)
+    kernels = blur_sets.set_kernels(args.kernels, args.seed, lengths=args.lengths, sizes=args.sizes,
+                                    speed_variation=args.speed_variation)
     output = blur_sets.make_blur_set(images, args.output, kernels, args.seed, args.noise)
     blur_sets.write_manifest(output, {k: v for k, v in vars(args).items() if k not in ("command", "handler")})
     print(f"{output}: {len(images)} images x {len(kernels)} kernels "

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from scipy import ndimage
 
 __all__ = [
     "BlurSynthesizer",
@@ -43,6 +44,7 @@ __all__ = [
     "rasterize_trajectory",
     "shake_kernel",
     "sized_shake_kernel",
+    "vary_speed",
 ]
 
 PAD_MODES = ("reflect", "replicate", "circular")
@@ -96,6 +98,30 @@ def random_trajectory(
         x += v
         path.append(x)
     return torch.tensor([[p.real, p.imag] for p in path], dtype=torch.float64)
+
+
+def vary_speed(points: torch.Tensor, variation: float, rng: torch.Generator | None = None) -> torch.Tensor:
+    """The same path [M, 2] travelled at a varying speed, resampled at M equal time steps.
+
+    `random_trajectory` moves at constant speed, so its kernels hold their mass evenly along the path. A real
+    hand slows and speeds up: recorded camera shake (Levin et al. 2009) holds bright knots where the camera
+    lingered and faint strokes where it moved fast. Here the log-speed is smooth Gaussian noise (correlated over
+    a tenth of the path) of std `variation`; 0 returns `points` unchanged and draws no random numbers.
+    """
+    if variation < 0:
+        raise ValueError(f"speed variation must be at least 0, got {variation}")
+    if variation == 0 or len(points) < 2:
+        return points
+    count = len(points)
+    noise = torch.randn(count, generator=rng, device=rng.device if rng is not None else "cpu").double().cpu()
+    log_speed = ndimage.gaussian_filter1d(noise.numpy(), sigma=count / 10, mode="reflect")
+    log_speed = variation * (log_speed - log_speed.mean()) / max(float(log_speed.std()), 1e-12)
+    # Equal arc length per point, so the time spent between points is inversely proportional to the speed.
+    elapsed = np.concatenate([[0.0], np.cumsum(np.exp(-log_speed[:-1]))])
+    times = np.linspace(0.0, elapsed[-1], count)
+    path = points.double().numpy()
+    resampled = np.stack([np.interp(times, elapsed, path[:, axis]) for axis in range(2)], axis=1)
+    return torch.from_numpy(resampled).to(points.dtype)
 
 
 def rasterize_trajectory(points: torch.Tensor, size: int) -> torch.Tensor:
@@ -387,21 +413,22 @@ def random_trajectory_kernel(
     return rasterize_trajectory(random_trajectory(length, steps, rng), size)
 
 
-def shake_kernel(length: float, rng: torch.Generator | None = None, max_size: int = 75) -> torch.Tensor:
+def shake_kernel(length: float, rng: torch.Generator | None = None, max_size: int = 75,
+                 speed_variation: float = 0.0) -> torch.Tensor:
     """A camera-shake kernel whose path has arc length `length` px, on the smallest odd grid that holds it
-    (at most `max_size`; a wider path is scaled down to fit)."""
-    points = random_trajectory(length, rng=rng)
+    (at most `max_size`; a wider path is scaled down to fit); `speed_variation` as `vary_speed`."""
+    points = vary_speed(random_trajectory(length, rng=rng), speed_variation, rng)
     reach = float((points - points.mean(0)).abs().max())
     size = min(2 * math.ceil(reach) + 3, max_size - 1 + max_size % 2)
     return rasterize_trajectory(points, max(size, 3))
 
 
-def sized_shake_kernel(size: int, rng: torch.Generator | None = None) -> torch.Tensor:
+def sized_shake_kernel(size: int, rng: torch.Generator | None = None, speed_variation: float = 0.0) -> torch.Tensor:
     """A camera-shake kernel that spans a `size` x `size` grid (odd `size`): a path 1-2x `size` long,
-    scaled so that its widest excursion reaches the grid's edge."""
+    scaled so that its widest excursion reaches the grid's edge; `speed_variation` as `vary_speed`."""
     if size < 5 or size % 2 == 0:
         raise ValueError(f"size must be odd and at least 5, got {size}")
-    points = random_trajectory(size * _uniform(rng, 1.0, 2.0), rng=rng)
+    points = vary_speed(random_trajectory(size * _uniform(rng, 1.0, 2.0), rng=rng), speed_variation, rng)
     points = points - points.mean(0)
     points = points * (((size - 1) / 2 - 1) / float(points.abs().max().clamp_min(1e-9)))
     return rasterize_trajectory(points, size)

@@ -382,3 +382,30 @@ def test_a_seed_draws_the_kernels_the_torch_loop_drew():
                 [1.9653649579167904, -0.048418357839182136, 1.412489872705919]]
     torch.testing.assert_close(second_moments(synth.kernels(6, gen(0))), torch.tensor(expected, dtype=torch.float64),
                                atol=1e-9, rtol=1e-9)
+
+
+def _faint_share(kernel: torch.Tensor) -> float:
+    """The share of a kernel's mass in weights below a fifth of its peak."""
+    k = kernel.double() / kernel.sum()
+    return float(k[k < 0.2 * k.max()].sum())
+
+
+def test_varying_speed_keeps_the_path_and_moves_mass_into_knots_and_faint_strokes():
+    rng = torch.Generator().manual_seed(5)
+    path = degrade.random_trajectory(40.0, rng=rng)
+    state = rng.get_state()
+    assert degrade.vary_speed(path, 0.0, rng) is path
+    assert torch.equal(rng.get_state(), state)  # constant speed draws nothing: existing sets keep their kernels
+    varied = degrade.vary_speed(path, 1.0, rng)
+    assert varied.shape == path.shape
+    assert torch.allclose(varied[[0, -1]], path[[0, -1]])  # same start and end
+    # every resampled point lies on the original polyline (within a step, the path being densely sampled)
+    step = float((path[1:] - path[:-1]).norm(dim=1).max())
+    assert float(torch.cdist(varied, path).min(dim=1).values.max()) <= step
+    with pytest.raises(ValueError, match="at least 0"):
+        degrade.vary_speed(path, -0.5)
+    # Over many paths, speed variation puts more of the mass in faint strokes, as recorded camera shake has.
+    constant = [_faint_share(degrade.sized_shake_kernel(21, torch.Generator().manual_seed(s))) for s in range(12)]
+    varying = [_faint_share(degrade.sized_shake_kernel(21, torch.Generator().manual_seed(s), speed_variation=1.0))
+               for s in range(12)]
+    assert np.mean(varying) > np.mean(constant) + 0.08

@@ -160,3 +160,19 @@ def test_sets_are_deterministic_by_seed(photos, tmp_path, capsys):
     assert manifest["seed"] == 0 and manifest["sizes"] == [9, 15]
     assert cli.main(["make-blur-set", "--images", str(photos), "-o", str(tmp_path / "a"), "--lengths", "5", "9"]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_speed_variation_changes_the_kernels_and_is_recorded(photos, tmp_path, capsys):
+    def kernels(name, *extra):
+        out = tmp_path / name
+        assert cli.main(["make-blur-set", "--images", str(photos), "--first", "1", "-o", str(out), "--kernels", "2",
+                         "--sizes", "9", "15", "--seed", "0", *extra]) == 0
+        return out, [p.read_bytes() for p in sorted((out / "kernels").iterdir())]
+
+    _, constant = kernels("constant")
+    varied_dir, varied = kernels("varied", "--speed-variation", "1")
+    assert varied != constant
+    assert json.loads((varied_dir / "manifest.json").read_text())["speed_variation"] == 1.0
+    assert cli.main(["make-blur-set", "--images", str(photos), "-o", str(tmp_path / "bad"), "--sizes", "9", "15",
+                     "--speed-variation", "-1"]) == 2
+    assert "--speed-variation must be at least 0" in capsys.readouterr().err
