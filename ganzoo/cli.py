@@ -464,8 +464,12 @@ def evaluate_deblur(args: argparse.Namespace) -> int:
             with_kernel = lambda blurred, kernel: pipelines.deconvolve_or_network(  # noqa: E731
                 blurred, kernel, network, refine)[0]
         precision = pipelines.model_precision(model, device, args.precision)
+    # auto's error ratio scores the kernel: both images deconvolved (the network's check, which may replace one,
+    # left out)
+    kernel_deconvolution = pipelines.deconvolve_estimated if args.method == "auto" else None
     result = evaluate.evaluate_deblur(fn, args.data, kernels, reference=args.reference, with_kernel=with_kernel,
-                                      estimate_kernel=estimator, aligned=args.aligned)
+                                      estimate_kernel=estimator, aligned=args.aligned,
+                                      kernel_deconvolution=kernel_deconvolution)
     if args.json:
         prior = {"deconvolution": args.deconvolution} if args.method == "true-kernel" else {}
         refiner_field = {"refiner": args.refiner} if args.refiner else {}

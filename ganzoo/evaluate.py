@@ -238,6 +238,7 @@ def evaluate_deblur(deblur: Callable[[torch.Tensor], torch.Tensor] | None, data_
                     kernels: list[torch.Tensor] | None = None, reference: bool = True, progress: bool = True,
                     *, with_kernel: KernelDeblur | None = None,
                     estimate_kernel: Callable[[torch.Tensor], torch.Tensor] | None = None, aligned: bool = False,
+                    kernel_deconvolution: KernelDeblur | None = None,
                     ) -> dict[str, float | int | list[dict[str, float]] | dict[str, float]]:
     """PSNR/SSIM of a deblurring method and of the blurred input against the sharp images, unaligned (RGB, no
     border crop) and, with `aligned` (about a second per image and score), after SelfDeblur's shift alignment
@@ -250,6 +251,10 @@ def evaluate_deblur(deblur: Callable[[torch.Tensor], torch.Tensor] | None, data_
     add `kernel_similarity` (`metrics.kernel_similarity`) and `error_ratio` (`metrics.error_ratio`: the same
     non-blind step with the estimated over with the true kernel)); or none (the input only). With true kernels and
     `reference`, the rows also hold Richardson-Lucy given the true kernel (unaligned).
+
+    `kernel_deconvolution` is that non-blind step for the error ratio when `with_kernel` is more than one (e.g.
+    `--method auto`, which may put a network's output in place of the deconvolution: the ratio scores the
+    kernel, so both of its images must be deconvolutions, by the estimated and by the true kernel).
     """
     if sum(x is not None for x in (deblur, estimate_kernel)) > 1 or (deblur is not None and with_kernel is not None):
         raise ValueError("give one deblurring method: a network, a non-blind step with the true kernel, or a kernel "
@@ -261,7 +266,8 @@ def evaluate_deblur(deblur: Callable[[torch.Tensor], torch.Tensor] | None, data_
     for name, blurred, sharp, kernel in tqdm(deblur_cases(data_dir, kernels), desc="evaluate", disable=not progress):
         row = {"image": name, **_scores(blurred, sharp, "_input", aligned)}
         if deblur is not None or with_kernel is not None:
-            restored, extra = _restore(name, blurred, sharp, kernel, deblur, with_kernel, estimate_kernel, aligned)
+            restored, extra = _restore(name, blurred, sharp, kernel, deblur, with_kernel, estimate_kernel, aligned,
+                                       kernel_deconvolution)
             row.update(_scores(restored, sharp, "", aligned), **extra)
         if reference and kernel is not None:
             out = quantize(richardson_lucy(blurred, kernel))
@@ -276,7 +282,7 @@ def evaluate_deblur(deblur: Callable[[torch.Tensor], torch.Tensor] | None, data_
 def _restore(name: str, blurred: torch.Tensor, sharp: torch.Tensor, kernel: torch.Tensor | None,
              deblur: Callable[[torch.Tensor], torch.Tensor] | None, with_kernel: KernelDeblur | None,
              estimate_kernel: Callable[[torch.Tensor], torch.Tensor] | None, aligned: bool,
-             ) -> tuple[torch.Tensor, dict[str, float]]:
+             kernel_deconvolution: KernelDeblur | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """One case's restored image (8 bits) by the chosen method, and the kernel scores of a blind one."""
     extra: dict[str, float] = {}
     if deblur is not None:
@@ -290,10 +296,12 @@ def _restore(name: str, blurred: torch.Tensor, sharp: torch.Tensor, kernel: torc
         estimated = estimate_kernel(blurred)
         out = with_kernel(blurred, estimated)
         if kernel is not None:
-            with_true = quantize(with_kernel(blurred, kernel).to(sharp.device, sharp.dtype))
+            step = kernel_deconvolution or with_kernel
+            with_estimate = out if kernel_deconvolution is None else kernel_deconvolution(blurred, estimated)
+            with_true = quantize(step(blurred, kernel).to(sharp.device, sharp.dtype))
             extra = {"kernel_similarity": kernel_similarity(estimated, kernel),
-                     "error_ratio": error_ratio(quantize(out.to(sharp.device, sharp.dtype)), with_true, sharp,
-                                                aligned=aligned)}
+                     "error_ratio": error_ratio(quantize(with_estimate.to(sharp.device, sharp.dtype)), with_true,
+                                                sharp, aligned=aligned)}
     out = quantize(out.to(sharp.device, sharp.dtype))
     if out.shape != sharp.shape:
         raise ValueError(f"{name}: deblurred to {tuple(out.shape)}, expected {tuple(sharp.shape)}")

@@ -73,3 +73,22 @@ def test_evaluate_with_a_kernel_estimator_scores_the_kernel(levin_like, kernels)
     assert wrong["kernel_similarity"] < 0.8 and wrong["error_ratio"] > 1.5
     with pytest.raises(ValueError, match="one deblurring method"):
         evaluate_deblur(lambda x: x, levin_like, kernels, estimate_kernel=moved_truth)
+
+
+def test_the_error_ratio_scores_the_kernel_even_where_the_method_falls_back(levin_like, kernels):
+    """`--method auto` may put a network's output in place of a deconvolution, for the estimated kernel or for
+    the true one. The error ratio then still compares the two deconvolutions: a wrong kernel scores badly even
+    where the method's own output (here: the input back, as a network that changes nothing) hides it."""
+    from ganzoo.deconvolution import deconvolve_batch
+
+    def falls_back(blurred: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        return blurred
+
+    wrong = lambda blurred: torch.eye(9)  # noqa: E731
+    hidden = evaluate_deblur(None, levin_like, kernels, reference=False, progress=False, estimate_kernel=wrong,
+                             with_kernel=falls_back)
+    assert hidden["error_ratio"] == pytest.approx(1.0)  # both images are the input: the ratio says nothing
+    scored = evaluate_deblur(None, levin_like, kernels, reference=False, progress=False, estimate_kernel=wrong,
+                             with_kernel=falls_back, kernel_deconvolution=deconvolve_batch)
+    assert scored["error_ratio"] > 1.5
+    assert scored["psnr"] == pytest.approx(hidden["psnr"])  # the method's own output is scored as before
