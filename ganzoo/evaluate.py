@@ -252,9 +252,10 @@ def evaluate_deblur(deblur: Callable[[torch.Tensor], torch.Tensor] | None, data_
     non-blind step with the estimated over with the true kernel)); or none (the input only). With true kernels and
     `reference`, the rows also hold Richardson-Lucy given the true kernel (unaligned).
 
-    `kernel_deconvolution` is that non-blind step for the error ratio when `with_kernel` is more than one (e.g.
-    `--method auto`, which may put a network's output in place of the deconvolution: the ratio scores the
-    kernel, so both of its images must be deconvolutions, by the estimated and by the true kernel).
+    `kernel_deconvolution`, where given, is that non-blind step for the error ratio in place of `with_kernel`,
+    for a `with_kernel` that does more than deconvolve (`--method auto` may put a network's output in place of
+    the deconvolution): the ratio scores the kernel, so both of its images must be deconvolutions, by the
+    estimated and by the true kernel.
     """
     if sum(x is not None for x in (deblur, estimate_kernel)) > 1 or (deblur is not None and with_kernel is not None):
         raise ValueError("give one deblurring method: a network, a non-blind step with the true kernel, or a kernel "
