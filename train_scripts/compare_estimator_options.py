@@ -60,6 +60,7 @@ def measure_case(blurred: torch.Tensor, sharp: torch.Tensor, true_kernel: torch.
 
 def measure(data: Path, variants: dict[str, kernel_estimation.Options], part: int, parts: int,
             network: pipelines.TensorFn) -> list[dict]:
+    """Per case of `data` (this part of them): the input's aligned PSNR and each variant's `measure_case`."""
     rows = []
     cases = evaluate.deblur_cases(data)[part::parts]
     for name, blurred, sharp, true_kernel in tqdm(cases, desc=data.name):
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows += measure(data, variants, part, parts, network)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
-    labels = [k for k in rows[0] if k not in ("set", "image", "aligned_input")] if rows else []
+    # the variants every row has (runs merged with --measured may have measured different ones)
+    labels = [k for k in rows[0] if k not in ("set", "image", "aligned_input") and all(k in r for r in rows)]
     print("\n".join(summary(rows, labels)))
     return rows
 
