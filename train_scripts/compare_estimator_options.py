@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     # the variants every row has (runs merged with --measured may have measured different ones)
-    labels = [k for k in rows[0] if k not in ("set", "image", "aligned_input") and all(k in r for r in rows)]
+    labels = [k for k in (rows[0] if rows else {}) if k not in ("set", "image", "aligned_input")
+              and all(k in r for r in rows)]
     print("\n".join(summary(rows, labels)))
     return rows
 
