@@ -34,9 +34,9 @@ def parse_option(text: str) -> tuple[str, object]:
     """`NAME=VALUE` as (name, value) for `kernel_estimation.Options`: the value read as the field's default is
     (a float, an int, or a tuple of floats from a comma-separated list)."""
     name, sep, value = text.partition("=")
-    fields = {f.name: f for f in dataclasses.fields(kernel_estimation.Options)}
-    if not sep or name not in fields:
-        raise ValueError(f"--option wants NAME=VALUE with NAME one of {', '.join(fields)}; got {text!r}")
+    names = [f.name for f in dataclasses.fields(kernel_estimation.Options)]
+    if not sep or name not in names:
+        raise ValueError(f"--option wants NAME=VALUE with NAME one of {', '.join(names)}; got {text!r}")
     default = getattr(kernel_estimation.Options(), name)
     if isinstance(default, tuple):
         return name, tuple(float(v) for v in value.split(","))
