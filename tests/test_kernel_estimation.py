@@ -106,6 +106,27 @@ def test_estimator_options_are_checked() -> None:
     for bad in [(), (0.0,), (4e-3, -1.0)]:
         with pytest.raises(ValueError, match="lambda_starts"):
             ke.Options(lambda_starts=bad)
+    for bad in [{"kernel_weight": 0.0}, {"large_kernel_weight": -1.0}]:
+        with pytest.raises(ValueError, match="ridge"):
+            ke.Options(**bad)
+
+
+def test_small_windows_get_the_weaker_kernel_ridge(case: tuple[torch.Tensor, np.ndarray], monkeypatch) -> None:
+    options = ke.Options(lambda_starts=(4e-3,))
+    assert options.kernel_weight < options.large_kernel_weight
+    seen = []
+    kernel_step = ke.kernel_step
+
+    def recording(latent, blurred, mask, start, weight, iterations=20):  # noqa: ANN001, ANN202
+        seen.append((start.shape[0], weight))
+        return kernel_step(latent, blurred, mask, start, weight, iterations)
+
+    monkeypatch.setattr(ke, "kernel_step", recording)
+    ke.estimate_kernel(case[0], kernel_size=37, options=options)
+    windows = {window for window, _ in seen}
+    assert min(windows) <= options.small_window < max(windows)  # the pyramid spans both kinds of window
+    for window, weight in seen:
+        assert weight == (options.kernel_weight if window <= options.small_window else options.large_kernel_weight)
 
 
 def test_clipped_highlights_are_left_out_of_the_kernel_step() -> None:
