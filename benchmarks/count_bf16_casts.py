@@ -1,6 +1,6 @@
 """What each bf16 form converts per call, counted on any CPU (README, Performance):
 
-    python benchmarks/count_bf16_casts.py --size 256 --models srresnet-x4 deblurgan style-mosaic
+    python benchmarks/count_bf16_casts.py --size 256 --models srresnet-x4 deblur-unet style-mosaic
 
 On a CPU without native bf16 the forms cannot be timed fairly (bf16 is emulated), but the dtype
 conversions they add are the same everywhere: every `aten.to` / `aten._to_copy` between fp32 and bf16 in one
@@ -43,7 +43,7 @@ def count(fn, x: torch.Tensor) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--models", nargs="+", default=["srresnet-x4", "deblurgan", "style-mosaic"])
+    parser.add_argument("--models", nargs="+", default=["srresnet-x4", "deblur-unet", "style-mosaic"])
     args = parser.parse_args()
     x = torch.rand(1, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
     for name in args.models:

@@ -30,12 +30,13 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_
                 example_size: int = 32) -> str:
     """Write `model` (eval mode, on the CPU, fp32) as ONNX to `path` with dynamic batch, height and width.
 
-    What is exported is `inference.for_inference(model)`: the same function with batch norms folded and
-    SRResNet's tail on the half-size grid (srresnet-x4 in ONNX Runtime: 1.53x the PyTorch baseline instead of
-    1.01x; README, Performance).
+    What is exported is `inference.for_inference(model, resize_conv_tail=False)`: the same function with batch
+    norms folded and the sub-pixel SRResNet's tail on the half-size grid (that model in ONNX Runtime: 1.53x the
+    PyTorch baseline instead of 1.01x; docs/performance.md). The resize-convolution tail rewrite is left out:
+    it does not trace with dynamic sizes.
     The caller's model is not changed (a CPU copy is exported). Returns the path written.
     """
-    model = for_inference(copy.deepcopy(model).float().cpu())
+    model = for_inference(copy.deepcopy(model).float().cpu(), resize_conv_tail=False)
     example = torch.rand(1, 3, example_size, example_size, generator=torch.Generator().manual_seed(0))
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -5,7 +5,7 @@ The model is exported as `ganzoo export-onnx` does it, pre-processed (`quant_pre
 `onnxruntime.quantization.quantize_static` quantises it: QDQ format, int8 weights per output channel in 7
 bits (`reduce_range`: x86 without VNNI multiplies uint8 by int8 with VPMADDUBSW, whose 16-bit sums saturate
 with 8-bit weights, which cost several dB of Set5 Y-PSNR in development runs), uint8 activations with
-ranges from the calibration inputs, and the output convolution left in fp32 as in bf16. The PSNR cost is
+ranges from the calibration inputs, and the output convolution left in fp32. The PSNR cost is
 measured by `ganzoo benchmark --calibration-data ... --reference-data ...`. Calibration inputs are random
 crops of training images (never of a benchmark image),
 degraded into what the model takes: bicubic-downscaled for super-resolution, blurred with random
