@@ -161,8 +161,11 @@ def test_resize_conv_tail_equals_upsample_conv_prelu_tail(height, width, channel
         expected, got = tail(prelu(conv(upsample(z)))), rewritten(z)
     assert got.shape == expected.shape == (2, 3, 2 * height, 2 * width)
     assert (got - expected).abs().max() < 1e-5
-    # the outermost ring is where the phases alone would be wrong: check it was recomputed, not just close
-    assert (got - expected)[..., [0, -1], :].abs().max() < 1e-5 and (got - expected)[..., [0, -1]].abs().max() < 1e-5
+    if min(height, width) >= 2:  # the phases alone are wrong near the outer ring: this test would see it unmended
+        with torch.no_grad():
+            phases = rewritten.phases(F.pad(z, (1, 1, 1, 1), mode="replicate"))
+            unmended = F.pixel_shuffle(rewritten.tail(rewritten.prelu(phases)), 2)
+        assert (unmended - expected).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("step", [
