@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from ganzoo.inference import PixelLayerNorm, for_inference, to_bf16
+from ganzoo.inference import PixelLayerNorm, _replace_modules, for_inference, to_bf16
 from ganzoo.models.deblur_unet import LayerNorm2d
 from ganzoo.precision import cpu_bf16_support, cpu_name
 from ganzoo.registry import load
@@ -22,9 +22,7 @@ from ganzoo.registry import load
 def form(model: torch.nn.Module, precision: str, fused: bool) -> torch.nn.Module:
     fast = for_inference(model)
     if not fused:
-        for module in fast.modules():
-            if type(module) is PixelLayerNorm:
-                module.__class__ = LayerNorm2d
+        _replace_modules(fast, PixelLayerNorm, LayerNorm2d)
     return (to_bf16(fast) if precision == "bf16" else fast).to(memory_format=torch.channels_last)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from ganzoo import pipelines
 from ganzoo.benchmark import BenchmarkSettings, run_benchmark
 from ganzoo.benchmark.paths import BASELINE, DEFAULT, INT8, REWRITES
-from ganzoo.precision import cpu_bf16_support, cpu_name
+from ganzoo.precision import cpu_bf16_support, cpu_flags, cpu_name
 
 AUTOCAST = "bf16 autocast + channels_last"
 EXACT = f"{REWRITES} + channels_last"
@@ -31,13 +31,10 @@ COLUMNS = {EXACT: "exact fp32", DEFAULT: "default", AUTOCAST: "bf16 autocast", I
 REFERENCE = {"srresnet-x4": "sr/bench/Set5", "deblur-unet": "blur/bench/levin"}
 
 
-def cpu_flags() -> str:
+def bf16_flags() -> str:
     """The x86 flags that decide the CPU's bf16 path, as /proc/cpuinfo lists them."""
-    try:
-        flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())
-    except (OSError, AttributeError):
-        return "unknown"
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags)
+    flags = cpu_flags()
+    return " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags) or "none"
 
 
 def run(model: str, size: int, args: argparse.Namespace) -> dict:
@@ -71,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     support = cpu_bf16_support()
-    print(f"CPU: {cpu_name()}; flags: {cpu_flags()}; native bf16: {support.native} ({support.reason})\n")
+    print(f"CPU: {cpu_name()}; flags: {bf16_flags()}; native bf16: {support.native} ({support.reason})\n")
     print("| model | size | baseline (naive fp32) | default runs | " + " | ".join(COLUMNS.values()) + " |")
     print("| --- | --- | --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |")
     for model in args.models:

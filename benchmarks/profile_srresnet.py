@@ -54,10 +54,10 @@ def print_profile(name: str, model: nn.Module, lr: torch.Tensor, top: int) -> No
               f"{100 * e.self_cpu_time_total / total:5.1f}% {rate:>7s}  {e.input_shapes[:2]}")
 
 
-def _output_conv_in_fp32(model: nn.Module, conv: nn.Conv2d) -> nn.Module:
-    conv.float()  # its input is cast to its weights' dtype by `to_bf16`'s hook
+def _output_conv_in_fp32(model: nn.Module, conv: str) -> nn.Module:
+    """A copy of `model` with its submodule `conv` back in fp32 (`to_bf16`'s hook casts that conv's input)."""
     copied = copy.deepcopy(model)
-    conv.bfloat16()
+    copied.get_submodule(conv).float()
     return copied
 
 
@@ -79,8 +79,8 @@ def main(argv=None) -> None:
     model, rewritten = model.to(memory_format=cl), rewritten.to(memory_format=cl)
     forms = {"full model as trained": model, "full model rewritten": rewritten}
     if args.precision == "bf16":  # the bf16 form before: the output convolution kept in fp32
-        forms["as trained, output conv in fp32"] = _output_conv_in_fp32(model, model.tail)
-        forms["rewritten, output conv in fp32"] = _output_conv_in_fp32(rewritten, rewritten.tail.tail)
+        forms["as trained, output conv in fp32"] = _output_conv_in_fp32(model, "tail")
+        forms["rewritten, output conv in fp32"] = _output_conv_in_fp32(rewritten, "tail.tail")
     lr = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)).contiguous(
         memory_format=cl)
     support = cpu_bf16_support()

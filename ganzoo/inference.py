@@ -90,7 +90,7 @@ class PixelLayerNorm(LayerNorm2d):
 
 
 def _replace_modules(model: nn.Module, old: type[nn.Module], new: type[nn.Module]) -> None:
-    """Give every `old` module in `model` the class `new`, a subclass with the same parameters (in place)."""
+    """Give every `old` module in `model` the class `new`, a subclass or parent with the same parameters (in place)."""
     for module in model.modules():
         if type(module) is old:
             module.__class__ = new
