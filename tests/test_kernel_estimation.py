@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -82,24 +83,70 @@ def test_deterministic_and_progress_reported(case: tuple[torch.Tensor, np.ndarra
     fractions = [fraction for fraction, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0) and len(seen) > 3
     count = len(ke.Options().lambda_starts)
-    assert count == 2 and "1 of 2: level" in seen[0][1] and "2 of 2: refining" in seen[-1][1]
-    assert "refining" not in seen[-2][1] and seen[-2][0] == pytest.approx((count - 1 + ke.REFINE_SHARE) / count)
-    assert any("1 of 2: refining" in message for _, message in seen)
+    assert count == 2 and "1 of 2: level" in seen[0][1] and seen[-1][1] == "kernel estimated"
+    messages = [message for _, message in seen]
+    first_refining = next(i for i, m in enumerate(messages) if "2 of 2: refining" in m)
+    assert seen[first_refining - 1][0] == pytest.approx((1 - ke.FAINT_SHARE) * (count - 1 + ke.REFINE_SHARE) / count)
+    assert any("1 of 2: refining" in m for m in messages) and any("faint strokes" in m for m in messages)
 
 
 def test_of_several_trusted_estimates_the_one_that_explains_the_blur_best_is_kept(
         case: tuple[torch.Tensor, np.ndarray], automatic: ke.KernelEstimate) -> None:
     grey = ke.to_grey(case[0])
+    no_faint = ke.Options(faint_prune=ke.Options().final_prune)  # the choice among L0 weights alone
     ratios = {}
-    for weight in ke.Options().lambda_starts:
-        alone = ke.estimate_kernel(case[0], options=ke.Options(lambda_starts=(weight,)))
+    for weight in no_faint.lambda_starts:
+        alone = ke.estimate_kernel(case[0], options=dataclasses.replace(no_faint, lambda_starts=(weight,)))
         assert not alone.note and alone.reblur == pytest.approx(ke.reblur_ratio(grey, alone.kernel))
         ratios[weight] = alone
     first, second = ratios.values()
     assert first.reblur != second.reblur and not np.array_equal(first.kernel, second.kernel)  # a real choice
     kept = min(ratios.values(), key=lambda estimate: estimate.reblur)
-    np.testing.assert_array_equal(automatic.kernel, kept.kernel)
-    assert automatic.reblur == kept.reblur
+    chosen = ke.estimate_kernel(case[0], options=no_faint)
+    np.testing.assert_array_equal(chosen.kernel, kept.kernel)
+    assert chosen.reblur == kept.reblur and not chosen.faint
+    assert automatic.reblur == pytest.approx(ke.reblur_ratio(grey, automatic.kernel))  # the kept kernel's own
+
+
+# -- faint strokes ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def faint_case() -> tuple[torch.Tensor, np.ndarray]:
+    """Blur by a camera that changed speed along its path: bright knots and strokes at 10-20 % of the peak."""
+    rng = torch.Generator().manual_seed(2)
+    kernel = sized_shake_kernel(17, rng, speed_variation=1.0)
+    return add_noise(blur(shapes_image(160, 2), kernel), 0.002, rng), kernel.double().numpy()
+
+
+def test_gcv_score_prefers_the_kernel_that_explains_the_blur(faint_case: tuple[torch.Tensor, np.ndarray]) -> None:
+    grey = ke.to_grey(faint_case[0])
+    true = faint_case[1]
+    assert ((true > 0) & (true < 0.2 * true.max())).any()  # the kernel has faint strokes
+    strong = ke.clean_kernel(true, prune_peak=ke.Options().final_prune)  # the strokes cut
+    faint = ke.clean_kernel(true, prune_peak=ke.Options().faint_prune)
+    scores = {name: ke.gcv_score(grey, k) for name, k in
+              [("true", true), ("faint", faint), ("strong", strong), ("turned", np.rot90(true)),
+               ("none", np.ones((1, 1)))]}
+    assert scores["true"] < scores["faint"] < scores["strong"]  # ~0.86, 0.97, 1: the more of the strokes, the lower
+    assert scores["true"] < scores["strong"] / ke.Options().faint_gcv_margin
+    assert scores["strong"] < scores["turned"] / 2 and scores["strong"] < scores["none"] / 2
+
+
+def test_faint_strokes_are_kept_where_they_explain_the_blur_better(
+        faint_case: tuple[torch.Tensor, np.ndarray]) -> None:
+    blurred, true = faint_case
+    kept = ke.estimate_kernel(blurred)
+    without = ke.estimate_kernel(blurred, options=ke.Options(faint_prune=ke.Options().final_prune))
+    assert kept.faint and not without.faint and not kept.note
+    assert kernel_similarity(kept.kernel, true) > kernel_similarity(without.kernel, true) + 0.02  # ~0.98, ~0.95
+    faint_weights = (kept.kernel > 0) & (kept.kernel < ke.Options().final_prune * kept.kernel.max())
+    assert faint_weights.any() and not ((without.kernel > 0) & (without.kernel < 0.2 * without.kernel.max())).any()
+    grey = ke.to_grey(blurred)
+    assert kept.reblur == pytest.approx(ke.reblur_ratio(grey, kept.kernel))
+    # not where the gain in GCV is below the margin: then the estimate is the one without the alternative
+    strict = ke.estimate_kernel(blurred, options=ke.Options(faint_gcv_margin=10.0))
+    assert not strict.faint
+    np.testing.assert_array_equal(strict.kernel, without.kernel)
 
 
 def test_estimator_options_are_checked() -> None:
@@ -109,6 +156,11 @@ def test_estimator_options_are_checked() -> None:
     for bad in [{"kernel_weight": 0.0}, {"large_kernel_weight": -1.0}]:
         with pytest.raises(ValueError, match="ridge"):
             ke.Options(**bad)
+    for bad in [{"faint_prune": 1.0}, {"final_prune": -0.1}]:
+        with pytest.raises(ValueError, match="clean-ups"):
+            ke.Options(**bad)
+    with pytest.raises(ValueError, match="faint_gcv_margin"):
+        ke.Options(faint_gcv_margin=0.0)
 
 
 def test_small_windows_get_the_weaker_kernel_ridge(case: tuple[torch.Tensor, np.ndarray], monkeypatch) -> None:
