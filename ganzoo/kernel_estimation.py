@@ -406,7 +406,8 @@ def estimate_kernel(image: np.ndarray | torch.Tensor, kernel_size: int | None = 
 
     `kernel_size` (odd, 3..75 px) fixes the window; None chooses it (`auto_kernel_size`, then each pyramid level
     shrinks the next one's window to the support it found plus a margin). One estimate per L0 weight in
-    `options.lambda_starts`; the trusted one that explains the blur best (`reblur_ratio`) is kept.
+    `options.lambda_starts`; the trusted one that explains the blur best (`reblur_ratio`) is kept, or its
+    clean-up that keeps faint strokes where that explains the blur clearly better (`faint` says which).
     `progress(fraction, message)` is called after every alternation. A flat image (no edges), one too small, or
     one where no estimate is trusted gives the identity kernel, with `note` saying why.
     """
