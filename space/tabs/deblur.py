@@ -193,7 +193,7 @@ def build() -> None:
         "photo alone, deconvolves the photo with it and shows the kernel it found. If it cannot trust its estimate, "
         f"or the deconvolution strays from what {DEFAULT_CHOICE} makes of the photo (a wrong kernel's ghosts and "
         f"ringing), the note beside the kernel says so and {DEFAULT_CHOICE} is used instead. On "
-        "unseen test blur it gained +3.47 dB on moderate shake, +2.11 dB on large shake and +2.20 dB on Levin's "
+        "unseen test blur it gained +3.42 dB on moderate shake, +2.19 dB on large shake and +2.72 dB on Levin's "
         f"(set means; {DEFAULT_CHOICE} alone: {GAINS[UNET]}), and it is what `ganzoo deblur` does by default; "
         "single photos can still come out worse, so compare with the network.")
     with gr.Row():
