@@ -425,7 +425,8 @@ def estimate_kernel(image: np.ndarray | torch.Tensor, kernel_size: int | None = 
         return _identity(started, "the image is flat (no edges to estimate a blur from): returned the identity "
                                   "kernel (no deblurring)", size, automatic)
     count = len(options.lambda_starts)
-    faint_share = FAINT_SHARE if options.faint_prune != options.final_prune else 0.0
+    keep_faint = options.faint_prune != options.final_prune
+    faint_share = FAINT_SHARE if keep_faint else 0.0
     best, first_note = None, ""
     for index, lambda_start in enumerate(options.lambda_starts):
         stage = f"kernel estimation, {index + 1} of {count}: " if count > 1 else "kernel estimation: "
@@ -444,7 +445,7 @@ def estimate_kernel(image: np.ndarray | torch.Tensor, kernel_size: int | None = 
         return _identity(started, first_note, size, automatic)
     ratio, kernel, saturated, windows, pyramid = best
     faint = None
-    if faint_share:
+    if keep_faint:
         faint = _faint_alternative(grey, kernel, pyramid, size, automatic, windows, options,
                                    scaled_progress(progress, 1 - faint_share, 1.0,
                                                    "refining the clean-up that keeps faint strokes"))
