@@ -137,7 +137,10 @@ class KernelEstimate:
 def to_grey(image: np.ndarray | torch.Tensor) -> np.ndarray:
     """A float64 [H, W] luma plane on [0, 1] from [H, W], [H, W, C], [C, H, W] or [1, C, H, W] values on [0, 1]
     (C = 1, 3 or 4; alpha ignored), numpy or torch."""
-    array = image.detach().cpu().double().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, float)
+    # Rounded to single precision first: the estimate can turn on last-digit differences, so the same photo must
+    # give the same plane whether it comes as float32 (the pipelines' tensors) or float64
+    array = (image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor)
+             else np.asarray(image, np.float32)).astype(np.float64)
     if array.ndim == 4 and array.shape[0] == 1:
         array = array[0]
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):

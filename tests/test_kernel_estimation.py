@@ -338,6 +338,14 @@ def test_grey_colour_and_alpha_layouts_give_the_same_luma(layout: str) -> None:
     np.testing.assert_allclose(ke.to_grey(arrays[layout]), rgb[0], atol=1e-6)
 
 
+def test_the_same_photo_gives_the_same_plane_in_single_and_double_precision() -> None:
+    levels = np.round(shapes_image(32)[0].numpy() * 255)  # an 8-bit photo: x / 255 rounds differently in each
+    as_tensor = torch.from_numpy(levels).float()[None] / 255
+    as_array = levels.transpose(1, 2, 0).astype(np.float64) / 255
+    assert not np.array_equal(as_tensor[0].double().numpy(), as_array.transpose(2, 0, 1))
+    np.testing.assert_array_equal(ke.to_grey(as_array), ke.to_grey(as_tensor))
+
+
 def test_non_finite_and_wrong_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match="not finite"):
         ke.to_grey(np.full((8, 8), np.nan))
