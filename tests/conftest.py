@@ -308,6 +308,16 @@ def photos(tmp_path_factory):
     return folder
 
 
+def estimator_dev_set(root: Path) -> Path:
+    """A development set for the kernel estimator's scripts under `root`: 160 px crops of two skimage photos
+    (camera, coffee), each blurred by two camera-shake paths of 8-20 px (4 cases)."""
+    images = root / "images"
+    images.mkdir(parents=True)
+    Image.fromarray(skdata.camera()[100:260, 150:310]).save(images / "camera.png")
+    Image.fromarray(skdata.coffee()[100:260, 200:360]).save(images / "coffee.png")
+    return make_blur_set(sorted(images.iterdir()), root / "dev", set_kernels(2, 0, lengths=(8, 20)), seed=0)
+
+
 @pytest.fixture(scope="module")
 def lai_set(tmp_path_factory, photos):
     out = tmp_path_factory.mktemp("sets") / "moderate"

@@ -6,12 +6,9 @@ import json
 import math
 
 import pytest
-from PIL import Image
-from skimage import data as skdata
+from ganzoo import cli, pipelines
 
-from ganzoo import blur_sets, cli, pipelines
-
-from conftest import load_train_script
+from conftest import estimator_dev_set, load_train_script
 
 
 def test_the_grid_at_the_pipelines_thresholds_is_what_evaluate_auto_measures(tmp_path, capsys) -> None:
@@ -19,12 +16,7 @@ def test_the_grid_at_the_pipelines_thresholds_is_what_evaluate_auto_measures(tmp
     mean gain is the one `ganzoo evaluate deblur --method auto` measures on the same set, and with both conditions
     off it is auto without the check: the deconvolution where the estimate is trusted, else the network."""
     script = load_train_script("choose_network_check")
-    images = tmp_path / "images"
-    images.mkdir()
-    Image.fromarray(skdata.camera()[100:260, 150:310]).save(images / "camera.png")
-    Image.fromarray(skdata.coffee()[100:260, 200:360]).save(images / "coffee.png")
-    dev = blur_sets.make_blur_set(sorted(images.iterdir()), tmp_path / "dev",
-                                  blur_sets.set_kernels(2, 0, lengths=(8, 20)), seed=0)
+    dev = estimator_dev_set(tmp_path)
     away, towards = pipelines.AWAY_FROM_NETWORK_DB, pipelines.TOWARDS_NETWORK_DB
     results = script.main(["--data", str(dev), "--away", str(away), "inf", "--towards", str(towards), "inf",
                            "--json", str(tmp_path / "rows.json")])

@@ -6,23 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from PIL import Image
-from skimage import data as skdata
+from ganzoo import cli, kernel_estimation
 
-from ganzoo import blur_sets, cli, kernel_estimation
-
-from conftest import load_train_script
+from conftest import estimator_dev_set, load_train_script
 
 
 @pytest.fixture(scope="module")
 def dev_set(tmp_path_factory):
-    root = tmp_path_factory.mktemp("estimator-options")
-    images = root / "images"
-    images.mkdir()
-    Image.fromarray(skdata.camera()[100:260, 150:310]).save(images / "camera.png")
-    Image.fromarray(skdata.coffee()[100:260, 200:360]).save(images / "coffee.png")
-    return blur_sets.make_blur_set(sorted(images.iterdir()), root / "dev",
-                                   blur_sets.set_kernels(2, 0, lengths=(8, 20)), seed=0)
+    return estimator_dev_set(tmp_path_factory.mktemp("estimator-options"))
 
 
 def test_defaults_are_what_evaluate_auto_measures_and_an_option_changes_the_estimate(dev_set, tmp_path,
