@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from ganzoo import cli, pipelines
 
 from conftest import estimator_dev_set, load_train_script

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from ganzoo import cli, kernel_estimation
 
 from conftest import estimator_dev_set, load_train_script
