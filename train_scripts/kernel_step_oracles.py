@@ -16,8 +16,8 @@ true kernel of:
   kernel (`deconvolution.deconvolve`, sparse-gradient prior);
 - estimate (with `--estimate`, full scale only): `estimate_kernel` as `auto` runs it, 0 where not trusted.
 
-Use only development sets (never the evaluation sets). One thread; about 10 s a case at full scale for
-481 x 321 photos and 69 px kernels on a 2-core CPU (with `--estimate` 20 s).
+Use only development sets (never the evaluation sets). One thread; about 4 s a case at full scale for
+481 x 321 photos and 69 px kernels on a 2-core CPU (with `--estimate` 14 s).
 """
 
 from __future__ import annotations
